@@ -1,0 +1,134 @@
+package machine
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// EventKind says what happened to a request.
+type EventKind uint8
+
+const (
+	EventStart  EventKind = iota + 1 // a client asked to start a request
+	EventResult                      // a worker answered a task
+	EventCancel                      // a client asked to cancel a request
+	EventTimer                       // a timer set by an earlier transition fell due
+)
+
+// Event is the one input of the state machine.
+type Event struct {
+	Kind    EventKind
+	Request string // request id, for every kind
+
+	// Start.
+	Workflow  string
+	Input     json.RawMessage // must be a JSON object
+	Partition int32           // the home partition: where the start arrived
+
+	// Result and Timer: which dispatch they answer.
+	Step    string // step path, e.g. "book-split" or "section-counts[3]/segment-word-counts"
+	Attempt int
+
+	// Result: Output when the worker succeeded (the raw bytes it sent; the
+	// machine checks they are a JSON object), or Error when it failed.
+	Output json.RawMessage
+	Error  *StepError
+
+	// Timer.
+	Timer TimerKind
+}
+
+// StepError is a failure reported by a worker.
+type StepError struct {
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+// TimerKind says why a timer was set.
+type TimerKind uint8
+
+const (
+	TimerRetry   TimerKind = iota + 1 // backoff over: dispatch the next attempt
+	TimerTimeout                      // the attempt took too long: a retryable failure
+	TimerExpire                       // a finished request's record may be forgotten
+)
+
+// Timer is a due time kept in state. The runtime indexes timers in memory
+// (rebuilt from records with Timers on restore) and feeds an EventTimer with
+// the same Key, Step, Attempt and Timer kind once At has passed. A timer
+// that no longer matches the state when it fires is ignored, so clearing is
+// an optimisation, not a requirement.
+type Timer struct {
+	Request string
+	Step    string // step path; "" for TimerExpire
+	Attempt int
+	Kind    TimerKind
+	At      time.Time
+}
+
+// Store is the machine's read access to state: the committed records of the
+// partition plus whatever this batch already wrote. Records returned must
+// not be modified; the machine writes new values through Effects.Writes.
+type Store interface {
+	Get(key string) *Record // nil when absent
+}
+
+// Effects is everything one transition asks the runtime to do. The runtime
+// writes all of it, with the consumed offsets, in one Kafka transaction.
+type Effects struct {
+	Writes      []Write      // state records, in order; apply in order
+	Dispatches  []Dispatch   // tasks to produce
+	Completions []Completion // requests that finished
+	SetTimers   []Timer
+	ClearTimers []Timer
+	// Ignored explains why an event changed nothing (duplicate, stale,
+	// unknown request...). For logs and metrics only.
+	Ignored string
+}
+
+// Write is one state record to produce. Record nil is a tombstone.
+type Write struct {
+	Key    string
+	Record *Record
+}
+
+// Dispatch is one task message for the workers of Queue.
+type Dispatch struct {
+	Queue     string
+	Request   string
+	Workflow  string
+	Step      string // step path
+	Attempt   int
+	Instance  string // id of the graph instance: request id, or the fan-out child's id
+	Input     json.RawMessage
+	Deadline  time.Time // zero: none
+	Partition int32     // home partition: the worker replies there
+}
+
+// CompletionStatus is the final status of a request.
+type CompletionStatus string
+
+const (
+	Succeeded CompletionStatus = "succeeded"
+	Failed    CompletionStatus = "failed"
+	Cancelled CompletionStatus = "cancelled"
+)
+
+// Completion is the event written once per finished request.
+type Completion struct {
+	Request   string           `json:"id"`
+	Workflow  string           `json:"workflow"`
+	Status    CompletionStatus `json:"status"`
+	Output    json.RawMessage  `json:"output,omitempty"`
+	Error     *Failure         `json:"error,omitempty"`
+	Started   time.Time        `json:"started"`
+	Finished  time.Time        `json:"finished"`
+	Partition int32            `json:"-"`
+}
+
+// Failure names where and why a request failed.
+type Failure struct {
+	Step    string `json:"step,omitempty"` // step path
+	Attempt int    `json:"attempt,omitempty"`
+	Message string `json:"message"`
+}

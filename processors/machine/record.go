@@ -1,0 +1,101 @@
+package machine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RecordVersion is the encoding version written in every state record's
+// "v" field. Decode accepts every version up to this one; a change that old
+// readers cannot ignore bumps it.
+const RecordVersion = 1
+
+// Record is one value of the state table: the state of one graph instance,
+// either a whole request (Key == Request, Path == "") or one fan-out child
+// (Key == Request + "/" + Path).
+//
+// Encoding: JSON, field names as tagged below, "v" first. Outputs of the
+// steps are kept raw. A fan-out step keeps only counters here; the outputs of
+// its children live in the children's records and are gathered at the join,
+// so no record grows with the fan-out width.
+type Record struct {
+	V         int                   `json:"v"`
+	Request   string                `json:"request"`
+	Workflow  string                `json:"workflow"`
+	Path      string                `json:"path,omitempty"` // child path, e.g. "docs[1]/pages[2]"; "" for the request
+	Task      string                `json:"task,omitempty"` // the task a child runs
+	ID        string                `json:"id,omitempty"`   // child id: the element's UUID "id", else the key
+	Partition int32                 `json:"partition"`      // home partition
+	Status    Status                `json:"status"`
+	Input     json.RawMessage       `json:"input,omitempty"`
+	Steps     map[string]*StepState `json:"steps,omitempty"`
+	Output    json.RawMessage       `json:"output,omitempty"` // the graph's output once succeeded
+	Error     *Failure              `json:"error,omitempty"`
+	Created   time.Time             `json:"created"`
+	Updated   time.Time             `json:"updated"`
+	ExpireAt  time.Time             `json:"expireAt,omitzero"` // finished requests: when the record is forgotten
+}
+
+// Status of a request or child.
+type Status string
+
+const (
+	Running         Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+)
+
+// StepState is the state of one step of one graph instance. A step not in
+// the map has not started.
+type StepState struct {
+	Status   StepStatus      `json:"status"`
+	Attempt  int             `json:"attempt,omitempty"`
+	Output   json.RawMessage `json:"output,omitempty"`   // plain step, once succeeded
+	Children int             `json:"children,omitempty"` // fan-out: number of children
+	Done     int             `json:"done,omitempty"`     // fan-out: children finished
+	Error    string          `json:"error,omitempty"`    // last failure message
+	Started  time.Time       `json:"started,omitzero"`
+	Ended    time.Time       `json:"ended,omitzero"`
+	RetryAt  time.Time       `json:"retryAt,omitzero"`  // waiting for a retry
+	Deadline time.Time       `json:"deadline,omitzero"` // running with a timeout
+}
+
+// StepStatus of one step.
+type StepStatus string
+
+const (
+	StepRunning   StepStatus = "running" // dispatched, or fan-out children running
+	StepWaiting   StepStatus = "waiting" // failed, next attempt at RetryAt
+	StepSucceeded StepStatus = "succeeded"
+	StepFailed    StepStatus = "failed"
+)
+
+// Encode returns the record's wire form.
+func Encode(r *Record) []byte {
+	r.V = RecordVersion
+	b, err := json.Marshal(r)
+	if err != nil {
+		// Every field is marshalable and raw messages were validated
+		// before they were stored.
+		panic(fmt.Sprintf("stepwise: encode state record: %v", err))
+	}
+	return b
+}
+
+// ErrRecordVersion means a state record was written by a newer Stepwise.
+var ErrRecordVersion = errors.New("stepwise: state record of a newer version; upgrade this processor")
+
+// Decode parses a record written by Encode.
+func Decode(b []byte) (*Record, error) {
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("stepwise: decode state record: %w", err)
+	}
+	if r.V > RecordVersion {
+		return nil, fmt.Errorf("%w (record v%d, known v%d)", ErrRecordVersion, r.V, RecordVersion)
+	}
+	return &r, nil
+}

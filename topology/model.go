@@ -1,0 +1,148 @@
+package topology
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Pseudo-step names of the original format. __start__'s output is the
+// request input; __end__'s input (the merge of the terminal steps' outputs)
+// is the graph's output.
+const (
+	Start = "__start__"
+	End   = "__end__"
+)
+
+// Set is the compiled content of one or more definition files: every
+// workflow by the name clients start it with.
+type Set struct {
+	Workflows map[string]*Workflow
+	Order     []string // workflow names in file order
+}
+
+// Workflow is one compiled, validated workflow.
+//
+// Invariants (established by Compile): every Graph is acyclic; every
+// dependency names a step of the same graph or Start; every fan-out step's
+// Task is non-nil and task nesting is finite.
+type Workflow struct {
+	// Name clients start it by. For a workflow listed under a vhost of the
+	// original format this is "<namespace>/<name>".
+	Name string
+	// Namespace is the vhost of the original format without its leading
+	// slash ("" when none). It prefixes the workflow's queues.
+	Namespace string
+	Graph     *Graph           // the top-level steps
+	Tasks     map[string]*Task // fan-out tasks by name
+	File      string           // where it was defined, for messages
+}
+
+// Task is a sub-graph run once per element of a list found in its input.
+type Task struct {
+	Name        string
+	ItemListKey string // key of the list in the fan-out step's input, e.g. "sections"
+	ItemKey     string // key of the element in each child's input, e.g. "section"
+	Graph       *Graph
+}
+
+// Graph is a DAG of steps. Steps are in declaration order, which is also the
+// order used wherever a tie must be broken deterministically.
+type Graph struct {
+	Steps    []*Step
+	ByName   map[string]*Step
+	Terminal []*Step // the steps __end__ depends on, in declaration order
+}
+
+// Step is one node of a Graph: either a task dispatched to a queue, or a
+// fan-out over Task.
+type Step struct {
+	Name    string
+	Depends []string // never empty: Start when the file gave none
+	// Successors are the steps that list this one in Depends, in
+	// declaration order.
+	Successors []*Step
+	Queue      string // resolved queue (namespace-prefixed); "" for a fan-out step
+	Task       *Task  // non-nil for a fan-out step
+	Retry      RetryPolicy
+	Timeout    time.Duration // 0: no timeout
+}
+
+// RetryPolicy says how often a failed step is tried again and how long to
+// wait in between. Attempt n (n >= 2) waits
+// min(Initial * Multiplier^(n-2), Max).
+type RetryPolicy struct {
+	MaxAttempts int // total attempts including the first; >= 1
+	Initial     time.Duration
+	Max         time.Duration
+	Multiplier  float64
+}
+
+// DefaultRetry applies when neither the step nor the workflow sets one.
+var DefaultRetry = RetryPolicy{MaxAttempts: 3, Initial: time.Second, Max: 30 * time.Second, Multiplier: 2}
+
+// Backoff returns the wait before attempt (the attempt about to start).
+func (r RetryPolicy) Backoff(attempt int) time.Duration {
+	d := float64(r.Initial)
+	for i := 2; i < attempt; i++ {
+		d *= r.Multiplier
+		if d >= float64(r.Max) {
+			return r.Max
+		}
+	}
+	if time.Duration(d) > r.Max {
+		return r.Max
+	}
+	return time.Duration(d)
+}
+
+// Singular returns the element key of a list key as the original manager
+// does: one trailing "s" dropped, when the key is longer than one character.
+func Singular(listKey string) string {
+	if len(listKey) > 1 && strings.HasSuffix(listKey, "s") {
+		return listKey[:len(listKey)-1]
+	}
+	return listKey
+}
+
+// Lookup returns the workflow of that name, or nil.
+func (s *Set) Lookup(name string) *Workflow {
+	if s == nil {
+		return nil
+	}
+	return s.Workflows[name]
+}
+
+// Queues returns every queue used by the set, sorted and without repeats.
+func (s *Set) Queues() []string {
+	seen := map[string]bool{}
+	var out []string
+	var walk func(g *Graph)
+	walk = func(g *Graph) {
+		for _, st := range g.Steps {
+			if st.Task != nil {
+				walk(st.Task.Graph)
+				continue
+			}
+			if !seen[st.Queue] {
+				seen[st.Queue] = true
+				out = append(out, st.Queue)
+			}
+		}
+	}
+	for _, name := range s.Order {
+		walk(s.Workflows[name].Graph)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Topics returns the topic plan of the set: the shared topics and one task
+// topic per queue.
+func (s *Set) Topics(p Prefix) []TopicSpec {
+	out := p.Shared()
+	for _, q := range s.Queues() {
+		out = append(out, TopicSpec{Name: p.Tasks(q)})
+	}
+	return out
+}
