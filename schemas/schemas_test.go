@@ -1,0 +1,398 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"gopkg.in/yaml.v3"
+
+	"github.com/stepwise-run/stepwise/processors/machine"
+)
+
+const base = "https://stepwise.run/schemas/"
+
+// compiler loads every schema file of FS under its $id, with format
+// assertions on so date-time fields are checked too.
+func compiler(t *testing.T) *jsonschema.Compiler {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	names, err := fs.Glob(FS, "*.schema.json")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no schema files embedded: %v", err)
+	}
+	for _, n := range names {
+		b, _ := FS.ReadFile(n)
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if id, _ := doc.(map[string]any)["$id"].(string); id != base+n {
+			t.Fatalf("%s: $id is %q, want %q", n, id, base+n)
+		}
+		if err := c.AddResource(base+n, doc); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+	return c
+}
+
+func compile(t *testing.T, c *jsonschema.Compiler, loc string) *jsonschema.Schema {
+	t.Helper()
+	s, err := c.Compile(base + loc)
+	if err != nil {
+		t.Fatalf("compile %s: %v", loc, err)
+	}
+	return s
+}
+
+func instance(t *testing.T, raw string) any {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(raw))
+	if err != nil {
+		t.Fatalf("example is not JSON: %v\n%s", err, raw)
+	}
+	return v
+}
+
+func TestEverySchemaCompiles(t *testing.T) {
+	c := compiler(t)
+	want := []string{
+		"start.schema.json", "cancel.schema.json", "task.schema.json", "result.schema.json",
+		"result-error.schema.json", "completion.schema.json", "state-record.schema.json",
+		"headers.schema.json", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
+	}
+	for _, n := range want {
+		compile(t, c, n)
+	}
+}
+
+func TestExamples(t *testing.T) {
+	c := compiler(t)
+	cases := []struct {
+		schema string
+		valid  bool
+		json   string
+	}{
+		// requests
+		{"start.schema.json", true, `{"type": "start", "workflow": "book-word-counts", "id": "r-1", "input": {"text": "..."}}`},
+		{"start.schema.json", true, `{"type": "start", "workflow": "ns/idp", "id": "0b9e2c4a-7f0e-4d43-9a0e-1e0f3c2b1a99", "input": {}, "future": 1}`},
+		{"start.schema.json", false, `{"type": "start", "workflow": "idp", "id": "r-1", "input": [1]}`},
+		{"start.schema.json", false, `{"type": "start", "workflow": "idp", "id": "r-1"}`},
+		{"start.schema.json", false, `{"type": "start", "workflow": "idp", "id": "-r", "input": {}}`},
+		{"start.schema.json", false, `{"type": "start", "workflow": "idp", "id": "r 1", "input": {}}`},
+		{"start.schema.json", false, `{"type": "start", "workflow": "idp", "id": "` + strings.Repeat("a", 129) + `", "input": {}}`},
+		{"start.schema.json", true, `{"type": "start", "workflow": "idp", "id": "` + strings.Repeat("a", 128) + `", "input": {}}`},
+		{"start.schema.json", false, `{"type": "cancel", "workflow": "idp", "id": "r-1", "input": {}}`},
+		{"cancel.schema.json", true, `{"type": "cancel", "id": "r-1", "reason": "user asked"}`},
+		{"cancel.schema.json", true, `{"type": "cancel", "id": "r-1"}`},
+		{"cancel.schema.json", false, `{"type": "cancel"}`},
+		// tasks and results
+		{"task.schema.json", true, `{"text": "hello"}`},
+		{"task.schema.json", false, `"hello"`},
+		{"headers.schema.json#/$defs/task", true, `{"stepwise-request": "r-1", "stepwise-workflow": "idp", "stepwise-step": "docs[1]/pages[7]/ocr", "stepwise-attempt": "1", "stepwise-instance": "r-1", "stepwise-reply-topic": "stepwise.results", "stepwise-reply-partition": "0", "stepwise-deadline": "2026-11-25T10:00:30.5Z", "traceparent": "x"}`},
+		{"headers.schema.json#/$defs/task", false, `{"stepwise-request": "r-1", "stepwise-workflow": "idp", "stepwise-step": "ocr", "stepwise-attempt": "0", "stepwise-instance": "r-1", "stepwise-reply-topic": "stepwise.results", "stepwise-reply-partition": "0"}`},
+		{"headers.schema.json#/$defs/task", false, `{"stepwise-request": "r-1", "stepwise-workflow": "idp", "stepwise-step": "ocr", "stepwise-attempt": "1", "stepwise-instance": "r-1", "stepwise-reply-topic": "stepwise.results"}`},
+		{"headers.schema.json#/$defs/task", false, `{"stepwise-request": "r-1", "stepwise-workflow": "idp", "stepwise-step": "ocr", "stepwise-attempt": "1", "stepwise-instance": "r-1", "stepwise-reply-topic": "stepwise.results", "stepwise-reply-partition": "0", "stepwise-deadline": "in a minute"}`},
+		{"headers.schema.json#/$defs/task", false, `{"stepwise-request": "r-1", "stepwise-workflow": "idp", "stepwise-step": "docs[x]/ocr", "stepwise-attempt": "1", "stepwise-instance": "r-1", "stepwise-reply-topic": "stepwise.results", "stepwise-reply-partition": "0"}`},
+		{"headers.schema.json#/$defs/result", true, `{"stepwise-request": "r-1", "stepwise-step": "ocr", "stepwise-attempt": "2", "stepwise-status": "error"}`},
+		{"headers.schema.json#/$defs/result", false, `{"stepwise-request": "r-1", "stepwise-step": "ocr", "stepwise-attempt": "2", "stepwise-status": "failed"}`},
+		{"result.schema.json", true, `{"words": 3}`},
+		{"result.schema.json", false, `[1, 2, 3]`},
+		{"result-error.schema.json", true, `{"message": "ocr engine busy", "retryable": true}`},
+		{"result-error.schema.json", false, `{"message": "ocr engine busy"}`},
+		{"result-error.schema.json", false, `{"message": "ocr engine busy", "retryable": "yes"}`},
+		// completions
+		{"completion.schema.json", true, `{"id": "r-1", "workflow": "idp", "status": "succeeded", "output": {"n": 1}, "started": "2026-11-25T10:00:00Z", "finished": "2026-11-25T10:00:01Z"}`},
+		{"completion.schema.json", true, `{"id": "r-1", "workflow": "idp", "status": "failed", "error": {"step": "ocr", "attempt": 3, "message": "boom"}, "started": "2026-11-25T10:00:00Z", "finished": "2026-11-25T10:00:01Z"}`},
+		{"completion.schema.json", true, `{"id": "r-1", "workflow": "idp", "status": "cancelled", "started": "2026-11-25T10:00:00Z", "finished": "2026-11-25T10:00:01Z"}`},
+		{"completion.schema.json", false, `{"id": "r-1", "workflow": "idp", "status": "failed", "started": "2026-11-25T10:00:00Z", "finished": "2026-11-25T10:00:01Z"}`},
+		{"completion.schema.json", false, `{"id": "r-1", "workflow": "idp", "status": "succeeded", "started": "2026-11-25T10:00:00Z", "finished": "2026-11-25T10:00:01Z"}`},
+		{"completion.schema.json", false, `{"id": "r-1", "workflow": "idp", "status": "done", "output": {}, "started": "2026-11-25T10:00:00Z", "finished": "2026-11-25T10:00:01Z"}`},
+		{"completion.schema.json", false, `{"id": "r-1", "workflow": "idp", "status": "succeeded", "output": {}, "started": "yesterday", "finished": "2026-11-25T10:00:01Z"}`},
+		// state
+		{"state-record.schema.json", false, `{"v": 1, "request": "r-1", "workflow": "idp", "partition": 0, "status": "sleeping", "created": "2026-11-25T10:00:00Z", "updated": "2026-11-25T10:00:00Z"}`},
+		{"state-record.schema.json", false, `{"v": 1, "request": "r-1", "workflow": "idp", "path": "docs/1", "partition": 0, "status": "running", "created": "2026-11-25T10:00:00Z", "updated": "2026-11-25T10:00:00Z"}`},
+		{"state-record.schema.json", false, `{"v": 1, "request": "r-1", "workflow": "idp", "partition": 0, "status": "running", "steps": {"ocr": {"status": "queued"}}, "created": "2026-11-25T10:00:00Z", "updated": "2026-11-25T10:00:00Z"}`},
+	}
+	for i, tc := range cases {
+		t.Run(fmt.Sprintf("%d-%s", i, tc.schema), func(t *testing.T) {
+			err := compile(t, c, tc.schema).Validate(instance(t, tc.json))
+			if tc.valid && err != nil {
+				t.Errorf("valid example rejected: %v\n%s", err, tc.json)
+			}
+			if !tc.valid && err == nil {
+				t.Errorf("invalid example accepted:\n%s", tc.json)
+			}
+		})
+	}
+}
+
+// TestMachineTypes checks that what processors/machine encodes is what the
+// state and completion schemas describe.
+func TestMachineTypes(t *testing.T) {
+	c := compiler(t)
+	now := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
+	request := &machine.Record{
+		Request: "r-1", Workflow: "idp", Partition: 3, Status: machine.Running,
+		Input: json.RawMessage(`{"bundle": "b.pdf"}`),
+		Steps: map[string]*machine.StepState{
+			"split":  {Status: machine.StepSucceeded, Attempt: 1, Output: json.RawMessage(`{"docs": [1, 2]}`), Started: now, Ended: now.Add(time.Second)},
+			"docs":   {Status: machine.StepRunning, Children: 2, Done: 1, Started: now},
+			"notify": {Status: machine.StepWaiting, Attempt: 2, Error: "smtp down", RetryAt: now.Add(time.Minute)},
+		},
+		Created: now, Updated: now,
+	}
+	child := &machine.Record{
+		Request: "r-1", Workflow: "idp", Path: "docs[1]/pages[0]", Task: "page", ID: "5b1f7c3e-8d2a-4f5e-9c1b-2a3d4e5f6a7b",
+		Partition: 3, Status: machine.StatusFailed,
+		Steps: map[string]*machine.StepState{
+			"ocr": {Status: machine.StepFailed, Attempt: 3, Error: "bad scan", Started: now, Ended: now, Deadline: now.Add(time.Minute)},
+		},
+		Error:   &machine.Failure{Step: "docs[1]/pages[0]/ocr", Attempt: 3, Message: "bad scan"},
+		Created: now, Updated: now, ExpireAt: now.Add(24 * time.Hour),
+	}
+	state := compile(t, c, "state-record.schema.json")
+	for _, r := range []*machine.Record{request, child} {
+		b := machine.Encode(r)
+		if err := state.Validate(instance(t, string(b))); err != nil {
+			t.Errorf("machine.Encode output rejected by state-record.schema.json: %v\n%s", err, b)
+		}
+	}
+
+	completion := compile(t, c, "completion.schema.json")
+	for _, cm := range []machine.Completion{
+		{Request: "r-1", Workflow: "idp", Status: machine.Succeeded, Output: json.RawMessage(`{"ok": true}`), Started: now, Finished: now},
+		{Request: "r-1", Workflow: "idp", Status: machine.Failed, Error: &machine.Failure{Step: "ocr", Attempt: 3, Message: "boom"}, Started: now, Finished: now},
+		{Request: "r-1", Workflow: "idp", Status: machine.Cancelled, Error: &machine.Failure{Message: "user asked"}, Started: now, Finished: now},
+	} {
+		b, err := json.Marshal(cm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := completion.Validate(instance(t, string(b))); err != nil {
+			t.Errorf("machine.Completion rejected by completion.schema.json: %v\n%s", err, b)
+		}
+	}
+
+	resultErr := compile(t, c, "result-error.schema.json")
+	b, _ := json.Marshal(machine.StepError{Message: "boom", Retryable: true})
+	if err := resultErr.Validate(instance(t, string(b))); err != nil {
+		t.Errorf("machine.StepError rejected by result-error.schema.json: %v\n%s", err, b)
+	}
+}
+
+// vectorFile is the shape of vectors/worker.json; SDK tests decode the same.
+type vectorFile struct {
+	Description string            `json:"description"`
+	Handlers    map[string]string `json:"handlers"`
+	Cases       []struct {
+		Name string `json:"name"`
+		Task struct {
+			Topic     string            `json:"topic"`
+			Partition int32             `json:"partition"`
+			Key       string            `json:"key"`
+			Headers   map[string]string `json:"headers"`
+			Value     json.RawMessage   `json:"value"`
+			Raw       *string           `json:"raw"`
+		} `json:"task"`
+		Handler struct {
+			Kind      string          `json:"kind"`
+			Value     json.RawMessage `json:"value"`
+			Message   string          `json:"message"`
+			Retryable bool            `json:"retryable"`
+		} `json:"handler"`
+		HandlerCalled *bool `json:"handlerCalled"`
+		Expect        *struct {
+			Topic     string            `json:"topic"`
+			Partition int32             `json:"partition"`
+			Key       string            `json:"key"`
+			Headers   map[string]string `json:"headers"`
+			Value     json.RawMessage   `json:"value"`
+			Error     *struct {
+				Retryable       bool   `json:"retryable"`
+				MessageContains string `json:"messageContains"`
+			} `json:"error"`
+		} `json:"expect"`
+	} `json:"cases"`
+}
+
+// TestVectors checks the worker vectors against the schemas: well-formed
+// tasks and every expected result whose headers were well-formed must
+// validate, so SDKs replaying them learn the protocol and nothing else.
+func TestVectors(t *testing.T) {
+	c := compiler(t)
+	taskHeaders := compile(t, c, "headers.schema.json#/$defs/task")
+	resultHeaders := compile(t, c, "headers.schema.json#/$defs/result")
+	taskBody := compile(t, c, "task.schema.json")
+	ok := compile(t, c, "result.schema.json")
+	failure := compile(t, c, "result-error.schema.json")
+
+	b, err := FS.ReadFile("vectors/worker.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vf vectorFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&vf); err != nil {
+		t.Fatalf("vectors/worker.json: %v", err)
+	}
+	if len(vf.Cases) < 10 {
+		t.Fatalf("only %d vector cases", len(vf.Cases))
+	}
+	names := map[string]bool{}
+	for _, vc := range vf.Cases {
+		t.Run(vc.Name, func(t *testing.T) {
+			if names[vc.Name] {
+				t.Fatalf("duplicate case name")
+			}
+			names[vc.Name] = true
+			if _, ok := vf.Handlers[vc.Handler.Kind]; !ok {
+				t.Fatalf("handler kind %q is not described under handlers", vc.Handler.Kind)
+			}
+			if (vc.Task.Raw == nil) == (vc.Task.Value == nil) {
+				t.Fatalf("task must have exactly one of value and raw")
+			}
+			headersErr := taskHeaders.Validate(toAny(t, vc.Task.Headers))
+			called := vc.HandlerCalled == nil || *vc.HandlerCalled
+			if called {
+				// The handler runs only for well-formed tasks.
+				if headersErr != nil {
+					t.Errorf("handler runs but the task headers are invalid: %v", headersErr)
+				}
+				if err := taskBody.Validate(instance(t, string(vc.Task.Value))); err != nil {
+					t.Errorf("handler runs but the task value is invalid: %v", err)
+				}
+			}
+			e := vc.Expect
+			if e == nil {
+				if called {
+					t.Errorf("no result expected but the handler runs")
+				}
+				return
+			}
+			if (e.Value == nil) == (e.Error == nil) {
+				t.Fatalf("expect must have exactly one of value and error")
+			}
+			if e.Topic != vc.Task.Headers["stepwise-reply-topic"] || fmt.Sprint(e.Partition) != vc.Task.Headers["stepwise-reply-partition"] || e.Key != vc.Task.Headers["stepwise-request"] {
+				t.Errorf("expected topic/partition/key %s/%d/%s do not follow the task's reply headers", e.Topic, e.Partition, e.Key)
+			}
+			for _, h := range []string{"stepwise-request", "stepwise-step", "stepwise-attempt"} {
+				if e.Headers[h] != vc.Task.Headers[h] {
+					t.Errorf("expected header %s = %q, not copied from the task (%q)", h, e.Headers[h], vc.Task.Headers[h])
+				}
+			}
+			if len(e.Headers) != 4 {
+				t.Errorf("expected %d headers, the protocol has 4", len(e.Headers))
+			}
+			if headersErr == nil {
+				if err := resultHeaders.Validate(toAny(t, e.Headers)); err != nil {
+					t.Errorf("expected result headers invalid: %v", err)
+				}
+			}
+			switch {
+			case e.Value != nil && e.Headers["stepwise-status"] == "ok":
+				if err := ok.Validate(instance(t, string(e.Value))); err != nil {
+					t.Errorf("expected ok value invalid: %v", err)
+				}
+			case e.Value != nil:
+				if err := failure.Validate(instance(t, string(e.Value))); err != nil {
+					t.Errorf("expected error value invalid: %v", err)
+				}
+			default:
+				if e.Headers["stepwise-status"] != "error" {
+					t.Errorf("expect.error with status %q", e.Headers["stepwise-status"])
+				}
+			}
+		})
+	}
+}
+
+func toAny(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return instance(t, string(b))
+}
+
+// TestAsyncAPI checks the AsyncAPI document's structure and that every
+// reference in it resolves: local ones inside the document, file ones to
+// an embedded schema and, with a fragment, to a definition in it.
+func TestAsyncAPI(t *testing.T) {
+	b, err := FS.ReadFile("asyncapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("asyncapi.yaml: %v", err)
+	}
+	if doc["asyncapi"] != "3.0.0" {
+		t.Errorf("asyncapi version %v, want 3.0.0", doc["asyncapi"])
+	}
+	c := compiler(t)
+	var refs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "$ref" {
+					refs = append(refs, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	if len(refs) < 20 {
+		t.Fatalf("only %d references found", len(refs))
+	}
+	for _, ref := range refs {
+		file, frag, _ := strings.Cut(ref, "#")
+		if file == "" {
+			if lookup(doc, frag) == nil {
+				t.Errorf("reference %q does not resolve in the document", ref)
+			}
+			continue
+		}
+		if _, err := FS.ReadFile(path.Clean(file)); err != nil {
+			t.Errorf("reference %q: %v", ref, err)
+			continue
+		}
+		compile(t, c, ref)
+	}
+	channels, _ := doc["channels"].(map[string]any)
+	for _, want := range []string{"requests", "tasks", "results", "completions", "state"} {
+		if channels[want] == nil {
+			t.Errorf("channel %q missing", want)
+		}
+	}
+}
+
+// lookup follows a JSON pointer such as /components/messages/start.
+func lookup(doc map[string]any, pointer string) any {
+	var cur any = doc
+	for _, p := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[p]
+	}
+	return cur
+}
