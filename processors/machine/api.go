@@ -36,6 +36,9 @@ type Event struct {
 
 	// Timer.
 	Timer TimerKind
+
+	// Cancel: why, in the client's words (optional).
+	Reason string
 }
 
 // StepError is a failure reported by a worker.

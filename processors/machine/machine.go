@@ -1,0 +1,145 @@
+package machine
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// Defaults of the machine's options.
+const (
+	// DefaultMaxPayload bounds start inputs, results and step inputs. It
+	// leaves room under Kafka's default 1 MiB message limit for the record
+	// envelope around the payload.
+	DefaultMaxPayload = 1<<20 - 64<<10
+	// DefaultRetention is how long a finished request's record is kept, so
+	// that a repeated start with the same id is recognised and ignored, and
+	// status queries still find it.
+	DefaultRetention = 10 * time.Minute
+)
+
+// RequestIDPattern is what a request id must match. It keeps ids usable in
+// state keys ("/" separates child paths) and in logs.
+var RequestIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// Machine advances requests of the workflows it was built with. It holds no
+// request state; it is safe for concurrent use.
+type Machine struct {
+	set        *topology.Set
+	maxPayload int
+	retention  time.Duration
+}
+
+// Option configures a Machine.
+type Option func(*Machine)
+
+// WithMaxPayload sets the largest accepted input, result or step input, in
+// bytes.
+func WithMaxPayload(n int) Option { return func(m *Machine) { m.maxPayload = n } }
+
+// WithRetention sets how long finished requests are remembered.
+func WithRetention(d time.Duration) Option { return func(m *Machine) { m.retention = d } }
+
+// New returns a machine for the workflows of set.
+func New(set *topology.Set, opts ...Option) *Machine {
+	m := &Machine{set: set, maxPayload: DefaultMaxPayload, retention: DefaultRetention}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// Apply is the transition function: given the state visible through st, the
+// event and the current time, it returns what to write and send. It never
+// panics on bad input; an event that cannot change anything returns Effects
+// with only Ignored set.
+func (m *Machine) Apply(st Store, ev Event, now time.Time) Effects {
+	t := &transition{m: m, st: st, now: now.UTC(), staged: map[string]*Record{}}
+	switch ev.Kind {
+	case EventStart:
+		t.start(ev)
+	case EventResult:
+		t.result(ev)
+	case EventCancel:
+		t.cancel(ev)
+	case EventTimer:
+		t.timer(ev)
+	default:
+		t.ignore(fmt.Sprintf("unknown event kind %d", ev.Kind))
+	}
+	return t.effects()
+}
+
+// transition is the scratch space of one Apply call. Records read from the
+// store are never modified: edit copies one with mutable, and the copies are
+// what the effects write.
+type transition struct {
+	m      *Machine
+	st     Store
+	now    time.Time
+	staged map[string]*Record // records written by this transition (nil: tombstone)
+	order  []string           // keys of staged, in first-write order
+	eff    Effects
+}
+
+func (t *transition) ignore(why string) { t.eff.Ignored = why }
+
+// get returns the current value of key, seeing this transition's writes.
+func (t *transition) get(key string) *Record {
+	if r, ok := t.staged[key]; ok {
+		return r
+	}
+	return t.st.Get(key)
+}
+
+// mutable returns a copy of the record at key that this transition owns and
+// will write; nil when there is no such record.
+func (t *transition) mutable(key string) *Record {
+	if r, ok := t.staged[key]; ok {
+		return r
+	}
+	r := t.st.Get(key)
+	if r == nil {
+		return nil
+	}
+	c := r.clone()
+	t.put(key, c)
+	return c
+}
+
+func (t *transition) put(key string, r *Record) {
+	if _, ok := t.staged[key]; !ok {
+		t.order = append(t.order, key)
+	}
+	if r != nil {
+		r.Updated = t.now
+	}
+	t.staged[key] = r
+}
+
+func (t *transition) effects() Effects {
+	for _, k := range t.order {
+		t.eff.Writes = append(t.eff.Writes, Write{Key: k, Record: t.staged[k]})
+	}
+	return t.eff
+}
+
+// clone copies the record and its step states; payloads (raw JSON) are
+// shared because nothing ever modifies them in place.
+func (r *Record) clone() *Record {
+	c := *r
+	if r.Steps != nil {
+		c.Steps = make(map[string]*StepState, len(r.Steps))
+		for k, s := range r.Steps {
+			sc := *s
+			c.Steps[k] = &sc
+		}
+	}
+	if r.Error != nil {
+		e := *r.Error
+		c.Error = &e
+	}
+	return &c
+}

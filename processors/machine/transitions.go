@@ -1,0 +1,453 @@
+package machine
+
+import (
+	"encoding/json"
+	"fmt"
+	"iter"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// start creates a request and dispatches the steps that depend only on
+// __start__.
+func (t *transition) start(ev Event) {
+	if !RequestIDPattern.MatchString(ev.Request) {
+		// No record can be keyed by this id; answer with a completion so
+		// a waiting client learns why.
+		t.eff.Completions = append(t.eff.Completions, Completion{
+			Request: ev.Request, Workflow: ev.Workflow, Status: Failed,
+			Error:   &Failure{Message: fmt.Sprintf("invalid request id %q: must match %s", ev.Request, RequestIDPattern)},
+			Started: t.now, Finished: t.now, Partition: ev.Partition,
+		})
+		return
+	}
+	if t.get(ev.Request) != nil {
+		t.ignore("duplicate start")
+		return
+	}
+	root := &Record{
+		Request: ev.Request, Workflow: ev.Workflow, ID: ev.Request,
+		Partition: ev.Partition, Status: Running, Created: t.now,
+		Steps: map[string]*StepState{},
+	}
+	t.put(ev.Request, root)
+	wf := t.m.set.Lookup(ev.Workflow)
+	if wf == nil {
+		t.finish(root, Failed, nil, &Failure{Message: fmt.Sprintf("unknown workflow %q", ev.Workflow)})
+		return
+	}
+	if err := checkObject(ev.Input, t.m.maxPayload); err != nil {
+		t.finish(root, Failed, nil, &Failure{Message: "invalid input: " + err.Error()})
+		return
+	}
+	root.Input = ev.Input
+	t.advance(root, wf.Graph)
+}
+
+// result applies a worker's answer to the attempt it names.
+func (t *transition) result(ev Event) {
+	inst, step, ss, why := t.locate(ev.Request, ev.Step)
+	if why != "" {
+		t.ignore(why)
+		return
+	}
+	if ss.Status != StepRunning || ss.Attempt != ev.Attempt {
+		t.ignore(fmt.Sprintf("stale result: step %s is %s at attempt %d, result for attempt %d", ev.Step, ss.Status, ss.Attempt, ev.Attempt))
+		return
+	}
+	inst = t.mutable(RecordKey(inst.Request, inst.Path))
+	ss = inst.Steps[step.Name]
+	if ev.Error != nil {
+		t.fail(inst, step, ss, ev.Error.Message, ev.Error.Retryable)
+		return
+	}
+	if err := checkObject(ev.Output, t.m.maxPayload); err != nil {
+		t.fail(inst, step, ss, "invalid result: "+err.Error(), true)
+		return
+	}
+	t.clearTimeout(inst, step.Name, ss)
+	ss.Status, ss.Output, ss.Ended, ss.Error = StepSucceeded, ev.Output, t.now, ""
+	t.advance(inst, t.graphOf(inst))
+}
+
+// cancel finishes a running request as cancelled.
+func (t *transition) cancel(ev Event) {
+	root := t.get(ev.Request)
+	if root == nil || root.Status != Running {
+		t.ignore("cancel of an unknown or finished request")
+		return
+	}
+	msg := "cancelled"
+	if ev.Reason != "" {
+		msg += ": " + ev.Reason
+	}
+	t.finish(t.mutable(ev.Request), Cancelled, nil, &Failure{Message: msg})
+}
+
+// timer handles a due timer that still matches the state.
+func (t *transition) timer(ev Event) {
+	if ev.Timer == TimerExpire {
+		root := t.get(ev.Request)
+		if root == nil || root.Status == Running || root.ExpireAt.IsZero() || t.now.Before(root.ExpireAt) {
+			t.ignore("stale expiry timer")
+			return
+		}
+		t.put(ev.Request, nil)
+		return
+	}
+	inst, step, ss, why := t.locate(ev.Request, ev.Step)
+	if why != "" {
+		t.ignore(why)
+		return
+	}
+	switch {
+	case ev.Timer == TimerRetry && ss.Status == StepWaiting && ss.Attempt == ev.Attempt:
+		inst = t.mutable(RecordKey(inst.Request, inst.Path))
+		t.dispatch(inst, step, ss.Attempt+1)
+	case ev.Timer == TimerTimeout && ss.Status == StepRunning && ss.Attempt == ev.Attempt:
+		inst = t.mutable(RecordKey(inst.Request, inst.Path))
+		ss = inst.Steps[step.Name]
+		t.fail(inst, step, ss, fmt.Sprintf("timed out after %s", step.Timeout), true)
+	default:
+		t.ignore("stale timer")
+	}
+}
+
+// locate finds the running instance and the plain step a step path names,
+// or says why there is none.
+func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, *StepState, string) {
+	root := t.get(request)
+	if root == nil {
+		return nil, nil, nil, "unknown request"
+	}
+	if root.Status != Running {
+		return nil, nil, nil, "request already " + string(root.Status)
+	}
+	instPath, name := splitStepPath(stepPath)
+	inst := root
+	if instPath != "" {
+		inst = t.get(RecordKey(request, instPath))
+	}
+	if inst == nil || inst.Status != Running {
+		return nil, nil, nil, "unknown or finished instance " + instPath
+	}
+	g := t.graphOf(inst)
+	if g == nil {
+		return nil, nil, nil, "workflow no longer defined"
+	}
+	step := g.ByName[name]
+	ss := inst.Steps[name]
+	if step == nil || step.Task != nil || ss == nil {
+		return nil, nil, nil, "unknown step " + stepPath
+	}
+	return inst, step, ss, ""
+}
+
+// graphOf returns the graph an instance runs, or nil when its workflow or
+// task is no longer defined.
+func (t *transition) graphOf(inst *Record) *topology.Graph {
+	wf := t.m.set.Lookup(inst.Workflow)
+	if wf == nil {
+		return nil
+	}
+	if inst.Task == "" {
+		return wf.Graph
+	}
+	if task := wf.Tasks[inst.Task]; task != nil {
+		return task.Graph
+	}
+	return nil
+}
+
+// advance starts every step of inst whose dependencies have all succeeded,
+// repeating while steps complete at once (empty fan-outs), and finishes the
+// instance when every step has succeeded. inst must be mutable.
+func (t *transition) advance(inst *Record, g *topology.Graph) {
+	for progressed := true; progressed && inst.Status == Running; {
+		progressed = false
+		done := 0
+		for _, step := range g.Steps {
+			ss := inst.Steps[step.Name]
+			if ss != nil {
+				if ss.Status == StepSucceeded {
+					done++
+				}
+				continue
+			}
+			if !t.ready(inst, step) {
+				continue
+			}
+			t.begin(inst, step)
+			if inst.Status != Running {
+				return // the step failed the request (input too large)
+			}
+			if inst.Steps[step.Name].Status == StepSucceeded {
+				progressed = true
+			}
+		}
+		if done == len(g.Steps) {
+			outs := make([]json.RawMessage, 0, len(g.Terminal))
+			for _, s := range g.Terminal {
+				outs = append(outs, t.outputOf(inst, s))
+			}
+			out := merge(outs)
+			if inst.Path == "" && len(out) > t.m.maxPayload {
+				t.finish(inst, Failed, nil, &Failure{Message: fmt.Sprintf("output of %d bytes is over the %d-byte limit", len(out), t.m.maxPayload)})
+				return
+			}
+			t.finish(inst, Succeeded, out, nil)
+			return
+		}
+	}
+}
+
+func (t *transition) ready(inst *Record, step *topology.Step) bool {
+	for _, d := range step.Depends {
+		if d == topology.Start {
+			continue
+		}
+		if ds := inst.Steps[d]; ds == nil || ds.Status != StepSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+// inputOf is the merge of step's dependencies' outputs.
+func (t *transition) inputOf(inst *Record, step *topology.Step) json.RawMessage {
+	parts := make([]json.RawMessage, 0, len(step.Depends))
+	for _, d := range step.Depends {
+		if d == topology.Start {
+			parts = append(parts, inst.Input)
+			continue
+		}
+		parts = append(parts, t.outputOf(inst, t.graphOf(inst).ByName[d]))
+	}
+	return merge(parts)
+}
+
+// outputOf is a succeeded step's output: stored for a plain step, gathered
+// from the children for a fan-out step.
+func (t *transition) outputOf(inst *Record, step *topology.Step) json.RawMessage {
+	ss := inst.Steps[step.Name]
+	if step.Task == nil {
+		return ss.Output
+	}
+	if ss.Output != nil { // fan-out over a missing list
+		return ss.Output
+	}
+	task := step.Task
+	gathered := make([]json.RawMessage, ss.Children)
+	out := object{}
+	for i := range ss.Children {
+		child := t.get(RecordKey(inst.Request, childPath(inst.Path, step.Name, i)))
+		gathered[i] = json.RawMessage("null")
+		if child == nil {
+			continue
+		}
+		for k, v := range decodeObject(child.Output) {
+			if k == task.ItemKey {
+				gathered[i] = v
+				continue
+			}
+			if _, seen := out[k]; !seen {
+				out[k] = v
+			}
+		}
+	}
+	list, _ := json.Marshal(gathered)
+	out[task.ItemListKey] = list
+	return encodeObject(out)
+}
+
+// begin starts one step: dispatches a plain step, or starts the children of
+// a fan-out step.
+func (t *transition) begin(inst *Record, step *topology.Step) {
+	if step.Task == nil {
+		t.dispatch(inst, step, 1)
+		return
+	}
+	ss := &StepState{Status: StepRunning, Started: t.now}
+	inst.Steps[step.Name] = ss
+	input := t.inputOf(inst, step)
+	fields := decodeObject(input)
+	var elems []json.RawMessage
+	if raw, ok := fields[step.Task.ItemListKey]; !ok || json.Unmarshal(raw, &elems) != nil || elems == nil {
+		// Missing, null or not a list: nothing to fan out over.
+		ss.Status, ss.Ended, ss.Output = StepSucceeded, t.now, emptyObject
+		return
+	}
+	if len(elems) == 0 {
+		ss.Status, ss.Ended = StepSucceeded, t.now
+		return
+	}
+	ss.Children = len(elems)
+	delete(fields, step.Task.ItemListKey)
+	for i, elem := range elems {
+		fields[step.Task.ItemKey] = elem
+		path := childPath(inst.Path, step.Name, i)
+		key := RecordKey(inst.Request, path)
+		id := elementID(elem)
+		if id == "" {
+			id = key
+		}
+		child := &Record{
+			Request: inst.Request, Workflow: inst.Workflow, Path: path,
+			Task: step.Task.Name, ID: id, Partition: inst.Partition,
+			Status: Running, Input: encodeObject(fields), Created: t.now,
+			Steps: map[string]*StepState{},
+		}
+		t.put(key, child)
+		t.advance(child, step.Task.Graph)
+		if t.rootFinished(inst.Request) {
+			return
+		}
+	}
+}
+
+func (t *transition) rootFinished(request string) bool {
+	r := t.get(request)
+	return r == nil || r.Status != Running
+}
+
+// dispatch sends attempt n of a plain step.
+func (t *transition) dispatch(inst *Record, step *topology.Step, attempt int) {
+	input := t.inputOf(inst, step)
+	ss := &StepState{Status: StepRunning, Attempt: attempt, Started: t.now}
+	if prev := inst.Steps[step.Name]; prev != nil {
+		ss.Error = prev.Error
+	}
+	inst.Steps[step.Name] = ss
+	path := StepPath(inst.Path, step.Name)
+	if len(input) > t.m.maxPayload {
+		ss.Status, ss.Ended = StepFailed, t.now
+		t.failRequest(inst.Request, &Failure{Step: path, Attempt: attempt,
+			Message: fmt.Sprintf("input of %d bytes is over the %d-byte limit", len(input), t.m.maxPayload)})
+		return
+	}
+	if step.Timeout > 0 {
+		ss.Deadline = t.now.Add(step.Timeout)
+		t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Step: path, Attempt: attempt, Kind: TimerTimeout, At: ss.Deadline})
+	}
+	t.eff.Dispatches = append(t.eff.Dispatches, Dispatch{
+		Queue: step.Queue, Request: inst.Request, Workflow: inst.Workflow,
+		Step: path, Attempt: attempt, Instance: inst.ID, Input: input,
+		Deadline: ss.Deadline, Partition: inst.Partition,
+	})
+}
+
+// fail records a failed attempt: schedules a retry when the policy allows,
+// else fails the request. inst must be mutable and ss its state of step.
+func (t *transition) fail(inst *Record, step *topology.Step, ss *StepState, msg string, retryable bool) {
+	t.clearTimeout(inst, step.Name, ss)
+	ss.Error, ss.Ended = msg, t.now
+	path := StepPath(inst.Path, step.Name)
+	if retryable && ss.Attempt < step.Retry.MaxAttempts {
+		ss.Status = StepWaiting
+		ss.RetryAt = t.now.Add(step.Retry.Backoff(ss.Attempt + 1))
+		t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Step: path, Attempt: ss.Attempt, Kind: TimerRetry, At: ss.RetryAt})
+		return
+	}
+	ss.Status = StepFailed
+	if retryable {
+		msg = fmt.Sprintf("%s (attempt %d of %d)", msg, ss.Attempt, step.Retry.MaxAttempts)
+	}
+	t.failRequest(inst.Request, &Failure{Step: path, Attempt: ss.Attempt, Message: msg})
+}
+
+func (t *transition) clearTimeout(inst *Record, name string, ss *StepState) {
+	if ss.Deadline.IsZero() {
+		return
+	}
+	t.eff.ClearTimers = append(t.eff.ClearTimers, Timer{Request: inst.Request, Step: StepPath(inst.Path, name), Attempt: ss.Attempt, Kind: TimerTimeout, At: ss.Deadline})
+	ss.Deadline = time.Time{}
+}
+
+func (t *transition) failRequest(request string, f *Failure) {
+	root := t.mutable(request)
+	if root == nil || root.Status != Running {
+		return
+	}
+	t.finish(root, Failed, nil, f)
+}
+
+// finish ends an instance. A child that succeeds reports to its parent's
+// fan-out step; the root (whatever the status) completes the request:
+// children are forgotten, the completion is emitted and the root record is
+// kept until its expiry. inst must be mutable.
+func (t *transition) finish(inst *Record, status CompletionStatus, output json.RawMessage, f *Failure) {
+	t.eff.ClearTimers = append(t.eff.ClearTimers, TimersOf(inst)...)
+	inst.Status, inst.Output, inst.Error = Status(status), output, f
+	if inst.Path != "" {
+		// The output is all the parent needs: forget the details.
+		t.forgetChildren(inst)
+		inst.Steps = nil
+		t.childDone(inst)
+		return
+	}
+	t.forgetChildren(inst)
+	inst.ExpireAt = t.now.Add(t.m.retention)
+	t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Kind: TimerExpire, At: inst.ExpireAt})
+	t.eff.Completions = append(t.eff.Completions, Completion{
+		Request: inst.Request, Workflow: inst.Workflow, Status: status,
+		Output: output, Error: f, Started: inst.Created, Finished: t.now,
+		Partition: inst.Partition,
+	})
+}
+
+// childDone counts a succeeded child in its parent and runs the join when
+// it was the last one.
+func (t *transition) childDone(child *Record) {
+	parentPath, stepName, _, ok := parentOf(child.Path)
+	if !ok {
+		return
+	}
+	parent := t.mutable(RecordKey(child.Request, parentPath))
+	if parent == nil || parent.Status != Running {
+		return
+	}
+	ss := parent.Steps[stepName]
+	if ss == nil || ss.Status != StepRunning {
+		return
+	}
+	ss.Done++
+	if ss.Done < ss.Children {
+		return
+	}
+	ss.Status, ss.Ended = StepSucceeded, t.now
+	t.advance(parent, t.graphOf(parent))
+}
+
+// forgetChildren tombstones every descendant record of a request.
+func (t *transition) forgetChildren(inst *Record) {
+	for name, ss := range sortedSteps(inst.Steps) {
+		if ss.Children == 0 {
+			continue
+		}
+		for i := range ss.Children {
+			key := RecordKey(inst.Request, childPath(inst.Path, name, i))
+			child := t.get(key)
+			if child == nil {
+				continue
+			}
+			t.forgetChildren(child)
+			t.eff.ClearTimers = append(t.eff.ClearTimers, TimersOf(child)...)
+			t.put(key, nil)
+		}
+	}
+}
+
+// sortedSteps iterates steps by name, so that effects come out in the same
+// order on every run.
+func sortedSteps(m map[string]*StepState) iter.Seq2[string, *StepState] {
+	return func(yield func(string, *StepState) bool) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !yield(k, m[k]) {
+				return
+			}
+		}
+	}
+}
