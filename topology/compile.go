@@ -80,10 +80,7 @@ func (c *compiler) graph(specs []*stepSpec) *Graph {
 			if s.queue.set {
 				queue = s.queue.val
 			}
-			if c.namespace != "" {
-				queue = c.namespace + "." + queue
-			}
-			st.Queue = queue
+			st.Queue = qualifyQueue(c.namespace, queue)
 			st.Retry = mergeRetry(c.retry, s.retry)
 			st.Timeout = c.timeout
 			if s.timeout.set {

@@ -515,4 +515,3 @@ func joinPath(path, name string) string {
 	}
 	return path + "." + name
 }
-
