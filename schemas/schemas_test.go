@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -395,4 +396,37 @@ func lookup(doc map[string]any, pointer string) any {
 		cur = m[p]
 	}
 	return cur
+}
+
+// TestHeaderConstants checks the Go names of the headers against
+// headers.schema.json, so code using them cannot drift from the schema.
+func TestHeaderConstants(t *testing.T) {
+	b, _ := FS.ReadFile("headers.schema.json")
+	var doc struct {
+		Defs map[string]struct {
+			Required   []string                   `json:"required"`
+			Properties map[string]json.RawMessage `json:"properties"`
+			Pattern    string                     `json:"pattern"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	task := []string{HeaderRequest, HeaderWorkflow, HeaderStep, HeaderAttempt, HeaderInstance, HeaderReplyTopic, HeaderReplyPartition}
+	if !slices.Equal(doc.Defs["task"].Required, task) {
+		t.Errorf("task headers required %v, constants %v", doc.Defs["task"].Required, task)
+	}
+	if doc.Defs["task"].Properties[HeaderDeadline] == nil {
+		t.Errorf("%s is not a task header", HeaderDeadline)
+	}
+	result := []string{HeaderRequest, HeaderStep, HeaderAttempt, HeaderStatus}
+	if !slices.Equal(doc.Defs["result"].Required, result) {
+		t.Errorf("result headers required %v, constants %v", doc.Defs["result"].Required, result)
+	}
+	if !strings.Contains(string(doc.Defs["result"].Properties[HeaderStatus]), `["ok", "error"]`) {
+		t.Errorf("status values in the schema are not %q and %q", StatusOK, StatusError)
+	}
+	if doc.Defs["requestId"].Pattern != RequestIDPattern {
+		t.Errorf("request id pattern %q, constant %q", doc.Defs["requestId"].Pattern, RequestIDPattern)
+	}
 }

@@ -1,0 +1,24 @@
+package schemas
+
+// Header names of the protocol (headers.schema.json). Every value is a
+// UTF-8 string.
+const (
+	HeaderRequest        = "stepwise-request"         // request id; tasks and results
+	HeaderWorkflow       = "stepwise-workflow"        // workflow name; tasks
+	HeaderStep           = "stepwise-step"            // step path; tasks and results
+	HeaderAttempt        = "stepwise-attempt"         // attempt number from 1, decimal; tasks and results
+	HeaderInstance       = "stepwise-instance"        // graph instance id; tasks
+	HeaderReplyTopic     = "stepwise-reply-topic"     // where the result goes; tasks
+	HeaderReplyPartition = "stepwise-reply-partition" // partition of the reply topic, decimal; tasks
+	HeaderDeadline       = "stepwise-deadline"        // optional RFC 3339 time; tasks
+	HeaderStatus         = "stepwise-status"          // StatusOK or StatusError; results
+)
+
+// Values of HeaderStatus.
+const (
+	StatusOK    = "ok"    // the value is the step's output
+	StatusError = "error" // the value is {"message": ..., "retryable": ...}
+)
+
+// RequestIDPattern is the pattern every request id matches.
+const RequestIDPattern = `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`
