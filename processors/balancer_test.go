@@ -1,0 +1,227 @@
+package processors
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// group simulates the classic cooperative protocol around a balancer:
+// members join with what they own, the leader balances, each member then
+// owns exactly its assignment, and the group rebalances again while any
+// member had to give something up.
+type group struct {
+	t      *testing.T
+	b      kgo.GroupBalancer
+	topics map[string]int32
+	gen    int32
+	owned  map[string]map[string][]int32 // member => topic => partitions
+}
+
+func (g *group) join(id string) { g.owned[id] = map[string][]int32{} }
+func (g *group) leave(id string) { delete(g.owned, id) }
+
+// round runs one rebalance and reports whether any member revoked.
+func (g *group) round() (revoked bool) {
+	g.t.Helper()
+	interests := slices.Sorted(maps.Keys(g.topics))
+	var members []kmsg.JoinGroupResponseMember
+	for _, id := range slices.Sorted(maps.Keys(g.owned)) {
+		m := kmsg.NewJoinGroupResponseMember()
+		m.MemberID = id
+		m.ProtocolMetadata = g.b.JoinGroupMetadata(interests, g.owned[id], g.gen)
+		members = append(members, m)
+	}
+	g.gen++
+	plan := g.balance(members)
+	if again := g.balance(members); !maps.EqualFunc(plan, again, func(a, b map[string][]int32) bool {
+		return maps.EqualFunc(a, b, slices.Equal)
+	}) {
+		g.t.Fatalf("balance is not deterministic:\n%v\n%v", plan, again)
+	}
+
+	// Cooperative safety: nothing is added to a member while another
+	// member still owns it.
+	for id, assigned := range plan {
+		for t, ps := range assigned {
+			for _, p := range ps {
+				if slices.Contains(g.owned[id][t], p) {
+					continue
+				}
+				for other, o := range g.owned {
+					if other != id && slices.Contains(o[t], p) {
+						g.t.Fatalf("%s %d assigned to %s while %s owns it", t, p, id, other)
+					}
+				}
+			}
+		}
+	}
+	for id := range g.owned {
+		for t, ps := range g.owned[id] {
+			for _, p := range ps {
+				if !slices.Contains(plan[id][t], p) {
+					revoked = true
+				}
+			}
+		}
+		g.owned[id] = plan[id]
+		g.checkCoPartitioned(id)
+	}
+	return revoked
+}
+
+func (g *group) balance(members []kmsg.JoinGroupResponseMember) map[string]map[string][]int32 {
+	mb, _, err := g.b.MemberBalancer(members)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	into, err := mb.(kgo.GroupMemberBalancerOrError).BalanceOrError(g.topics)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	out := map[string]map[string][]int32{}
+	for _, a := range into.IntoSyncAssignment() {
+		parsed, err := g.b.ParseSyncAssignment(a.MemberAssignment)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		for t, ps := range parsed {
+			if len(ps) == 0 {
+				delete(parsed, t)
+			}
+		}
+		out[a.MemberID] = parsed
+	}
+	return out
+}
+
+func (g *group) checkCoPartitioned(id string) {
+	g.t.Helper()
+	var ref []int32
+	first := true
+	for _, t := range slices.Sorted(maps.Keys(g.topics)) {
+		ps := slices.Sorted(slices.Values(g.owned[id][t]))
+		if first {
+			ref, first = ps, false
+			continue
+		}
+		if !slices.Equal(ps, ref) {
+			g.t.Fatalf("member %s is not co-partitioned: %v", id, g.owned[id])
+		}
+	}
+}
+
+// settle rebalances until no member revokes, as the client would.
+func (g *group) settle() {
+	g.t.Helper()
+	for i := 0; g.round(); i++ {
+		if i > 3 {
+			g.t.Fatal("group does not settle")
+		}
+	}
+	// Everything is owned exactly once, and evenly.
+	n := g.topics["requests"]
+	count := map[int32]int{}
+	lo, hi := int(n), 0
+	for _, o := range g.owned {
+		ps := o["requests"]
+		lo, hi = min(lo, len(ps)), max(hi, len(ps))
+		for _, p := range ps {
+			count[p]++
+		}
+	}
+	for p := range n {
+		if count[p] != 1 {
+			g.t.Fatalf("partition %d owned %d times: %v", p, count[p], g.owned)
+		}
+	}
+	if len(g.owned) > 0 && hi-lo > 1 {
+		g.t.Fatalf("unbalanced: %d to %d partitions per member: %v", lo, hi, g.owned)
+	}
+}
+
+func TestCoPartitionBalancer(t *testing.T) {
+	for parts := int32(1); parts <= 16; parts++ {
+		for start := 1; start <= 6; start++ {
+			t.Run(fmt.Sprintf("p%d-m%d", parts, start), func(t *testing.T) {
+				g := &group{t: t, b: CoPartitionBalancer(), owned: map[string]map[string][]int32{},
+					topics: map[string]int32{"requests": parts, "results": parts}}
+				for i := range start {
+					g.join(fmt.Sprintf("m%02d", i))
+				}
+				g.settle()
+
+				// A member joins: only what it takes moves.
+				before := g.ownerOf()
+				g.join("m50")
+				g.settle()
+				moved := 0
+				for p, o := range g.ownerOf() {
+					if before[p] != o {
+						moved++
+					}
+				}
+				if want := len(g.owned["m50"]["requests"]); moved != want {
+					t.Fatalf("join moved %d partitions, the new member took %d", moved, want)
+				}
+
+				// Members die, others join, twice.
+				g.leave("m00")
+				g.join("m07")
+				g.settle()
+				if start > 1 {
+					g.leave("m01")
+				}
+				g.leave("m50")
+				g.settle()
+			})
+		}
+	}
+}
+
+func (g *group) ownerOf() map[int32]string {
+	out := map[int32]string{}
+	for id, o := range g.owned {
+		for _, p := range o["requests"] {
+			out[p] = id
+		}
+	}
+	return out
+}
+
+// A member that missed a rebalance rejoins claiming partitions another
+// member owns now: the newer claim wins, nothing is doubly owned.
+func TestCoPartitionBalancerStaleClaim(t *testing.T) {
+	g := &group{t: t, b: CoPartitionBalancer(), owned: map[string]map[string][]int32{},
+		topics: map[string]int32{"requests": 4, "results": 4}}
+	g.join("a")
+	g.join("b")
+	g.settle()
+	stale := maps.Clone(g.owned["a"])
+	g.leave("a")
+	g.settle()
+	interests := []string{"requests", "results"}
+	var members []kmsg.JoinGroupResponseMember
+	for _, m := range []struct {
+		id    string
+		owned map[string][]int32
+		gen   int32
+	}{{"a", stale, g.gen - 2}, {"b", g.owned["b"], g.gen}} {
+		jm := kmsg.NewJoinGroupResponseMember()
+		jm.MemberID = m.id
+		jm.ProtocolMetadata = g.b.JoinGroupMetadata(interests, m.owned, m.gen)
+		members = append(members, jm)
+	}
+	plan := g.balance(members)
+	for t, ps := range plan["a"] {
+		for _, p := range ps {
+			if slices.Contains(g.owned["b"][t], p) {
+				g.t.Fatalf("%s %d handed to the stale member while b owns it", t, p)
+			}
+		}
+	}
+}
