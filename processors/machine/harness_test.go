@@ -120,13 +120,7 @@ func timerID(tm Timer) string {
 func (h *harness) apply(ev Event) Effects {
 	h.log = append(h.log, ev)
 	eff := h.m.Apply(h.store, ev, h.now)
-	for _, w := range eff.Writes {
-		if w.Record == nil {
-			delete(h.store, w.Key)
-		} else {
-			h.store[w.Key] = w.Record
-		}
-	}
+	h.commit(eff)
 	h.dispatches = append(h.dispatches, eff.Dispatches...)
 	h.completions = append(h.completions, eff.Completions...)
 	for _, tm := range eff.ClearTimers {
@@ -212,5 +206,17 @@ func jsonEq(t testing.TB, what string, got json.RawMessage, want string) {
 	wb, _ := json.Marshal(w)
 	if string(gb) != string(wb) {
 		t.Fatalf("%s:\n got  %s\n want %s", what, gb, wb)
+	}
+}
+
+// commit applies a transition's writes to the store, as the runtime does
+// after its transaction commits.
+func (h *harness) commit(eff Effects) {
+	for _, w := range eff.Writes {
+		if w.Record == nil {
+			delete(h.store, w.Key)
+		} else {
+			h.store[w.Key] = w.Record
+		}
 	}
 }

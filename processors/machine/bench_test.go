@@ -1,0 +1,67 @@
+package machine
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// BenchmarkLinear3 measures one request through three sequential steps: a
+// start and three results, four transitions per operation. It also reports
+// the encoded state of a request in flight (after its first step).
+func BenchmarkLinear3(b *testing.B) {
+	h := newHarness(b, linear3())
+	in := json.RawMessage(`{"doc":"d-1","lang":"en"}`)
+	out := json.RawMessage(`{"score":0.93,"label":"invoice"}`)
+	var stateBytes int
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		id := fmt.Sprintf("req-%d", i)
+		d := h.m.Apply(h.store, Event{Kind: EventStart, Request: id, Workflow: "linear3", Input: in}, h.now)
+		h.commit(d)
+		for s := range 3 {
+			disp := d.Dispatches[0]
+			d = h.m.Apply(h.store, Event{Kind: EventResult, Request: id, Step: disp.Step, Attempt: 1, Output: out}, h.now)
+			h.commit(d)
+			if s == 0 && i == 0 {
+				stateBytes = len(Encode(h.store[id].clone()))
+			}
+		}
+		delete(h.store, id)
+	}
+	b.ReportMetric(float64(4*b.N)/b.Elapsed().Seconds(), "transitions/s")
+	b.ReportMetric(float64(stateBytes), "state-B/inflight-req")
+}
+
+// BenchmarkFanout1000 measures a word-counts request whose split returns
+// 1,000 sections: 1,000 children, their results, and the join.
+func BenchmarkFanout1000(b *testing.B) {
+	h := newHarness(b, wordCounts())
+	sections := "[" + strings.TrimSuffix(strings.Repeat(`{"start":1,"end":2},`, 1000), ",") + "]"
+	split := json.RawMessage(`{"filename":"f.txt","sections":` + sections + `}`)
+	count := json.RawMessage(`{"section":"counts"}`)
+	var stateBytes int
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		id := fmt.Sprintf("req-%d", i)
+		h.commit(h.m.Apply(h.store, Event{Kind: EventStart, Request: id, Workflow: "book-word-counts", Input: json.RawMessage(`{}`)}, h.now))
+		h.commit(h.m.Apply(h.store, Event{Kind: EventResult, Request: id, Step: "store-title", Attempt: 1, Output: json.RawMessage(`{"title":"t"}`)}, h.now))
+		eff := h.m.Apply(h.store, Event{Kind: EventResult, Request: id, Step: "book-split", Attempt: 1, Output: split}, h.now)
+		h.commit(eff)
+		if i == 0 {
+			for k, r := range h.store {
+				if strings.HasPrefix(k, id) {
+					stateBytes += len(Encode(r.clone()))
+				}
+			}
+		}
+		for _, d := range eff.Dispatches {
+			h.commit(h.m.Apply(h.store, Event{Kind: EventResult, Request: id, Step: d.Step, Attempt: 1, Output: count}, h.now))
+		}
+		h.commit(h.m.Apply(h.store, Event{Kind: EventResult, Request: id, Step: "sum-splits", Attempt: 1, Output: json.RawMessage(`{"sum":1}`)}, h.now))
+		delete(h.store, id)
+	}
+	b.ReportMetric(float64(1004*b.N)/b.Elapsed().Seconds(), "transitions/s")
+	b.ReportMetric(float64(stateBytes), "state-B/inflight-req")
+}
