@@ -13,10 +13,6 @@ import (
 // problems listed and load again.
 var ErrInvalid = errors.New("stepwise: invalid workflow definition")
 
-// ErrUnknownWorkflow is returned when a workflow asked for by name is not
-// in the set.
-var ErrUnknownWorkflow = errors.New("stepwise: unknown workflow")
-
 // FieldError is one problem of a definition file, located by position and
 // by field path, e.g. "workflows[0].steps[2].depends".
 type FieldError struct {
