@@ -148,8 +148,9 @@ func (l *loader) document(data []byte) *fileSpec {
 		return spec
 	}
 	spec.workflowsAt = at(root)
-	found := false
-	for _, f := range l.fields(root, "", "workflows") {
+	found, before := false, len(l.errs)
+	fields, _ := l.fields(root, "", "workflows")
+	for _, f := range fields {
 		found = true
 		spec.workflowsAt = at(f.key)
 		for i, item := range l.list(f.val, "workflows") {
@@ -157,7 +158,9 @@ func (l *loader) document(data []byte) *fileSpec {
 		}
 	}
 	if !found {
-		l.add(at(root), "", "no \"workflows:\" list")
+		if len(l.errs) == before { // else the unknown keys said it
+			l.add(at(root), "", "no \"workflows:\" list")
+		}
 		spec.unreadable = true
 	}
 	return spec
@@ -185,7 +188,9 @@ func (l *loader) syntaxError(err error) {
 func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 	w := &workflowSpec{path: path, at: at(n), stepsAt: at(n)}
 	w.name.at = at(n)
-	for _, f := range l.fields(n, path, "name", "vhosts", "steps", "tasks", "defaults") {
+	fields, ok := l.fields(n, path, "name", "vhosts", "steps", "tasks", "defaults")
+	w.bad = !ok
+	for _, f := range fields {
 		p := path + "." + f.name
 		switch f.name {
 		case "name":
@@ -214,7 +219,8 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 
 func (l *loader) defaults(n *yaml.Node, path string) *defaultsSpec {
 	d := &defaultsSpec{path: path}
-	for _, f := range l.fields(n, path, "retry", "timeout") {
+	fields, _ := l.fields(n, path, "retry", "timeout")
+	for _, f := range fields {
 		p := path + "." + f.name
 		switch f.name {
 		case "retry":
@@ -229,7 +235,9 @@ func (l *loader) defaults(n *yaml.Node, path string) *defaultsSpec {
 func (l *loader) task(n *yaml.Node, path string) *taskSpec {
 	t := &taskSpec{path: path, at: at(n), stepsAt: at(n)}
 	t.name.at, t.itemListKey.at = at(n), at(n)
-	for _, f := range l.fields(n, path, "name", "itemListKey", "steps") {
+	fields, ok := l.fields(n, path, "name", "itemListKey", "steps")
+	t.bad = !ok
+	for _, f := range fields {
 		p := path + "." + f.name
 		switch f.name {
 		case "name":
@@ -252,7 +260,9 @@ func (l *loader) task(n *yaml.Node, path string) *taskSpec {
 func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 	s := &stepSpec{path: path, at: at(n)}
 	s.name.at = at(n)
-	for _, f := range l.fields(n, path, "name", "depends", "task", "queue", "retry", "timeout") {
+	fields, ok := l.fields(n, path, "name", "depends", "task", "queue", "retry", "timeout")
+	s.bad = !ok
+	for _, f := range fields {
 		p := path + "." + f.name
 		switch f.name {
 		case "name":
@@ -278,7 +288,8 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 
 func (l *loader) retry(n *yaml.Node, path string) *retrySpec {
 	r := &retrySpec{path: path, at: at(n)}
-	for _, f := range l.fields(n, path, "maxAttempts", "initial", "max", "multiplier") {
+	fields, _ := l.fields(n, path, "maxAttempts", "initial", "max", "multiplier")
+	for _, f := range fields {
 		p := path + "." + f.name
 		switch f.name {
 		case "maxAttempts":
@@ -334,7 +345,8 @@ func (l *loader) duration(n *yaml.Node, path string) duration {
 func (l *loader) str(n *yaml.Node, path string) str {
 	v := l.scalar(n, path)
 	if v == nil {
-		return str{at: at(n)}
+		r := l.resolve(n)
+		return str{at: at(n), bad: r != nil && !isNull(r)}
 	}
 	return str{val: v.Value, at: at(v), set: true}
 }
@@ -374,23 +386,22 @@ type field struct {
 // fields returns the known fields of a mapping, in file order, with merge
 // keys ("<<: *anchor") expanded; keys written in the mapping itself win over
 // merged ones. Unknown and repeated keys are reported. A null mapping has no
-// fields.
-func (l *loader) fields(n *yaml.Node, path string, known ...string) []field {
+// fields. ok is false when n is not a mapping (reported).
+func (l *loader) fields(n *yaml.Node, path string, known ...string) (out []field, ok bool) {
 	n = l.resolve(n)
 	if n == nil || isNull(n) {
-		return nil
+		return nil, true
 	}
 	if n.Kind != yaml.MappingNode {
 		l.add(at(n), path, "must be a mapping of fields, got %s", kindName(n))
-		return nil
+		return nil, false
 	}
-	var out []field
 	seen := map[string]bool{}
 	var merged []field
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := l.resolve(n.Content[i]), n.Content[i+1]
 		if k == nil {
-			return out
+			return out, true
 		}
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
 			merged = append(merged, l.mergeSources(v, path)...)
@@ -430,7 +441,7 @@ func (l *loader) fields(n *yaml.Node, path string, known ...string) []field {
 		}
 		out = append(out, f)
 	}
-	return out
+	return out, true
 }
 
 // mergeSources returns the key/value pairs a merge key brings in: one

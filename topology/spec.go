@@ -17,11 +17,13 @@ type fileSpec struct {
 }
 
 // str is a scalar string field. set is false when the key was absent (or
-// null); at is then the position of the enclosing mapping.
+// null); at is then the position of the enclosing mapping. bad is set when
+// the value was not a scalar, which the loader already reported.
 type str struct {
 	val string
 	at  pos
 	set bool
+	bad bool
 }
 
 type duration struct {
@@ -31,6 +33,7 @@ type duration struct {
 }
 
 type workflowSpec struct {
+	bad  bool // not a mapping (reported); only its position is known
 	path     string // "workflows[0]"
 	at       pos
 	name     str
@@ -48,6 +51,7 @@ type defaultsSpec struct {
 }
 
 type taskSpec struct {
+	bad  bool // not a mapping (reported); only its position is known
 	path        string // "workflows[0].tasks[1]"
 	at          pos
 	name        str
@@ -57,6 +61,7 @@ type taskSpec struct {
 }
 
 type stepSpec struct {
+	bad  bool // not a mapping (reported); only its position is known
 	path    string // "workflows[0].steps[2]"
 	at      pos
 	name    str

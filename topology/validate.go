@@ -69,6 +69,9 @@ func validate(f *fileSpec, l *errorList) {
 	}
 	seen := map[string]string{} // compiled name -> path of its first definition
 	for _, w := range f.workflows {
+		if w.bad {
+			continue
+		}
 		validateWorkflow(w, l)
 		for _, name := range w.compiledNames() {
 			if prev, dup := seen[name]; dup {
@@ -141,6 +144,9 @@ func validateWorkflow(w *workflowSpec, l *errorList) {
 
 	tasks := map[string]*taskSpec{}
 	for _, t := range w.tasks {
+		if t.bad {
+			continue
+		}
 		checkName(t.name, t.path, "task", l)
 		if t.name.set && t.name.val != "" {
 			if prev, dup := tasks[t.name.val]; dup {
@@ -149,7 +155,7 @@ func validateWorkflow(w *workflowSpec, l *errorList) {
 				tasks[t.name.val] = t
 			}
 		}
-		if !t.itemListKey.set || t.itemListKey.val == "" {
+		if (!t.itemListKey.set || t.itemListKey.val == "") && !t.itemListKey.bad {
 			l.add(t.itemListKey.at, t.path+".itemListKey",
 				"missing itemListKey: the key of the list, in the fan-out step's input, whose elements each start one run of the task")
 		}
@@ -171,6 +177,8 @@ func validateWorkflow(w *workflowSpec, l *errorList) {
 func checkName(name str, path, kind string, l *errorList) {
 	p := path + ".name"
 	switch {
+	case name.bad:
+		// not a single value: reported by the loader
 	case !name.set:
 		l.add(name.at, p, "missing %s name", kind)
 	case name.val == "":
@@ -193,6 +201,9 @@ func validateGraph(steps []*stepSpec, w *workflowSpec, l *errorList) {
 	}
 	index := map[string]int{} // step name -> first declaration
 	for i, s := range steps {
+		if s.bad {
+			continue
+		}
 		checkName(s.name, s.path, "step", l)
 		if !s.name.set || s.name.val == "" || s.name.val == Start || s.name.val == End {
 			continue
