@@ -1,0 +1,189 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// Defaults of the options.
+const (
+	DefaultConcurrency    = 8
+	DefaultDrainTimeout   = 30 * time.Second
+	DefaultCommitInterval = time.Second
+	DefaultMaxResultBytes = 1 << 20 // Kafka's default max.message.bytes
+)
+
+type config struct {
+	brokers        []string
+	conn           *kconn.Config
+	kafkaOpts      []kgo.Opt
+	prefix         topology.Prefix
+	prefixSet      bool
+	group          string
+	logger         *slog.Logger
+	drainTimeout   time.Duration
+	commitInterval time.Duration
+	maxResultBytes int
+}
+
+// Option configures a Worker.
+type Option func(*config) error
+
+// WithBrokers sets the seed brokers (host:port).
+func WithBrokers(brokers ...string) Option {
+	return func(c *config) error {
+		if len(brokers) == 0 {
+			return fmt.Errorf("%w: WithBrokers needs at least one broker", ErrNoBrokers)
+		}
+		c.brokers = append([]string(nil), brokers...)
+		return nil
+	}
+}
+
+// WithConn takes brokers, TLS, SASL and the topic prefix from the shared
+// connection settings of Stepwise programs. WithPrefix, when also given,
+// wins over conn.Prefix.
+func WithConn(conn kconn.Config) Option {
+	return func(c *config) error {
+		c.conn = &conn
+		return nil
+	}
+}
+
+// WithKafkaOpts adds franz-go options to every client of the worker (seed
+// brokers, TLS, session timeout, fetch sizes...). The options its delivery
+// guarantees rest on (consumer group, topics, read_committed, manual
+// partitioner, commit marks, rebalance callbacks) are applied after them
+// and cannot be overridden.
+func WithKafkaOpts(opts ...kgo.Opt) Option {
+	return func(c *config) error {
+		c.kafkaOpts = append(c.kafkaOpts, opts...)
+		return nil
+	}
+}
+
+// WithPrefix sets the topic prefix (default "stepwise.").
+func WithPrefix(p topology.Prefix) Option {
+	return func(c *config) error {
+		c.prefix, c.prefixSet = p, true
+		return nil
+	}
+}
+
+// WithGroup sets the stem of the consumer group names: the workers of queue
+// q join group "<name>.<q>" (default "<prefix>workers.<q>"). Every worker of
+// one queue must use the same name.
+func WithGroup(name string) Option {
+	return func(c *config) error {
+		if name == "" {
+			return fmt.Errorf("%w: empty group name", ErrBadHandle)
+		}
+		c.group = name
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l != nil {
+			c.logger = l
+		}
+		return nil
+	}
+}
+
+// WithDrainTimeout bounds how long Run waits, once its context is
+// cancelled, for running handlers; it also bounds the wait for them when a
+// rebalance revokes their partition (keep it below the group's rebalance
+// timeout, 60 s by default). Handlers still running then see their context
+// cancelled and their tasks are not committed.
+func WithDrainTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("stepwise: drain timeout must be positive, got %v", d)
+		}
+		c.drainTimeout = d
+		return nil
+	}
+}
+
+// WithCommitInterval sets how often finished tasks' offsets are committed
+// (default 1 s). Shorter means fewer repeated tasks after a crash.
+func WithCommitInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("stepwise: commit interval must be positive, got %v", d)
+		}
+		c.commitInterval = d
+		return nil
+	}
+}
+
+// WithMaxResultBytes sets the largest result value produced (default 1 MiB,
+// Kafka's default max.message.bytes). A larger output is replaced by a
+// permanent error saying so, instead of a produce the broker would refuse.
+func WithMaxResultBytes(n int) Option {
+	return func(c *config) error {
+		if n < 256 {
+			return fmt.Errorf("stepwise: max result bytes must be at least 256, got %d", n)
+		}
+		c.maxResultBytes = n
+		return nil
+	}
+}
+
+// HandleOption configures one queue's handling.
+type HandleOption func(*queueConfig)
+
+type queueConfig struct {
+	concurrency int
+}
+
+// Concurrency bounds the handlers of the queue running at once in this
+// worker (default 8). Tasks beyond it wait in Kafka, not in memory.
+func Concurrency(n int) HandleOption {
+	return func(q *queueConfig) { q.concurrency = n }
+}
+
+// build validates the configuration once and returns the base franz-go
+// options shared by every client of the worker.
+func (c *config) build() ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if c.conn != nil {
+		o, err := c.conn.Opts()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o...)
+		if !c.prefixSet && c.conn.Prefix != "" {
+			c.prefix = c.conn.Prefix
+		}
+	}
+	if len(c.brokers) > 0 {
+		opts = append(opts, kgo.SeedBrokers(c.brokers...))
+	}
+	if len(opts) == 0 && len(c.kafkaOpts) == 0 {
+		return nil, ErrNoBrokers
+	}
+	if c.group == "" {
+		c.group = string(c.prefix) + "workers"
+	}
+	return append(opts, c.kafkaOpts...), nil
+}
+
+func defaults() *config {
+	return &config{
+		prefix:         topology.DefaultPrefix,
+		logger:         slog.New(slog.DiscardHandler),
+		drainTimeout:   DefaultDrainTimeout,
+		commitInterval: DefaultCommitInterval,
+		maxResultBytes: DefaultMaxResultBytes,
+	}
+}
