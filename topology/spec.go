@@ -33,7 +33,7 @@ type duration struct {
 }
 
 type workflowSpec struct {
-	bad  bool // not a mapping (reported); only its position is known
+	bad      bool   // not a mapping (reported); only its position is known
 	path     string // "workflows[0]"
 	at       pos
 	name     str
@@ -51,7 +51,7 @@ type defaultsSpec struct {
 }
 
 type taskSpec struct {
-	bad  bool // not a mapping (reported); only its position is known
+	bad         bool   // not a mapping (reported); only its position is known
 	path        string // "workflows[0].tasks[1]"
 	at          pos
 	name        str
@@ -61,7 +61,7 @@ type taskSpec struct {
 }
 
 type stepSpec struct {
-	bad  bool // not a mapping (reported); only its position is known
+	bad     bool   // not a mapping (reported); only its position is known
 	path    string // "workflows[0].steps[2]"
 	at      pos
 	name    str
