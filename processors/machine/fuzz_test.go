@@ -29,6 +29,7 @@ func FuzzApply(f *testing.F) {
 					t.Fatalf("%s completed twice", c.Request)
 				}
 			}
+
 		}
 		for i := 0; i+1 < len(ops); i += 2 {
 			op, arg := ops[i]%8, int(ops[i+1])
@@ -52,6 +53,11 @@ func FuzzApply(f *testing.F) {
 				}
 			case 4:
 				h.fireDue()
+				for req := range done {
+					if h.store[req] == nil {
+						delete(done, req) // expired: the id may be used again
+					}
+				}
 			case 5:
 				apply(Event{Kind: EventCancel, Request: req, Reason: payload})
 			case 6:
