@@ -1,0 +1,189 @@
+package processors
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// requestBody is a start or a cancel on the requests topic
+// (start.schema.json, cancel.schema.json).
+type requestBody struct {
+	Type     string          `json:"type"`
+	Workflow string          `json:"workflow"`
+	ID       string          `json:"id"`
+	Input    json.RawMessage `json:"input"`
+	Reason   string          `json:"reason"`
+}
+
+// decodeRequest turns a requests record into an event. Malformed bodies
+// still become events the machine answers (a start of unknown workflow or
+// invalid input fails the request with a completion saying why), so a bad
+// record never stalls its partition. ok is false only when the record names
+// no request at all; there is then nobody to answer.
+func decodeRequest(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
+	var body requestBody
+	err := json.Unmarshal(r.Value, &body)
+	id := body.ID
+	if id == "" {
+		id = string(r.Key)
+	}
+	if id == "" {
+		if err != nil {
+			return ev, "request is not JSON and has no key: " + err.Error(), false
+		}
+		return ev, "request names no id and has no key", false
+	}
+	switch {
+	case err != nil:
+		// Unreadable: answer as a start whose input is what was sent;
+		// a duplicate of a known id is ignored, a new id fails with
+		// "invalid input".
+		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow,
+			Input: json.RawMessage(r.Value), Partition: r.Partition}, "request is not a JSON object: " + err.Error(), true
+	case body.Type == "cancel":
+		return machine.Event{Kind: machine.EventCancel, Request: id, Reason: body.Reason, Partition: r.Partition}, "", true
+	case body.Type == "start":
+		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow,
+			Input: body.Input, Partition: r.Partition}, "", true
+	default:
+		ev := machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Input: body.Input, Partition: r.Partition}
+		return ev, fmt.Sprintf("request type %q is neither start nor cancel; handled as a start", body.Type), true
+	}
+}
+
+// decodeResult turns a results record into an event. A result that names
+// no step or attempt is still passed on: the machine ignores it as stale.
+func decodeResult(r *kgo.Record) (machine.Event, string) {
+	ev := machine.Event{Kind: machine.EventResult, Partition: r.Partition}
+	var status, attempt string
+	for _, h := range r.Headers {
+		switch h.Key {
+		case schemas.HeaderRequest:
+			ev.Request = string(h.Value)
+		case schemas.HeaderStep:
+			ev.Step = string(h.Value)
+		case schemas.HeaderAttempt:
+			attempt = string(h.Value)
+		case schemas.HeaderStatus:
+			status = string(h.Value)
+		}
+	}
+	if ev.Request == "" {
+		ev.Request = string(r.Key)
+	}
+	var problem string
+	if n, err := strconv.Atoi(attempt); err == nil {
+		ev.Attempt = n
+	} else {
+		problem = fmt.Sprintf("bad %s header %q", schemas.HeaderAttempt, attempt)
+	}
+	switch status {
+	case schemas.StatusOK, "":
+		ev.Output = json.RawMessage(r.Value) // the machine checks it is an object
+	case schemas.StatusError:
+		var se machine.StepError
+		if err := json.Unmarshal(r.Value, &se); err != nil || se.Message == "" {
+			se = machine.StepError{Message: fmt.Sprintf("worker reported an error with an unreadable body: %.200q", r.Value), Retryable: true}
+		}
+		ev.Error = &se
+	default:
+		ev.Error = &machine.StepError{Message: fmt.Sprintf("worker sent unknown %s %q", schemas.HeaderStatus, status), Retryable: true}
+	}
+	return ev, problem
+}
+
+// deadlineFormat is RFC 3339 with milliseconds, which every language's
+// standard parser reads.
+const deadlineFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// encoder builds the records of a transition's effects.
+type encoder struct {
+	prefix topology.Prefix
+}
+
+// records returns every record of eff, state writes first, for home
+// partition part.
+func (e encoder) records(part int32, eff *machine.Effects) []*kgo.Record {
+	out := make([]*kgo.Record, 0, len(eff.Writes)+len(eff.Dispatches)+len(eff.Completions))
+	state := e.prefix.State()
+	for _, w := range eff.Writes {
+		r := &kgo.Record{Topic: state, Partition: part, Key: []byte(w.Key)}
+		if w.Record != nil {
+			r.Value = machine.Encode(w.Record)
+		}
+		out = append(out, r)
+	}
+	for i := range eff.Dispatches {
+		out = append(out, e.task(&eff.Dispatches[i]))
+	}
+	for i := range eff.Completions {
+		c := &eff.Completions[i]
+		v, err := json.Marshal(c)
+		if err != nil {
+			// Output was checked to be JSON before it was stored.
+			panic(fmt.Sprintf("stepwise: encode completion: %v", err))
+		}
+		out = append(out, &kgo.Record{Topic: e.prefix.Completions(), Partition: part, Key: []byte(c.Request), Value: v})
+	}
+	return out
+}
+
+// task builds the task message of one dispatch (PROTOCOL.md, tasks.<queue>).
+// Its partition is left to the key hash: task topics may have any count.
+func (e encoder) task(d *machine.Dispatch) *kgo.Record {
+	h := []kgo.RecordHeader{
+		{Key: schemas.HeaderRequest, Value: []byte(d.Request)},
+		{Key: schemas.HeaderWorkflow, Value: []byte(d.Workflow)},
+		{Key: schemas.HeaderStep, Value: []byte(d.Step)},
+		{Key: schemas.HeaderAttempt, Value: []byte(strconv.Itoa(d.Attempt))},
+		{Key: schemas.HeaderInstance, Value: []byte(d.Instance)},
+		{Key: schemas.HeaderReplyTopic, Value: []byte(e.prefix.Results())},
+		{Key: schemas.HeaderReplyPartition, Value: []byte(strconv.Itoa(int(d.Partition)))},
+	}
+	if !d.Deadline.IsZero() {
+		h = append(h, kgo.RecordHeader{Key: schemas.HeaderDeadline, Value: []byte(d.Deadline.UTC().Format(deadlineFormat))})
+	}
+	return &kgo.Record{Topic: e.prefix.Tasks(d.Queue), Key: []byte(d.Request), Value: d.Input, Headers: h}
+}
+
+// recordSize approximates a record's size on the wire: payload plus a
+// generous allowance for the record and batch framing.
+func recordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value) + 128
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
+}
+
+// timerEvent is the event of a due timer of partition part.
+func timerEvent(t machine.Timer, part int32) machine.Event {
+	return machine.Event{Kind: machine.EventTimer, Request: t.Request, Step: t.Step, Attempt: t.Attempt, Timer: t.Kind, Partition: part}
+}
+
+// homePartitioner places state and completion records on the partition set
+// on the record (the request's home partition) and hashes the key, as
+// every Kafka client does by default, for everything else (task topics,
+// whose partition counts are free).
+type homePartitioner struct {
+	prefix topology.Prefix
+	hashed kgo.Partitioner
+}
+
+func newHomePartitioner(p topology.Prefix) kgo.Partitioner {
+	return homePartitioner{prefix: p, hashed: kgo.StickyKeyPartitioner(nil)}
+}
+
+func (hp homePartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == hp.prefix.State() || topic == hp.prefix.Completions() {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return hp.hashed.ForTopic(topic)
+}

@@ -1,0 +1,556 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// maxPollWait caps how long the loop waits for records when no timer is due
+// sooner, so that timers restored by a new assignment fire without delay
+// beyond this.
+const maxPollWait = 200 * time.Millisecond
+
+// errNotOwned aborts a batch that touches a partition this replica no longer
+// owns (revoked or lost while the batch ran).
+var errNotOwned = errors.New("stepwise: partition no longer owned")
+
+// Processor is one replica of the transactional processor. Create it with
+// New and run it with Run; it is not reusable after Run returns.
+//
+// Goroutines: Run's goroutine polls and handles batches (the loop); the
+// group callbacks (restore on assignment, drop on revoke or loss) run on the
+// Kafka client's group goroutine. They share only mu.parts.
+type Processor struct {
+	cfg    Config
+	log    *slog.Logger
+	m      *machine.Machine
+	enc    encoder
+	prefix topology.Prefix
+
+	mu struct {
+		sync.Mutex
+		// parts holds the owned partition numbers whose state is
+		// restored. Callbacks add and remove entries; only the loop
+		// reads or changes a partition's contents.
+		parts map[int32]*partition
+	}
+
+	// poison holds the inputs (topic/partition/offset or timer) whose
+	// effects the broker refused as too large; on replay they are
+	// answered as oversize instead of being produced again. Loop only.
+	poison map[string]bool
+
+	st counters
+}
+
+// counters are the processor's running totals, updated atomically.
+type counters struct {
+	events, ignored, dropped, undecodable atomic.Uint64
+	committed, aborted                    atomic.Uint64
+	restores, restoredRecords, badRecords atomic.Uint64
+	restoreNanos, lastRestoreNanos        atomic.Int64
+}
+
+// Stats is a snapshot of a processor's counters.
+type Stats struct {
+	Events      uint64 // events applied to the machine (in committed or aborted batches)
+	Ignored     uint64 // events the machine ignored (duplicates, stale results...)
+	Dropped     uint64 // events dropped because their effects exceed the payload limit
+	Undecodable uint64 // request records naming no request at all
+	Committed   uint64 // transactions committed
+	Aborted     uint64 // transactions aborted
+
+	Restores        uint64        // restores run (one per assignment)
+	RestoredRecords uint64        // state records read by restores
+	BadRecords      uint64        // state records that could not be decoded
+	RestoreTime     time.Duration // total time spent restoring
+	LastRestore     time.Duration // duration of the latest restore
+
+	Partitions []int32 // owned partition numbers, ascending
+}
+
+// Stats returns the current counters.
+func (p *Processor) Stats() Stats {
+	p.mu.Lock()
+	parts := slices.Sorted(maps.Keys(p.mu.parts))
+	p.mu.Unlock()
+	return Stats{
+		Events: p.st.events.Load(), Ignored: p.st.ignored.Load(), Dropped: p.st.dropped.Load(),
+		Undecodable: p.st.undecodable.Load(), Committed: p.st.committed.Load(), Aborted: p.st.aborted.Load(),
+		Restores: p.st.restores.Load(), RestoredRecords: p.st.restoredRecords.Load(), BadRecords: p.st.badRecords.Load(),
+		RestoreTime: time.Duration(p.st.restoreNanos.Load()), LastRestore: time.Duration(p.st.lastRestoreNanos.Load()),
+		Partitions: parts,
+	}
+}
+
+// New validates cfg and returns a processor. It does not connect.
+func New(cfg Config) (*Processor, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Conn.Opts(); err != nil {
+		return nil, err
+	}
+	opts := append([]machine.Option{machine.WithMaxPayload(cfg.payloadLimit())}, cfg.MachineOptions...)
+	p := &Processor{
+		cfg:    cfg,
+		log:    cfg.Logger.With("replica", cfg.ReplicaID),
+		m:      machine.New(cfg.Set, opts...),
+		enc:    encoder{prefix: cfg.Conn.Prefix},
+		prefix: cfg.Conn.Prefix,
+		poison: map[string]bool{},
+	}
+	p.mu.parts = map[int32]*partition{}
+	return p, nil
+}
+
+// connOpts returns the connection options every client of this processor
+// starts from.
+func (p *Processor) connOpts() []kgo.Opt {
+	opts, _ := p.cfg.Conn.Opts() // validated in New
+	opts = append(opts, kgo.WithLogger(kgoLogger{p.log}))
+	return append(opts, p.cfg.ExtraOpts...)
+}
+
+// Run checks the topics, joins the processors' group and processes until
+// ctx is done. Then it finishes the open transaction, leaves the group and
+// returns nil. It returns an error when the topics do not match the plan or
+// the transactional producer failed for good (fenced by a newer replica of
+// the same id, for one).
+func (p *Processor) Run(ctx context.Context) error {
+	if err := p.checkTopics(ctx); err != nil {
+		return err
+	}
+	opts := append(p.connOpts(),
+		kgo.ConsumerGroup(GroupID(p.prefix)),
+		kgo.ConsumeTopics(p.prefix.Requests(), p.prefix.Results()),
+		kgo.Balancers(CoPartitionBalancer()),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(p.cfg.Heartbeat),
+		kgo.RebalanceTimeout(p.cfg.RebalanceTimeout),
+		kgo.TransactionalID(TransactionalID(p.prefix, p.cfg.ReplicaID)),
+		kgo.TransactionTimeout(p.cfg.TxnTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
+		kgo.ProducerLinger(0),
+		kgo.ProducerBatchMaxBytes(int32(p.cfg.MaxPayload+4096)),
+		kgo.RecordPartitioner(newHomePartitioner(p.prefix)),
+		kgo.OnPartitionsAssigned(p.assigned),
+		kgo.OnPartitionsRevoked(p.revoked),
+		kgo.OnPartitionsLost(p.lost),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("stepwise: processor client: %w", err)
+	}
+	p.log.Info("processor started", "group", GroupID(p.prefix), "transactional_id", TransactionalID(p.prefix, p.cfg.ReplicaID))
+	err = p.loop(ctx, sess)
+	sess.Close() // leaves the group; the revoke callback drops the state
+	p.log.Info("processor stopped", "err", err)
+	return err
+}
+
+func (p *Processor) checkTopics(ctx context.Context) error {
+	cl, err := kgo.NewClient(p.connOpts()...)
+	if err != nil {
+		return fmt.Errorf("stepwise: admin client: %w", err)
+	}
+	defer cl.Close()
+	return CheckTopics(ctx, kadm.NewClient(cl), p.prefix, p.cfg.Set.Topics(p.prefix))
+}
+
+// partitionNumbers returns the partition numbers of the processors' input
+// topics in a callback's map.
+func (p *Processor) partitionNumbers(m map[string][]int32) []int32 {
+	set := map[int32]bool{}
+	for _, t := range []string{p.prefix.Requests(), p.prefix.Results()} {
+		for _, n := range m[t] {
+			set[n] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// assigned restores the state of newly assigned partitions. It runs in the
+// group callback on purpose: fetching of the assigned partitions starts
+// only once it returns, so no event meets a partition without its state.
+func (p *Processor) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
+	var nums []int32
+	p.mu.Lock()
+	for _, n := range p.partitionNumbers(m) {
+		if p.mu.parts[n] == nil {
+			nums = append(nums, n)
+		}
+	}
+	p.mu.Unlock()
+	if len(nums) == 0 {
+		return
+	}
+	for {
+		res, err := restoreState(ctx, p.connOpts(), p.prefix.State(), nums, p.log)
+		if err == nil {
+			p.mu.Lock()
+			maps.Copy(p.mu.parts, res.parts)
+			p.mu.Unlock()
+			p.st.restores.Add(1)
+			p.st.restoredRecords.Add(uint64(res.records))
+			p.st.badRecords.Add(uint64(res.bad))
+			p.st.restoreNanos.Add(int64(res.duration))
+			p.st.lastRestoreNanos.Store(int64(res.duration))
+			p.log.Info("partitions restored", "partitions", nums, "records", res.records, "duration", res.duration)
+			return
+		}
+		if ctx.Err() != nil {
+			return // client closing
+		}
+		p.log.Error("restore failed; retrying", "partitions", nums, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (p *Processor) revoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	p.drop(m, "revoked")
+}
+
+func (p *Processor) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	p.drop(m, "lost")
+}
+
+// drop forgets partitions: whoever owns them next restores them from the
+// state topic.
+func (p *Processor) drop(m map[string][]int32, why string) {
+	nums := p.partitionNumbers(m)
+	if len(nums) == 0 {
+		return
+	}
+	p.mu.Lock()
+	for _, n := range nums {
+		delete(p.mu.parts, n)
+	}
+	p.mu.Unlock()
+	p.log.Info("partitions "+why, "partitions", nums)
+}
+
+// batch is one open transaction.
+type batch struct {
+	ctx    context.Context // for producing; not canceled by shutdown
+	now    time.Time
+	began  time.Time
+	parts  map[int32]*staged
+	n      int   // records consumed
+	failed error // set: the batch must abort
+
+	mu         sync.Mutex // guards the fields below, set by produce promises
+	produceErr error
+	tooLarge   []string // sources whose records the broker refused as too large
+}
+
+func (b *batch) promise(src string) func(*kgo.Record, error) {
+	return func(r *kgo.Record, err error) {
+		if err == nil {
+			return
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.produceErr == nil {
+			b.produceErr = fmt.Errorf("produce to %s: %w", r.Topic, err)
+		}
+		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+			b.tooLarge = append(b.tooLarge, src)
+		}
+	}
+}
+
+// stage returns the staged overlay of partition part, or nil when this
+// replica does not own it.
+func (p *Processor) stage(b *batch, part int32) *staged {
+	if st := b.parts[part]; st != nil {
+		return st
+	}
+	p.mu.Lock()
+	base := p.mu.parts[part]
+	p.mu.Unlock()
+	if base == nil {
+		return nil
+	}
+	st := newStaged(base)
+	b.parts[part] = st
+	return st
+}
+
+// loop polls, applies and commits until ctx is done.
+func (p *Processor) loop(ctx context.Context, sess *kgo.GroupTransactSession) error {
+	for ctx.Err() == nil {
+		var records []*kgo.Record
+		if fs := p.poll(ctx, sess, p.pollWait(), p.cfg.MaxBatch); fs != nil {
+			if fs.IsClientClosed() {
+				return nil
+			}
+			records = fs.Records()
+		}
+		now := p.cfg.Now()
+		timers := p.dueTimers(now)
+		if len(records) == 0 && len(timers) == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("stepwise: begin transaction: %w", err)
+		}
+		b := &batch{ctx: context.WithoutCancel(ctx), now: now, began: time.Now(), parts: map[int32]*staged{}}
+		p.handle(sess, b, records, timers)
+		for p.cfg.CommitInterval > 0 && b.failed == nil && b.n < p.cfg.MaxBatch && ctx.Err() == nil {
+			left := p.cfg.CommitInterval - time.Since(b.began)
+			if left <= 0 {
+				break
+			}
+			more := p.poll(ctx, sess, left, p.cfg.MaxBatch-b.n)
+			if more == nil || more.IsClientClosed() {
+				break
+			}
+			b.now = p.cfg.Now()
+			p.handle(sess, b, more.Records(), nil)
+		}
+		if err := p.end(ctx, sess, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// poll waits up to wait for at most limit records. It returns nil when
+// nothing arrived.
+func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, limit int) kgo.Fetches {
+	pctx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
+	fs := sess.PollRecords(pctx, limit)
+	cancel()
+	if fs.IsClientClosed() {
+		return fs
+	}
+	fs.EachError(func(t string, part int32, err error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return
+		}
+		p.log.Error("fetch failed", "topic", t, "partition", part, "err", err)
+	})
+	if fs.NumRecords() == 0 {
+		return nil
+	}
+	return fs
+}
+
+// pollWait is how long the loop may wait for records: until the next timer
+// is due, at most maxPollWait.
+func (p *Processor) pollWait() time.Duration {
+	wait := maxPollWait
+	now := p.cfg.Now()
+	p.mu.Lock()
+	for _, part := range p.mu.parts {
+		if at, ok := part.timers.next(); ok {
+			wait = min(wait, at.Sub(now))
+		}
+	}
+	p.mu.Unlock()
+	return wait
+}
+
+// partTimer is a due timer of one partition.
+type partTimer struct {
+	part  int32
+	timer machine.Timer
+}
+
+// dueTimers returns the timers due at now, up to MaxBatch, earliest
+// partition number first.
+func (p *Processor) dueTimers(now time.Time) []partTimer {
+	p.mu.Lock()
+	parts := slices.Collect(maps.Values(p.mu.parts))
+	p.mu.Unlock()
+	slices.SortFunc(parts, func(a, b *partition) int { return int(a.num) - int(b.num) })
+	var out []partTimer
+	for _, part := range parts {
+		for _, t := range part.timers.due(now, p.cfg.MaxBatch-len(out)) {
+			out = append(out, partTimer{part.num, t})
+		}
+	}
+	return out
+}
+
+// handle applies records, then timers, to the batch.
+func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*kgo.Record, timers []partTimer) {
+	for _, r := range records {
+		if b.failed != nil {
+			return
+		}
+		b.n++
+		var ev machine.Event
+		switch r.Topic {
+		case p.prefix.Requests():
+			var problem string
+			var ok bool
+			ev, problem, ok = decodeRequest(r)
+			if !ok {
+				p.st.undecodable.Add(1)
+				p.log.Warn("skipping request record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "problem", problem)
+				continue
+			}
+			if problem != "" {
+				p.log.Warn("malformed request", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "request", ev.Request, "problem", problem)
+			}
+		case p.prefix.Results():
+			var problem string
+			ev, problem = decodeResult(r)
+			if problem != "" {
+				p.log.Warn("malformed result", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "request", ev.Request, "problem", problem)
+			}
+		default:
+			continue
+		}
+		p.apply(sess, b, r.Partition, ev, r.Topic+"/"+strconv.Itoa(int(r.Partition))+"/"+strconv.FormatInt(r.Offset, 10), nil)
+	}
+	for _, t := range timers {
+		if b.failed != nil {
+			return
+		}
+		src := fmt.Sprintf("timer/%d/%s/%s/%d/%d", t.part, t.timer.Request, t.timer.Step, t.timer.Attempt, t.timer.Kind)
+		p.apply(sess, b, t.part, timerEvent(t.timer, t.part), src, &t.timer)
+	}
+}
+
+// apply runs one event through the machine against the batch's overlay of
+// partition part and produces its effects. src names the input, for
+// poison tracking; fired is the timer the event came from, if any.
+func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, ev machine.Event, src string, fired *machine.Timer) {
+	st := p.stage(b, part)
+	if st == nil {
+		b.failed = fmt.Errorf("%w: partition %d", errNotOwned, part)
+		return
+	}
+	p.st.events.Add(1)
+	eff := p.m.Apply(st, ev, b.now)
+	recs := p.enc.records(part, &eff)
+	if size, big := p.oversize(recs); big || p.poison[src] {
+		sub, ok := oversizeEvent(ev, size, p.cfg.MaxPayload)
+		if ok {
+			eff = p.m.Apply(st, sub, b.now)
+			recs = p.enc.records(part, &eff)
+			_, big = p.oversize(recs)
+		}
+		if !ok || big {
+			// Nothing sensible fits: drop the event rather than wedge
+			// the partition on it forever.
+			p.st.dropped.Add(1)
+			p.log.Error("dropping event: its effects exceed the payload limit", "partition", part, "request", ev.Request, "source", src, "bytes", size, "limit", p.cfg.MaxPayload)
+			if fired != nil {
+				st.timers = append(st.timers, timerOp{opFired, *fired})
+			}
+			return
+		}
+		p.log.Warn("effects exceed the payload limit; failing the step instead", "partition", part, "request", ev.Request, "step", ev.Step, "source", src, "bytes", size, "limit", p.cfg.MaxPayload)
+	}
+	if eff.Ignored != "" {
+		p.st.ignored.Add(1)
+		p.log.Debug("event ignored", "partition", part, "request", ev.Request, "step", ev.Step, "why", eff.Ignored)
+	}
+	if fired != nil {
+		st.timers = append(st.timers, timerOp{opFired, *fired})
+	}
+	st.stage(&eff)
+	for _, r := range recs {
+		sess.Produce(b.ctx, r, b.promise(src))
+	}
+}
+
+// oversize reports the size of the largest record and whether it is above
+// the payload limit.
+func (p *Processor) oversize(recs []*kgo.Record) (int, bool) {
+	largest := 0
+	for _, r := range recs {
+		largest = max(largest, recordSize(r))
+	}
+	return largest, largest > p.cfg.MaxPayload
+}
+
+// oversizeEvent returns the event to apply instead of ev when ev's effects
+// do not fit: a result becomes a non-retryable step failure, so the request
+// fails with a message saying why. Other events have no smaller form.
+func oversizeEvent(ev machine.Event, size, limit int) (machine.Event, bool) {
+	if ev.Kind != machine.EventResult {
+		return ev, false
+	}
+	ev.Output = nil
+	ev.Error = &machine.StepError{
+		Message: fmt.Sprintf("the step's result makes a record of about %d bytes, above the %d-byte limit", size, limit),
+	}
+	return ev, true
+}
+
+// end commits the batch (or aborts it when it failed) and, only once the
+// broker confirmed the commit, merges its overlay into the committed state.
+func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *batch) error {
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TxnTimeout)
+	defer cancel()
+	commit := b.failed == nil
+	if commit {
+		if err := sess.Client().Flush(ectx); err != nil {
+			commit = false
+			b.failed = fmt.Errorf("flush: %w", err)
+		}
+	}
+	b.mu.Lock()
+	if b.produceErr != nil && b.failed == nil {
+		b.failed = b.produceErr
+	}
+	for _, src := range b.tooLarge {
+		p.poison[src] = true
+	}
+	b.mu.Unlock()
+	commit = commit && b.failed == nil
+
+	committed, err := sess.End(ectx, kgo.TransactionEndTry(commit))
+	if err != nil {
+		p.st.aborted.Add(1)
+		p.log.Error("ending the transaction failed", "err", err)
+		return fmt.Errorf("stepwise: end transaction: %w", err)
+	}
+	if !committed {
+		p.st.aborted.Add(1)
+		why := "group rebalanced"
+		if b.failed != nil {
+			why = b.failed.Error()
+		}
+		p.log.Info("transaction aborted; its records will be consumed again", "records", b.n, "why", why)
+		return nil
+	}
+	p.st.committed.Add(1)
+	p.mu.Lock()
+	for part, st := range b.parts {
+		// A partition revoked (and maybe assigned again) since the
+		// batch began has a new value or none: its next owner restored
+		// it from the state topic, which already has this commit.
+		if p.mu.parts[part] == st.base {
+			st.commit()
+		}
+	}
+	p.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,117 @@
+package processors
+
+import (
+	"github.com/stepwise-run/stepwise/processors/machine"
+)
+
+// partition is the committed state of one owned partition number: the
+// records of the state topic's partition as of the last committed
+// transaction, and the timers they imply.
+//
+// Invariant: records and timers change only in commit, after the broker
+// confirmed the transaction that wrote the change. A partition value is
+// built by restore, published in Processor.mu.parts, and from then on
+// touched only by the poll loop; a revoke drops it from the map but never
+// changes it, so the loop may read it while a callback runs.
+type partition struct {
+	num     int32
+	records map[string]*machine.Record
+	timers  *timerIndex
+}
+
+func newPartition(num int32) *partition {
+	return &partition{num: num, records: map[string]*machine.Record{}, timers: newTimerIndex()}
+}
+
+// load adds one restored state record (nil value: tombstone).
+func (p *partition) load(key string, r *machine.Record) {
+	if r == nil {
+		if old := p.records[key]; old != nil {
+			for _, t := range machine.TimersOf(old) {
+				p.timers.clear(t)
+			}
+		}
+		delete(p.records, key)
+		return
+	}
+	if old := p.records[key]; old != nil {
+		for _, t := range machine.TimersOf(old) {
+			p.timers.clear(t)
+		}
+	}
+	p.records[key] = r
+	for _, t := range machine.TimersOf(r) {
+		p.timers.set(t)
+	}
+}
+
+// timerOp is one staged change of the timer index, applied in order.
+type timerOp struct {
+	kind  timerOpKind
+	timer machine.Timer
+}
+
+type timerOpKind uint8
+
+const (
+	opSet timerOpKind = iota + 1
+	opClear
+	opFired
+)
+
+// staged is what the open transaction wrote to one partition: an overlay of
+// records over the committed ones, and timer changes. It is the machine's
+// Store for the batch.
+type staged struct {
+	base    *partition
+	overlay map[string]*machine.Record // nil value: deleted in this batch
+	timers  []timerOp
+}
+
+func newStaged(base *partition) *staged {
+	return &staged{base: base, overlay: map[string]*machine.Record{}}
+}
+
+// Get implements machine.Store.
+func (s *staged) Get(key string) *machine.Record {
+	if r, ok := s.overlay[key]; ok {
+		return r
+	}
+	return s.base.records[key]
+}
+
+// stage records the effects of one event.
+func (s *staged) stage(eff *machine.Effects) {
+	for _, w := range eff.Writes {
+		s.overlay[w.Key] = w.Record
+	}
+	for _, t := range eff.ClearTimers {
+		s.timers = append(s.timers, timerOp{opClear, t})
+	}
+	for _, t := range eff.SetTimers {
+		s.timers = append(s.timers, timerOp{opSet, t})
+	}
+}
+
+// commit merges the overlay into the committed state. Call only after the
+// transaction that produced it committed.
+func (s *staged) commit() {
+	p := s.base
+	for k, r := range s.overlay {
+		if r == nil {
+			delete(p.records, k)
+		} else {
+			p.records[k] = r
+		}
+	}
+	for _, op := range s.timers {
+		switch op.kind {
+		case opSet:
+			p.timers.set(op.timer)
+		case opClear:
+			p.timers.clear(op.timer)
+		case opFired:
+			p.timers.fired(op.timer)
+		}
+	}
+}
