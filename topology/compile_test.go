@@ -2,9 +2,12 @@ package topology
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -340,5 +343,38 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// deepSharedTasks returns a workflow whose tasks each run the next task
+// from two steps: 2^depth paths through depth tasks.
+func deepSharedTasks(depth int) string {
+	var b strings.Builder
+	b.WriteString("workflows:\n  - name: w\n    steps: [{name: s, task: t0}]\n    tasks:\n")
+	for i := range depth - 1 {
+		fmt.Fprintf(&b, "      - {name: t%d, itemListKey: xs, steps: [{name: a, task: t%d}, {name: b, task: t%d}]}\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "      - {name: t%d, itemListKey: xs, steps: [{name: leaf}]}\n", depth-1)
+	return b.String()
+}
+
+// Tasks shared along many paths must be handled once each, not once per
+// path: 2^40 paths would never finish.
+func TestSharedNestedTasksStayLinear(t *testing.T) {
+	set, err := Parse("deep.yaml", []byte(deepSharedTasks(40)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := set.Queues(); !slices.Equal(got, []string{"leaf"}) {
+		t.Errorf("Queues = %v", got)
+	}
+	if got := set.Lookup("w").UnusedTasks(); len(got) != 0 {
+		t.Errorf("UnusedTasks = %v", got)
+	}
+	if err := WriteDot(io.Discard, set.Lookup("w")); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("WriteDot = %v, want ErrTooLarge", err)
 	}
 }

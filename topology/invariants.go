@@ -46,7 +46,7 @@ func (s *Set) Validate() error {
 			fail("workflow %q: no graph", name)
 			continue
 		}
-		checkGraph(w.Graph, "workflow "+name, map[*Task]bool{}, fail)
+		checkGraph(w.Graph, "workflow "+name, map[*Task]bool{}, map[*Task]bool{}, fail)
 	}
 	if len(errs) == 0 {
 		return nil
@@ -56,13 +56,21 @@ func (s *Set) Validate() error {
 
 // checkGraph checks one graph and, through its fan-out steps, the graphs of
 // its tasks. active holds the tasks being checked further up, to detect
-// nesting that never ends.
-func checkGraph(g *Graph, where string, active map[*Task]bool, fail func(string, ...any)) {
+// nesting that never ends; checked holds the tasks already checked, so that
+// a task shared by many steps is checked once, not once per path to it.
+func checkGraph(g *Graph, where string, active, checked map[*Task]bool, fail func(string, ...any)) {
 	if len(g.Steps) == 0 {
 		fail("%s: no steps", where)
 	}
 	if len(g.ByName) != len(g.Steps) {
 		fail("%s: ByName has %d entries for %d steps", where, len(g.ByName), len(g.Steps))
+	}
+	// The successors Depends implies, in declaration order.
+	wantSucc := map[string][]*Step{}
+	for _, st := range g.Steps {
+		for _, d := range st.Depends {
+			wantSucc[d] = append(wantSucc[d], st)
+		}
 	}
 	var wantTerminal []*Step
 	for _, st := range g.Steps {
@@ -85,16 +93,10 @@ func checkGraph(g *Graph, where string, active map[*Task]bool, fail func(string,
 				fail("%s: depends on unknown step %q", at, d)
 			}
 		}
-		var wantSucc []*Step
-		for _, other := range g.Steps {
-			if slices.Contains(other.Depends, st.Name) {
-				wantSucc = append(wantSucc, other)
-			}
-		}
-		if !slices.Equal(st.Successors, wantSucc) {
+		if !slices.Equal(st.Successors, wantSucc[st.Name]) {
 			fail("%s: Successors do not match the steps depending on it", at)
 		}
-		if len(wantSucc) == 0 {
+		if len(wantSucc[st.Name]) == 0 {
 			wantTerminal = append(wantTerminal, st)
 		}
 		switch {
@@ -116,9 +118,10 @@ func checkGraph(g *Graph, where string, active map[*Task]bool, fail func(string,
 			fail("%s: task %q has no ItemListKey", at, st.Task.Name)
 		case st.Task.Graph == nil:
 			fail("%s: task %q has no graph", at, st.Task.Name)
+		case checked[st.Task]:
 		default:
-			active[st.Task] = true
-			checkGraph(st.Task.Graph, at+": task "+st.Task.Name, active, fail)
+			active[st.Task], checked[st.Task] = true, true
+			checkGraph(st.Task.Graph, at+": task "+st.Task.Name, active, checked, fail)
 			delete(active, st.Task)
 		}
 	}

@@ -116,12 +116,18 @@ func (s *Set) Lookup(name string) *Workflow {
 // Queues returns every queue used by the set, sorted and without repeats.
 func (s *Set) Queues() []string {
 	seen := map[string]bool{}
+	// Each task is walked once: tasks shared by several steps at several
+	// nesting levels would otherwise be walked exponentially often.
+	walked := map[*Task]bool{}
 	var out []string
 	var walk func(g *Graph)
 	walk = func(g *Graph) {
 		for _, st := range g.Steps {
 			if st.Task != nil {
-				walk(st.Task.Graph)
+				if !walked[st.Task] {
+					walked[st.Task] = true
+					walk(st.Task.Graph)
+				}
 				continue
 			}
 			if !seen[st.Queue] {

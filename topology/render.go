@@ -2,10 +2,20 @@ package topology
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 )
+
+// ErrTooLarge is returned by WriteDot and WriteMermaid when the drawing
+// would have more than MaxDrawnNodes nodes: nested fan-outs are drawn once
+// per fan-out step, so tasks sharing tasks can multiply. Draw one workflow
+// (or a smaller one) instead.
+var ErrTooLarge = errors.New("stepwise: graph too large to draw")
+
+// MaxDrawnNodes bounds the size of a drawing.
+const MaxDrawnNodes = 10000
 
 // WriteDot draws workflows as one Graphviz digraph. Each fan-out step is a
 // cluster holding its task's steps between a "for each" node and a
@@ -13,6 +23,9 @@ import (
 // With more than one workflow, each is a cluster of its own.
 func WriteDot(w io.Writer, workflows ...*Workflow) error {
 	d := newDrawing(workflows)
+	if d.count > MaxDrawnNodes {
+		return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, MaxDrawnNodes)
+	}
 	b := bufio.NewWriter(w)
 	name := "stepwise"
 	if len(workflows) == 1 {
@@ -44,6 +57,9 @@ func WriteDot(w io.Writer, workflows ...*Workflow) error {
 // layout as WriteDot (fan-out steps as subgraphs).
 func WriteMermaid(w io.Writer, workflows ...*Workflow) error {
 	d := newDrawing(workflows)
+	if d.count > MaxDrawnNodes {
+		return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, MaxDrawnNodes)
+	}
 	b := bufio.NewWriter(w)
 	b.WriteString("flowchart LR\n")
 	var emit func(c *cluster, indent string)
@@ -101,7 +117,8 @@ func mermaidShape(k nodeKind) (string, string) {
 type drawing struct {
 	root  *cluster
 	edges [][2]string
-	next  int
+	next  int // last id handed out
+	count int // nodes drawn; drawing stops past MaxDrawnNodes
 }
 
 type cluster struct {
@@ -135,6 +152,7 @@ func (d *drawing) id() string {
 }
 
 func (d *drawing) node(c *cluster, label string, kind nodeKind) string {
+	d.count++
 	id := d.id()
 	c.nodes = append(c.nodes, drawNode{id: id, label: label, kind: kind})
 	return id
@@ -151,6 +169,9 @@ func (d *drawing) cluster(parent *cluster, label string) *cluster {
 func (d *drawing) graph(g *Graph, c *cluster, namespace, start, end string) {
 	in := make(map[string]string, len(g.Steps))  // where edges into a step go
 	out := make(map[string]string, len(g.Steps)) // where edges out of it leave
+	if d.count > MaxDrawnNodes {
+		return
+	}
 	for _, st := range g.Steps {
 		if st.Task == nil {
 			label := st.Name
