@@ -1,0 +1,29 @@
+// Package devbroker runs the embedded Kafka-protocol broker of `stepwise
+// dev`: franz-go's kfake, one broker, listening on a TCP address so that
+// workers in any language, and the stepwise client commands, connect to it
+// as to a real cluster.
+//
+// # Where it sits
+//
+//	stepwise dev ──► devbroker.Start ──► kfake (requests, results, state, completions, tasks.<queue>)
+//	                                      ▲            ▲
+//	                       processor (in-process)   workers (in-process or external)
+//
+// It is for development and tests only: one broker, no replication, no
+// security. Production points the same binary at a real Kafka cluster.
+//
+// # Persistence
+//
+// With WithDataDir the broker keeps its logs, offsets and group and
+// transaction state in a directory and reloads them on the next start, so a
+// dev session's requests survive a restart. Without it everything is in
+// memory and gone on Close. Segments are written through the page cache and
+// synced on Close: a crash (not a Ctrl-C) can lose the last writes.
+//
+// # Compaction
+//
+// kfake compacts only when its log cleaner runs, hourly by default; a
+// broker started here runs it every CleanerBackoff so the compacted state
+// topic stays small and processor restores stay fast (KAFKA-NOTES.md,
+// pitfall 6).
+package devbroker
