@@ -1,0 +1,54 @@
+// Names and values of the Stepwise wire protocol (schemas/PROTOCOL.md,
+// schemas/headers.schema.json). Every header value is a UTF-8 string.
+
+/** Header names of task and result records. */
+export const Header = {
+  /** request id; tasks and results */
+  Request: "stepwise-request",
+  /** workflow name; tasks */
+  Workflow: "stepwise-workflow",
+  /** step path, e.g. "ocr" or "docs[1]/pages[7]/ocr"; tasks and results */
+  Step: "stepwise-step",
+  /** attempt number from 1, decimal; tasks and results */
+  Attempt: "stepwise-attempt",
+  /** graph instance id; tasks */
+  Instance: "stepwise-instance",
+  /** where the result goes; tasks */
+  ReplyTopic: "stepwise-reply-topic",
+  /** partition of the reply topic, decimal; tasks */
+  ReplyPartition: "stepwise-reply-partition",
+  /** optional RFC 3339 time after which the attempt counts as timed out; tasks */
+  Deadline: "stepwise-deadline",
+  /** "ok" or "error"; results */
+  Status: "stepwise-status",
+} as const;
+
+/** Values of the stepwise-status header. */
+export const Status = {
+  /** the value is the step's output, a JSON object */
+  OK: "ok",
+  /** the value is {"message": ..., "retryable": ...} */
+  Error: "error",
+} as const;
+
+/** The topic prefix every Stepwise program uses unless told otherwise. */
+export const DEFAULT_PREFIX = "stepwise.";
+
+/** The topic a queue's tasks are written to: `<prefix>tasks.<queue>`. */
+export function tasksTopic(prefix: string, queue: string): string {
+  return `${prefix}tasks.${queue}`;
+}
+
+/**
+ * The consumer group of a queue's workers: `<stem>.<queue>`, where the stem
+ * defaults to `<prefix>workers` (the Go SDK's default too, so workers of one
+ * queue written in different languages share the work).
+ */
+export function workerGroup(stem: string, queue: string): string {
+  return `${stem}.${queue}`;
+}
+
+/** The default consumer group stem for a prefix: `<prefix>workers`. */
+export function defaultGroupStem(prefix: string): string {
+  return `${prefix}workers`;
+}

@@ -1,0 +1,476 @@
+// The Kafka transport around the pure core: one kafkajs consumer (and
+// consumer group) per queue, one producer for every result, offsets
+// committed by hand once results are acknowledged.
+
+import kafkajs from "kafkajs";
+import type { Consumer, EachBatchPayload, IHeaders, KafkaConfig, KafkaMessage, LogEntry, Producer, SASLOptions } from "kafkajs";
+
+import { runTask, DEFAULT_MAX_RESULT_BYTES, type Handler, type Outcome } from "./core.js";
+import { errorMessage, ProduceError, StepwiseError } from "./errors.js";
+import { jsonLogger, LogKey, withFields, type Logger } from "./logger.js";
+import { DEFAULT_PREFIX, defaultGroupStem, tasksTopic, workerGroup } from "./protocol.js";
+import { Semaphore } from "./semaphore.js";
+import type { TaskRecord } from "./task.js";
+import { OffsetTracker, type Entry } from "./tracker.js";
+
+const { Kafka, logLevel } = kafkajs;
+
+/** Defaults of the options. */
+export const DEFAULT_CONCURRENCY = 8;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
+
+/** How long stop waits for handlers after aborting their signals at the drain timeout. */
+const ABANDON_GRACE_MS = 5_000;
+
+/** Options of a Worker. */
+export interface WorkerOptions {
+  /** seed brokers, host:port */
+  brokers: string[];
+  /** topic prefix (default "stepwise.") */
+  prefix?: string;
+  /**
+   * Stem of the consumer group names: the workers of queue q join group
+   * "<groupId>.<q>" (default "<prefix>workers", as the Go SDK). Every
+   * worker of one queue must use the same stem.
+   */
+  groupId?: string;
+  /** Kafka client id (default "stepwise-worker") */
+  clientId?: string;
+  /** TLS: true, or node tls.connect options */
+  ssl?: KafkaConfig["ssl"];
+  /** SASL: { mechanism: "plain" | "scram-sha-256" | "scram-sha-512", username, password } */
+  sasl?: SASLOptions;
+  /** where logs go (default: JSON lines on stderr, level info) */
+  logger?: Logger;
+  /**
+   * How long stop waits for running handlers before aborting their signals
+   * (default 30 s). Their tasks are then not committed and run again on
+   * another worker.
+   */
+  drainTimeoutMs?: number;
+  /** the largest result value produced (default 1 MiB, Kafka's default max.message.bytes) */
+  maxResultBytes?: number;
+  /** stop on SIGTERM and SIGINT while running (default true) */
+  handleSignals?: boolean;
+  /** consumer session timeout (default 10 s): how soon a dead worker's partitions move */
+  sessionTimeoutMs?: number;
+  /** further kafkajs client settings (connectionTimeout, retry...); brokers, ssl and sasl above win */
+  kafka?: Partial<KafkaConfig>;
+}
+
+/** Options of one queue. */
+export interface HandleOptions {
+  /** handlers of this queue running at once in this worker (default 8); tasks beyond wait in Kafka */
+  concurrency?: number;
+}
+
+interface Queue {
+  name: string;
+  topic: string;
+  group: string;
+  handler: Handler;
+  sem: Semaphore;
+  tracker: OffsetTracker;
+  log: Logger;
+  consumer?: Consumer;
+  /** tasks started and not yet ended */
+  inflight: Set<Promise<void>>;
+  /** marks waiting to be committed, by partition */
+  marks: Map<number, string>;
+  committing?: Promise<void>;
+}
+
+/**
+ * Worker consumes the tasks of the queues it has handlers for and produces
+ * their results to the partition each task names.
+ *
+ *     const w = new Worker({ brokers: ["localhost:9092"] });
+ *     w.handle("ocr", async (t) => ({ text: await ocr(t.input.page) }), { concurrency: 4 });
+ *     await w.run(); // until SIGTERM/SIGINT or w.stop()
+ *
+ * Delivery is at-least-once: a task's offset is committed only after its
+ * result is acknowledged by the broker (all in-sync replicas), and never
+ * past a task of the same partition still running. Tasks are read
+ * committed-only, so tasks of an aborted processor transaction never run.
+ */
+export class Worker {
+  readonly #opts: Required<Pick<WorkerOptions, "prefix" | "groupId" | "clientId" | "drainTimeoutMs" | "maxResultBytes" | "handleSignals" | "sessionTimeoutMs">>;
+  readonly #kafkaConfig: KafkaConfig;
+  readonly #log: Logger;
+  readonly #queues = new Map<string, Queue>();
+
+  #running = false;
+  #stopCtl = new AbortController(); // no new task starts once aborted
+  #hardCtl = new AbortController(); // handlers are told to give up once aborted
+  #fatal: unknown;
+  #done?: Promise<void>;
+
+  constructor(opts: WorkerOptions) {
+    if (!Array.isArray(opts.brokers) || opts.brokers.length === 0 || opts.brokers.some((b) => typeof b !== "string" || b === "")) {
+      throw new StepwiseError("no brokers; pass brokers: [\"host:port\", ...]");
+    }
+    const prefix = opts.prefix ?? DEFAULT_PREFIX;
+    this.#opts = {
+      prefix,
+      groupId: opts.groupId ?? defaultGroupStem(prefix),
+      clientId: opts.clientId ?? "stepwise-worker",
+      drainTimeoutMs: positive("drainTimeoutMs", opts.drainTimeoutMs, DEFAULT_DRAIN_TIMEOUT_MS),
+      maxResultBytes: positive("maxResultBytes", opts.maxResultBytes, DEFAULT_MAX_RESULT_BYTES),
+      handleSignals: opts.handleSignals ?? true,
+      sessionTimeoutMs: positive("sessionTimeoutMs", opts.sessionTimeoutMs, DEFAULT_SESSION_TIMEOUT_MS),
+    };
+    if (this.#opts.groupId === "") throw new StepwiseError("empty groupId");
+    if (this.#opts.maxResultBytes < 256) throw new StepwiseError(`maxResultBytes must be at least 256, got ${this.#opts.maxResultBytes}`);
+    this.#log = opts.logger ?? jsonLogger();
+    this.#kafkaConfig = {
+      ...opts.kafka,
+      clientId: this.#opts.clientId,
+      brokers: opts.brokers,
+      ...(opts.ssl !== undefined ? { ssl: opts.ssl } : {}),
+      ...(opts.sasl !== undefined ? { sasl: opts.sasl } : {}),
+      logLevel: opts.kafka?.logLevel ?? logLevel.WARN,
+      logCreator: opts.kafka?.logCreator ?? kafkaLogs(this.#log),
+    };
+  }
+
+  /**
+   * Registers handler for the tasks of queue, consumed from the topic
+   * <prefix>tasks.<queue> by the group <groupId>.<queue>. Call it before
+   * run. It throws on an empty queue name, a queue registered twice, a
+   * concurrency below 1, or a call after run started.
+   */
+  handle(queue: string, handler: Handler, opts: HandleOptions = {}): this {
+    const concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
+    if (this.#running) throw new StepwiseError(`handle(${JSON.stringify(queue)}) after run started`);
+    if (typeof queue !== "string" || queue === "") throw new StepwiseError("empty queue name");
+    if (typeof handler !== "function") throw new StepwiseError(`handler for queue ${JSON.stringify(queue)} is not a function`);
+    if (this.#queues.has(queue)) throw new StepwiseError(`queue ${JSON.stringify(queue)} registered twice`);
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new StepwiseError(`concurrency ${concurrency} for queue ${JSON.stringify(queue)}; must be an integer of at least 1`);
+    }
+    this.#queues.set(queue, {
+      name: queue,
+      topic: tasksTopic(this.#opts.prefix, queue),
+      group: workerGroup(this.#opts.groupId, queue),
+      handler,
+      sem: new Semaphore(concurrency),
+      tracker: new OffsetTracker(),
+      log: withFields(this.#log, { [LogKey.Queue]: queue }),
+      inflight: new Set(),
+      marks: new Map(),
+    });
+    return this;
+  }
+
+  /**
+   * Consumes until stop is called (or SIGTERM/SIGINT arrives), then drains:
+   * no new task starts, running handlers get up to the drain timeout to
+   * finish, their results are produced and committed, and the worker
+   * leaves its groups so the partitions move to the remaining workers at
+   * once. It rejects when a client cannot start or a result cannot be
+   * produced (after draining the rest); tasks not committed then run again.
+   */
+  run(): Promise<void> {
+    if (this.#running) return Promise.reject(new StepwiseError("worker is already running"));
+    if (this.#queues.size === 0) return Promise.reject(new StepwiseError("worker has no handlers; call handle before run"));
+    this.#running = true;
+    this.#done = this.#run();
+    return this.#done;
+  }
+
+  /** Starts the drain and resolves when run has finished. */
+  async stop(): Promise<void> {
+    this.#stopCtl.abort();
+    await this.#done?.catch(() => undefined);
+  }
+
+  async #run(): Promise<void> {
+    const onSignal = (sig: NodeJS.Signals) => {
+      this.#log.info("signal received; stopping", { signal: sig });
+      this.#stopCtl.abort();
+    };
+    if (this.#opts.handleSignals) {
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+    }
+    const kafka = new Kafka(this.#kafkaConfig);
+    const producer = kafka.producer({
+      allowAutoTopicCreation: false,
+      // Results go exactly where the task says: a hashed partition would
+      // reach the wrong processor, so no partitioner ever chooses.
+      createPartitioner: () => ({ message }) => {
+        if (typeof message.partition !== "number") throw new StepwiseError("result record without an explicit partition");
+        return message.partition;
+      },
+    });
+    try {
+      await producer.connect();
+      for (const q of this.#queues.values()) {
+        await this.#startConsumer(kafka, q, producer);
+      }
+      this.#log.info("worker running", { queues: [...this.#queues.keys()] });
+    } catch (err) {
+      this.#fail(new StepwiseError(`worker could not start: ${errorMessage(err)}`, { cause: err }));
+    }
+
+    if (!this.#stopCtl.signal.aborted) {
+      await new Promise<void>((resolve) => this.#stopCtl.signal.addEventListener("abort", () => resolve(), { once: true }));
+    }
+    await this.#drain();
+    await Promise.allSettled([...this.#queues.values()].map((q) => q.consumer?.disconnect()));
+    await producer.disconnect().catch(() => undefined);
+    if (this.#opts.handleSignals) {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+    }
+    this.#log.info("worker stopped");
+    if (this.#fatal !== undefined) throw this.#fatal;
+  }
+
+  /** Stops the worker with err as run's outcome; the first error wins. */
+  #fail(err: unknown): void {
+    if (this.#fatal === undefined) this.#fatal = err;
+    this.#log.error("worker failing", { [LogKey.Error]: errorMessage(err) });
+    this.#stopCtl.abort();
+  }
+
+  async #drain(): Promise<void> {
+    const queues = [...this.#queues.values()];
+    this.#log.info("worker draining", { timeout_ms: this.#opts.drainTimeoutMs });
+    for (const q of queues) {
+      try {
+        q.consumer?.pause([{ topic: q.topic }]);
+      } catch {
+        // not running yet: nothing to pause
+      }
+    }
+    const all = () => Promise.allSettled(queues.flatMap((q) => [...q.inflight]));
+    if (!(await within(all(), this.#opts.drainTimeoutMs))) {
+      this.#log.warn("drain timeout: aborting running handlers; their tasks will run again elsewhere");
+      this.#hardCtl.abort();
+      if (!(await within(all(), ABANDON_GRACE_MS))) {
+        // A handler ignoring its signal must not hold the process: its task
+        // is uncommitted and runs again elsewhere.
+        this.#log.error("handlers still running after their signals were aborted; leaving them behind");
+      }
+    }
+    await Promise.allSettled(queues.map((q) => q.committing));
+  }
+
+  async #startConsumer(kafka: InstanceType<typeof Kafka>, q: Queue, producer: Producer): Promise<void> {
+    const consumer = kafka.consumer({
+      groupId: q.group,
+      // Tasks are written in processor transactions: an aborted one must
+      // never run.
+      readUncommitted: false,
+      allowAutoTopicCreation: false,
+      sessionTimeout: this.#opts.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(this.#opts.sessionTimeoutMs / 10)),
+      maxWaitTimeInMs: 500,
+    });
+    q.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      const assigned = e.payload.memberAssignment[q.topic] ?? [];
+      // kafkajs re-reads every assigned partition from its committed offset
+      // after a rebalance, so tracking starts afresh for all of them.
+      q.tracker.assign(assigned);
+      for (const p of [...q.marks.keys()]) if (!assigned.includes(p)) q.marks.delete(p);
+      q.log.info("partitions assigned", { partitions: assigned, group: q.group });
+    });
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (!e.payload.restart) this.#fail(new StepwiseError(`consumer of queue ${q.name} crashed: ${errorMessage(e.payload.error)}`, { cause: e.payload.error }));
+    });
+    await consumer.connect();
+    // A new group starts with the oldest task: tasks dispatched before the
+    // first worker of a queue started are waiting for it.
+    await consumer.subscribe({ topic: q.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: q.sem.size,
+      eachBatch: (payload) => this.#eachBatch(q, producer, payload),
+    });
+  }
+
+  /**
+   * Starts the batch's tasks in order, each when a slot is free, without
+   * waiting for them to end. Only started tasks are resolved: the rest is
+   * fetched again.
+   */
+  async #eachBatch(q: Queue, producer: Producer, { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const stop = this.#stopCtl.signal;
+    for (const m of batch.messages) {
+      if (stop.aborted || !isRunning() || isStale()) return;
+      if (!(await acquire(q.sem, stop, heartbeat))) return;
+      const entry = q.tracker.start(batch.partition, m.offset);
+      if (entry === undefined) {
+        q.sem.release();
+        return;
+      }
+      resolveOffset(m.offset);
+      const rec = taskRecord(batch.topic, batch.partition, m);
+      const p: Promise<void> = this.#process(q, producer, rec, entry).finally(() => {
+        q.sem.release();
+        q.inflight.delete(p);
+      });
+      q.inflight.add(p);
+    }
+  }
+
+  /** Runs one task, produces its result, and lets its offset be committed. */
+  async #process(q: Queue, producer: Producer, rec: TaskRecord, entry: Entry): Promise<void> {
+    const started = Date.now();
+    let outcome: Outcome;
+    try {
+      outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal });
+    } catch (err) {
+      // runTask catches the handler's errors; this is a bug, not a task failure.
+      this.#fail(err);
+      return;
+    }
+    const where = { [LogKey.Topic]: rec.topic, [LogKey.Partition]: rec.partition, [LogKey.Offset]: rec.offset };
+    if (outcome.kind === "abandoned") {
+      q.log.warn("handler cut short by the drain timeout; task left uncommitted", { [LogKey.Request]: outcome.reply.request, [LogKey.Step]: outcome.reply.step, ...where });
+      return;
+    }
+    if (outcome.kind === "drop") {
+      q.log.error("task dropped", { [LogKey.Error]: outcome.reason, ...where });
+      this.#finish(q, entry);
+      return;
+    }
+    const { result, failure } = outcome;
+    const fields = {
+      [LogKey.Request]: result.key,
+      [LogKey.Step]: result.headers["stepwise-step"],
+      [LogKey.Attempt]: result.headers["stepwise-attempt"],
+      [LogKey.DurationMs]: Date.now() - started,
+    };
+    if (failure === undefined) {
+      q.log.debug("step done", fields);
+    } else if (!outcome.handlerCalled && !failure.retryable) {
+      q.log.error("malformed task", { ...fields, ...where, [LogKey.Error]: failure.message });
+    } else {
+      const stack = failure.thrown instanceof Error ? failure.thrown.stack : undefined;
+      q.log.warn("step failed", { ...fields, [LogKey.Error]: failure.message, [LogKey.NonRetryable]: !failure.retryable, ...(stack ? { stack } : {}) });
+    }
+    try {
+      await producer.send({
+        topic: result.topic,
+        acks: -1,
+        messages: [{ key: result.key, value: result.value, partition: result.partition, headers: result.headers }],
+      });
+    } catch (err) {
+      if (refused(err)) {
+        // The broker refused this record for good: retrying cannot help,
+        // and stopping would only make every restart fail the same way.
+        q.log.error("result refused by the broker; dropped", { ...fields, [LogKey.Topic]: result.topic, [LogKey.Partition]: result.partition, [LogKey.Error]: errorMessage(err) });
+      } else {
+        // Shutting down or the cluster is unreachable: leave the task
+        // uncommitted and stop; it runs again after a restart.
+        this.#fail(new ProduceError(`producing a result failed for request ${result.key} step ${fields[LogKey.Step]}: ${errorMessage(err)}`, { cause: err }));
+        return;
+      }
+    }
+    this.#finish(q, entry);
+  }
+
+  /** Marks a task finished and commits its partition's mark when it moved. */
+  #finish(q: Queue, entry: Entry): void {
+    const mark = q.tracker.finish(entry);
+    if (mark === undefined) return;
+    q.marks.set(entry.partition, mark);
+    q.committing ??= this.#commit(q);
+  }
+
+  /** Commits marks until none is waiting; one commit at a time per queue. */
+  async #commit(q: Queue): Promise<void> {
+    try {
+      while (q.marks.size > 0 && q.consumer !== undefined) {
+        const offsets = [...q.marks].map(([partition, offset]) => ({ topic: q.topic, partition, offset }));
+        q.marks.clear();
+        try {
+          await q.consumer.commitOffsets(offsets);
+        } catch (err) {
+          q.log.warn("commit failed; finished tasks may run again", { [LogKey.Error]: errorMessage(err) });
+        }
+      }
+    } finally {
+      q.committing = undefined;
+    }
+  }
+}
+
+/** Takes a slot of sem, heartbeating while it waits; false when stop aborts first. */
+async function acquire(sem: Semaphore, stop: AbortSignal, heartbeat: () => Promise<void>): Promise<boolean> {
+  for (;;) {
+    if (await sem.acquire(AbortSignal.any([stop, AbortSignal.timeout(1_000)]))) return true;
+    if (stop.aborted) return false;
+    // A long wait for a slot must not cost the group membership.
+    await heartbeat();
+  }
+}
+
+/** Resolves true when p settles within ms, false otherwise. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Converts a kafkajs message to the core's record: headers decoded as UTF-8, the last of a repeated header winning. */
+export function taskRecord(topic: string, partition: number, m: KafkaMessage): TaskRecord {
+  return {
+    topic,
+    partition,
+    offset: m.offset,
+    key: m.key === null ? null : m.key.toString("utf8"),
+    headers: decodeHeaders(m.headers),
+    value: m.value,
+  };
+}
+
+function decodeHeaders(h: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h ?? {})) {
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    if (last === undefined) continue;
+    out[k] = typeof last === "string" ? last : last.toString("utf8");
+  }
+  return out;
+}
+
+/** Reports whether a produce error is the broker refusing the record for good. */
+function refused(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let e: unknown = err; typeof e === "object" && e !== null && !seen.has(e); e = (e as { cause?: unknown }).cause) {
+    seen.add(e);
+    const ke = e as { name?: string; retriable?: boolean };
+    if (ke.name === "KafkaJSProtocolError" && ke.retriable === false) return true;
+  }
+  return false;
+}
+
+function positive(name: string, v: number | undefined, def: number): number {
+  if (v === undefined) return def;
+  if (!Number.isFinite(v) || v <= 0) throw new StepwiseError(`${name} must be positive, got ${v}`);
+  return v;
+}
+
+/** Routes kafkajs's own logs to the worker's logger. */
+function kafkaLogs(logger: Logger): KafkaConfig["logCreator"] {
+  return () => ({ level, namespace, log }: LogEntry) => {
+    const { message, timestamp: _t, logger: _l, ...rest } = log;
+    const fields = { component: "kafkajs", namespace, ...rest };
+    if (level <= logLevel.ERROR) logger.error(message, fields);
+    else if (level === logLevel.WARN) logger.warn(message, fields);
+    else if (level === logLevel.INFO) logger.info(message, fields);
+    else logger.debug(message, fields);
+  };
+}
