@@ -113,7 +113,7 @@ func split(_ context.Context, t *worker.Task) (json.RawMessage, error) {
 			d.Name = fmt.Sprintf("document-%d", i+1)
 		}
 		if len(d.Pages) == 0 {
-			return nil, worker.Permanent(fmt.Errorf("stepwise: idp: document %d (%s) has no pages; every document needs at least one page of text", i, d.Name))
+			return nil, worker.Permanent(fmt.Errorf("stepwise: idp: document %d (%s) has no pages; every document needs at least one page of text", i+1, d.Name))
 		}
 	}
 	if b.Documents == nil {

@@ -242,7 +242,7 @@ func TestBadInputsArePermanent(t *testing.T) {
 	}{
 		{QueueSplit, map[string]any{"bundle": "x"}, `{"bundle": {"documents"`},
 		{QueueSplit, map[string]any{"bundle": []int{1}}, `{"bundle": {"documents"`},
-		{QueueSplit, map[string]any{"bundle": map[string]any{"documents": []any{map[string]any{"name": "a"}}}}, "document 0 (a) has no pages"},
+		{QueueSplit, map[string]any{"bundle": map[string]any{"documents": []any{map[string]any{"name": "a"}}}}, "document 1 (a) has no pages"},
 		{QueueSplit, map[string]any{"bundle": map[string]any{"documents": []any{map[string]any{"pages": []int{1}}}}}, "bundle"},
 		{QueueRender, map[string]any{}, `needs a "document"`},
 		{QueueOCR, map[string]any{}, `needs a "page"`},
