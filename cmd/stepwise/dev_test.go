@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/examples/idp"
+	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
+	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// These tests run the real binary: `stepwise dev` in one process, clients
+// and `stepwise workers` in others, as a user would from several shells.
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binary builds cmd/stepwise once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "stepwise-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "stepwise")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a running stepwise process.
+type proc struct {
+	t      *testing.T
+	name   string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	lines  chan string // stdout
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func spawn(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{t: t, name: name, cmd: cmd, stderr: &syncBuffer{}, lines: make(chan string, 100), done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", name, p.stderr.String())
+		}
+	})
+	return p
+}
+
+// waitLine reads stdout until a line containing s, and returns it.
+func (p *proc) waitLine(s string, timeout time.Duration) string {
+	p.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				p.t.Fatalf("%s exited before printing %q; stderr:\n%s", p.name, s, p.stderr.String())
+			}
+			if strings.Contains(line, s) {
+				return line
+			}
+		case <-deadline:
+			p.t.Fatalf("%s printed no %q within %v; stderr:\n%s", p.name, s, timeout, p.stderr.String())
+		}
+	}
+}
+
+// stop interrupts the process as Ctrl-C does and checks it exits cleanly.
+func (p *proc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		p.t.Fatal(err)
+	}
+	go func() {
+		for range p.lines { // drain
+		}
+	}()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Fatalf("%s exited with %v after SIGINT; stderr:\n%s", p.name, err, p.stderr.String())
+		}
+	case <-time.After(40 * time.Second):
+		p.t.Fatalf("%s did not stop within 40s of SIGINT", p.name)
+	}
+}
+
+// startDev runs `stepwise dev` and returns it once it is ready, with the
+// broker address it printed.
+func startDev(t *testing.T, args ...string) (*proc, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	p := spawn(t, "stepwise dev", []string{idp.LatencyEnv + "=1ms"}, append([]string{"dev", "--kafka-addr", addr, "--log-level", "warn"}, args...)...)
+	line := p.waitLine("Kafka broker:", 60*time.Second)
+	if !strings.Contains(line, addr) {
+		t.Fatalf("banner says %q, want the broker on %s", line, addr)
+	}
+	p.waitLine("Press Ctrl-C to stop.", 10*time.Second)
+	return p, addr
+}
+
+// request starts a workflow with a plain Kafka client, as any client
+// would, and returns its completion.
+func request(t *testing.T, addr, id, workflow, input string) machine.Completion {
+	t.Helper()
+	prefix := topology.DefaultPrefix
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
+		kgo.ConsumeTopics(prefix.Completions()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	v := fmt.Sprintf(`{"type":"start","workflow":%q,"id":%q,"input":%s}`, workflow, id, input)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: prefix.Requests(), Key: []byte(id), Value: []byte(v)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no completion of %s: %v", id, ctx.Err())
+		}
+		var found *machine.Completion
+		fs.EachRecord(func(r *kgo.Record) {
+			var c machine.Completion
+			if json.Unmarshal(r.Value, &c) == nil && c.Request == id {
+				found = &c
+			}
+		})
+		if found != nil {
+			return *found
+		}
+	}
+}
+
+func succeeded[T any](t *testing.T, c machine.Completion) T {
+	t.Helper()
+	if c.Status != machine.Succeeded {
+		t.Fatalf("%s: %s %+v, want succeeded", c.Request, c.Status, c.Error)
+	}
+	var v T
+	if err := json.Unmarshal(c.Output, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// checkBook checks a book-word-counts output of the bundled book against
+// the test's own count: words by strings.FieldsFunc over the chapters.
+func checkBook(t *testing.T, out wordcounts.Summary, title string) {
+	t.Helper()
+	body := wordcounts.Book[strings.Index(wordcounts.Book, "\nCHAPTER I.\n"):]
+	chapters, total := 0, 0
+	for line := range strings.Lines(body) {
+		if strings.HasPrefix(line, "CHAPTER ") {
+			chapters++
+			continue
+		}
+		// The generated book has no apostrophes other than inside words
+		// and no digits, so splitting at anything but letters and
+		// apostrophes counts the same words.
+		total += len(strings.FieldsFunc(line, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '\'')
+		}))
+	}
+	if out.TotalWords != total || out.Chapters != chapters || len(out.TopWords) != wordcounts.TopWords {
+		t.Errorf("%d words in %d chapters, %d top words; test counts %d in %d", out.TotalWords, out.Chapters, len(out.TopWords), total, chapters)
+	}
+	if title != "The Keeper of Harrow Light" {
+		t.Errorf("title %q", title)
+	}
+}
+
+type bookOutput struct {
+	wordcounts.Summary
+	Title string `json:"title"`
+}
+
+func TestDevExamplesThroughTheBinary(t *testing.T) {
+	dev, addr := startDev(t, "--examples", "--in-memory")
+
+	a := succeeded[idp.Assembled](t, request(t, addr, "idp-1", "idp", `{}`))
+	if a.Summary.Documents != 3 || a.Summary.Pages != 7 || len(a.Documents) != 3 {
+		t.Errorf("idp: %+v", a.Summary)
+	}
+	book := succeeded[bookOutput](t, request(t, addr, "book-1", "book-word-counts", `{}`))
+	checkBook(t, book.Summary, book.Title)
+
+	c := request(t, addr, "nope-1", "no-such-workflow", `{}`)
+	if c.Status != machine.Failed || c.Error == nil || !strings.Contains(c.Error.Message, `unknown workflow "no-such-workflow"`) {
+		t.Errorf("unknown workflow: %+v %+v", c, c.Error)
+	}
+	dev.stop()
+}
+
+func TestWorkersAsTheirOwnProcess(t *testing.T) {
+	// dev without --examples: a broker and a processor, no workers.
+	dev, addr := startDev(t, "-f", "../../examples/idp/workflows.yaml", "-f", "../../examples/word-counts/workflows.yaml", "--in-memory")
+	workers := spawn(t, "stepwise workers", []string{idp.LatencyEnv + "=0"}, "workers", "--example", "idp,word-counts", "--brokers", addr, "--concurrency", "2")
+
+	a := succeeded[idp.Assembled](t, request(t, addr, "idp-w", "idp", `{"bundle": {"documents": [{"name": "one", "pages": ["Dear Ann,\n\nSincerely,\nBo"]}]}}`))
+	if len(a.Documents) != 1 || a.Documents[0].Class != "letter" || a.Documents[0].Fields["recipient"] != "Ann" {
+		t.Errorf("idp: %+v", a)
+	}
+	book := succeeded[bookOutput](t, request(t, addr, "book-w", "book-word-counts", `{}`))
+	checkBook(t, book.Summary, book.Title)
+	workers.stop()
+	dev.stop()
+}
+
+func TestDevKeepsDataAcrossRestarts(t *testing.T) {
+	data := t.TempDir()
+	dev, addr := startDev(t, "--examples", "--data", data)
+	first := request(t, addr, "before", "idp", `{}`)
+	if first.Status != machine.Succeeded {
+		t.Fatalf("before restart: %+v", first)
+	}
+	dev.stop()
+
+	dev, addr = startDev(t, "--examples", "--data", data)
+	// The completion written before the restart is still there; the
+	// restarted processor knows the request (a second start of its id is
+	// ignored) and runs new ones.
+	if again := request(t, addr, "before", "idp", `{}`); again.Finished != first.Finished {
+		t.Errorf("completion after restart %+v, want the one of before", again)
+	}
+	if after := request(t, addr, "after", "book-word-counts", `{}`); after.Status != machine.Succeeded {
+		t.Errorf("after restart: %+v", after)
+	}
+	time.Sleep(time.Second) // room for a wrong second completion to show
+	if n := len(allCompletions(t, addr, "before")); n != 1 {
+		t.Errorf("%d completions of the request started before the restart, want 1", n)
+	}
+	dev.stop()
+}
+
+// allCompletions reads the whole completions topic and returns those of id.
+func allCompletions(t *testing.T, addr, id string) []machine.Completion {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
+		kgo.ConsumeTopics(topology.DefaultPrefix.Completions()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// Polling until quiet: the topic holds a handful of records.
+	var out []machine.Completion
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			return out
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var c machine.Completion
+			if json.Unmarshal(r.Value, &c) == nil && c.Request == id {
+				out = append(out, c)
+			}
+		})
+	}
+}
+
+func TestDevFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--examples", "--data", "x", "--in-memory"},
+		{"--examples", "--partitions", "0"},
+		{"--examples", "stray"},
+	} {
+		o, err := devParse(args, &bytes.Buffer{})
+		ee, ok := err.(*exitError)
+		if o != nil || !ok || ee.code != 2 {
+			t.Errorf("dev %v: %v, %v; want a usage error", args, o, err)
+		}
+	}
+	o, err := devParse([]string{"--examples"}, &bytes.Buffer{})
+	if err != nil || o.data != devDefaultData {
+		t.Errorf("default data dir: %+v %v", o, err)
+	}
+	o, err = devParse([]string{"--examples", "--in-memory"}, &bytes.Buffer{})
+	if err != nil || o.data != "" {
+		t.Errorf("--in-memory: %+v %v", o, err)
+	}
+}
