@@ -69,19 +69,27 @@ class KafkaTransport:
     """Clients of confluent-kafka (librdkafka) built from one configuration.
 
     ``config`` is librdkafka configuration shared by both clients (servers,
-    security, client id, timeouts...). The settings the worker's guarantees
+    security, client id...), ``consumer_config`` and ``producer_config``
+    that of one kind of client. The settings the worker's guarantees
     rest on are applied over it and cannot be overridden: read_committed,
     no automatic commits or offset stores, acks from all in-sync replicas.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        consumer_config: dict[str, Any] | None = None,
+        producer_config: dict[str, Any] | None = None,
+    ) -> None:
         self.config = dict(config)
+        self.consumer_config = dict(consumer_config or {})
+        self.producer_config = dict(producer_config or {})
 
     def consumer(self, group: str, topic: str) -> Consumer:
-        return _KafkaConsumer(self.config, group, topic)
+        return _KafkaConsumer({**self.config, **self.consumer_config}, group, topic)
 
     def producer(self) -> Producer:
-        return _KafkaProducer(self.config)
+        return _KafkaProducer({**self.config, **self.producer_config})
 
 
 class _KafkaConsumer:
@@ -163,6 +171,24 @@ class _KafkaConsumer:
         self.c.close()
 
 
+def _permanent_codes() -> set[int]:
+    """Delivery errors after which the same record would fail again the
+    same way."""
+    from confluent_kafka import KafkaError
+
+    names = [
+        "_UNKNOWN_PARTITION",
+        "UNKNOWN_TOPIC_OR_PART",
+        "_UNKNOWN_TOPIC",
+        "MSG_SIZE_TOO_LARGE",
+        "_MSG_SIZE_TOO_LARGE",
+        "INVALID_RECORD",
+        "CORRUPT_MESSAGE",
+        "TOPIC_AUTHORIZATION_FAILED",
+    ]
+    return {getattr(KafkaError, n) for n in names if hasattr(KafkaError, n)}
+
+
 class _KafkaProducer:
     def __init__(self, base: dict[str, Any]) -> None:
         from confluent_kafka import Producer as CKProducer
@@ -177,19 +203,9 @@ class _KafkaProducer:
         self.p = CKProducer(conf)
 
     def produce(self, rec: ResultRecord, on_delivery: DeliveryCallback) -> None:
-        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka import KafkaException
 
-        # Errors after which the same record would fail again the same way.
-        permanent = {
-            KafkaError._UNKNOWN_PARTITION,
-            KafkaError.UNKNOWN_TOPIC_OR_PART,
-            KafkaError._UNKNOWN_TOPIC,
-            KafkaError.MSG_SIZE_TOO_LARGE,
-            KafkaError._MSG_SIZE_TOO_LARGE,
-            KafkaError.INVALID_RECORD,
-            KafkaError.CORRUPT_MESSAGE,
-            KafkaError.TOPIC_AUTHORIZATION_FAILED,
-        }
+        permanent = _permanent_codes()
 
         def cb(err: Any, _msg: Any) -> None:
             if err is None:

@@ -80,7 +80,9 @@ class Worker:
     The workers of queue ``q`` join consumer group ``<group>.<q>``, where
     ``group`` defaults to ``<prefix>workers`` (as the Go SDK). Security
     options map onto librdkafka's; ``kafka_config`` adds any other librdkafka
-    setting. ``transport`` replaces Kafka altogether (see memory.py).
+    setting of both clients, ``consumer_config`` and ``producer_config``
+    settings of one kind of client (``session.timeout.ms``, ``linger.ms``).
+    ``transport`` replaces Kafka altogether (see memory.py).
     """
 
     def __init__(
@@ -98,6 +100,8 @@ class Worker:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         kafka_config: dict[str, Any] | None = None,
+        consumer_config: dict[str, Any] | None = None,
+        producer_config: dict[str, Any] | None = None,
         transport: Transport | None = None,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         commit_interval: float = DEFAULT_COMMIT_INTERVAL,
@@ -117,6 +121,8 @@ class Worker:
         self.commit_interval = commit_interval
         self.max_result_bytes = max_result_bytes
         self._transport = transport
+        self._consumer_config = dict(consumer_config or {})
+        self._producer_config = dict(producer_config or {})
         self._kafka_config = _kafka_config(
             brokers,
             client_id,
@@ -194,7 +200,7 @@ class Worker:
                 raise ConfigError("stepwise: worker has no handlers; call handle before run")
             self._running = True
             qs = list(self._queues.values())
-        transport = self._transport or KafkaTransport(self._kafka_config)
+        transport = self._transport or KafkaTransport(self._kafka_config, self._consumer_config, self._producer_config)
         producer = transport.producer()
 
         aloop: asyncio.AbstractEventLoop | None = None
@@ -550,8 +556,11 @@ class _QueueRunner:
             out, err = core.call_sync(self.q.handler, p.task)
             self._finish(rec, e, p, out, err, start)
         except BaseException as exc:  # noqa: BLE001 - the consumer must hear back
+            # A defect of the SDK, not of the handler: stop rather than
+            # leave a task silently unanswered.
             log.exception("task processing failed", extra={**self.extra, LOG_ERROR: str(exc)})
             self.events.put(_Done(e, delivered=False))
+            self.w._fail(exc)
 
     async def _process_async(self, rec: Record, e: Entry) -> None:
         try:
@@ -564,8 +573,11 @@ class _QueueRunner:
             out, err = await core.call_async(self.q.handler, p.task)
             self._finish(rec, e, p, out, err, start)
         except BaseException as exc:  # noqa: BLE001 - the consumer must hear back
+            # A defect of the SDK, not of the handler: stop rather than
+            # leave a task silently unanswered.
             log.exception("task processing failed", extra={**self.extra, LOG_ERROR: str(exc)})
             self.events.put(_Done(e, delivered=False))
+            self.w._fail(exc)
 
     def _finish(self, rec: Record, e: Entry, p: core.Prepared, out: Any, err: Exception | None, start: float) -> None:
         assert p.reply is not None and p.task is not None
