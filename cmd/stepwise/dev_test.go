@@ -27,42 +27,18 @@ import (
 // These tests run the real binary: `stepwise dev` in one process, clients
 // and `stepwise workers` in others, as a user would from several shells.
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// binary builds cmd/stepwise once per test run.
-func binary(t *testing.T) string {
+// devBinary builds cmd/stepwise into a test directory (the build cache
+// makes every build after the first a link).
+func devBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "stepwise-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "stepwise")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	path := filepath.Join(t.TempDir(), "stepwise")
+	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return binPath
+	return path
 }
 
-func freeAddr(t *testing.T) string {
+func devFreeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,37 +49,37 @@ func freeAddr(t *testing.T) string {
 }
 
 // proc is a running stepwise process.
-type proc struct {
+type devProc struct {
 	t      *testing.T
 	name   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *devSyncBuffer
 	lines  chan string // stdout
 	done   chan error
 }
 
-type syncBuffer struct {
+type devSyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *devSyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *devSyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func spawn(t *testing.T, name string, env []string, args ...string) *proc {
+func devSpawn(t *testing.T, bin, name string, env []string, args ...string) *devProc {
 	t.Helper()
-	cmd := exec.Command(binary(t), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{t: t, name: name, cmd: cmd, stderr: &syncBuffer{}, lines: make(chan string, 100), done: make(chan error, 1)}
+	p := &devProc{t: t, name: name, cmd: cmd, stderr: &devSyncBuffer{}, lines: make(chan string, 100), done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -132,7 +108,7 @@ func spawn(t *testing.T, name string, env []string, args ...string) *proc {
 }
 
 // waitLine reads stdout until a line containing s, and returns it.
-func (p *proc) waitLine(s string, timeout time.Duration) string {
+func (p *devProc) waitLine(s string, timeout time.Duration) string {
 	p.t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -151,7 +127,7 @@ func (p *proc) waitLine(s string, timeout time.Duration) string {
 }
 
 // stop interrupts the process as Ctrl-C does and checks it exits cleanly.
-func (p *proc) stop() {
+func (p *devProc) stop() {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		p.t.Fatal(err)
@@ -172,10 +148,10 @@ func (p *proc) stop() {
 
 // startDev runs `stepwise dev` and returns it once it is ready, with the
 // broker address it printed.
-func startDev(t *testing.T, args ...string) (*proc, string) {
+func devStart(t *testing.T, bin string, args ...string) (*devProc, string) {
 	t.Helper()
-	addr := freeAddr(t)
-	p := spawn(t, "stepwise dev", []string{idp.LatencyEnv + "=1ms"}, append([]string{"dev", "--kafka-addr", addr, "--log-level", "warn"}, args...)...)
+	addr := devFreeAddr(t)
+	p := devSpawn(t, bin, "stepwise dev", []string{idp.LatencyEnv + "=1ms"}, append([]string{"dev", "--kafka-addr", addr, "--log-level", "warn"}, args...)...)
 	line := p.waitLine("Kafka broker:", 60*time.Second)
 	if !strings.Contains(line, addr) {
 		t.Fatalf("banner says %q, want the broker on %s", line, addr)
@@ -186,7 +162,7 @@ func startDev(t *testing.T, args ...string) (*proc, string) {
 
 // request starts a workflow with a plain Kafka client, as any client
 // would, and returns its completion.
-func request(t *testing.T, addr, id, workflow, input string) machine.Completion {
+func devRequest(t *testing.T, addr, id, workflow, input string) machine.Completion {
 	t.Helper()
 	prefix := topology.DefaultPrefix
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
@@ -221,7 +197,7 @@ func request(t *testing.T, addr, id, workflow, input string) machine.Completion 
 	}
 }
 
-func succeeded[T any](t *testing.T, c machine.Completion) T {
+func devSucceeded[T any](t *testing.T, c machine.Completion) T {
 	t.Helper()
 	if c.Status != machine.Succeeded {
 		t.Fatalf("%s: %s %+v, want succeeded", c.Request, c.Status, c.Error)
@@ -235,7 +211,7 @@ func succeeded[T any](t *testing.T, c machine.Completion) T {
 
 // checkBook checks a book-word-counts output of the bundled book against
 // the test's own count: words by strings.FieldsFunc over the chapters.
-func checkBook(t *testing.T, out wordcounts.Summary, title string) {
+func devCheckBook(t *testing.T, out wordcounts.Summary, title string) {
 	t.Helper()
 	body := wordcounts.Book[strings.Index(wordcounts.Book, "\nCHAPTER I.\n"):]
 	chapters, total := 0, 0
@@ -259,22 +235,23 @@ func checkBook(t *testing.T, out wordcounts.Summary, title string) {
 	}
 }
 
-type bookOutput struct {
+type devBookOutput struct {
 	wordcounts.Summary
 	Title string `json:"title"`
 }
 
 func TestDevExamplesThroughTheBinary(t *testing.T) {
-	dev, addr := startDev(t, "--examples", "--in-memory")
+	bin := devBinary(t)
+	dev, addr := devStart(t, bin, "--examples", "--in-memory")
 
-	a := succeeded[idp.Assembled](t, request(t, addr, "idp-1", "idp", `{}`))
+	a := devSucceeded[idp.Assembled](t, devRequest(t, addr, "idp-1", "idp", `{}`))
 	if a.Summary.Documents != 3 || a.Summary.Pages != 7 || len(a.Documents) != 3 {
 		t.Errorf("idp: %+v", a.Summary)
 	}
-	book := succeeded[bookOutput](t, request(t, addr, "book-1", "book-word-counts", `{}`))
-	checkBook(t, book.Summary, book.Title)
+	book := devSucceeded[devBookOutput](t, devRequest(t, addr, "book-1", "book-word-counts", `{}`))
+	devCheckBook(t, book.Summary, book.Title)
 
-	c := request(t, addr, "nope-1", "no-such-workflow", `{}`)
+	c := devRequest(t, addr, "nope-1", "no-such-workflow", `{}`)
 	if c.Status != machine.Failed || c.Error == nil || !strings.Contains(c.Error.Message, `unknown workflow "no-such-workflow"`) {
 		t.Errorf("unknown workflow: %+v %+v", c, c.Error)
 	}
@@ -282,48 +259,50 @@ func TestDevExamplesThroughTheBinary(t *testing.T) {
 }
 
 func TestWorkersAsTheirOwnProcess(t *testing.T) {
+	bin := devBinary(t)
 	// dev without --examples: a broker and a processor, no workers.
-	dev, addr := startDev(t, "-f", "../../examples/idp/workflows.yaml", "-f", "../../examples/word-counts/workflows.yaml", "--in-memory")
-	workers := spawn(t, "stepwise workers", []string{idp.LatencyEnv + "=0"}, "workers", "--example", "idp,word-counts", "--brokers", addr, "--concurrency", "2")
+	dev, addr := devStart(t, bin, "-f", "../../examples/idp/workflows.yaml", "-f", "../../examples/word-counts/workflows.yaml", "--in-memory")
+	workers := devSpawn(t, bin, "stepwise workers", []string{idp.LatencyEnv + "=0"}, "workers", "--example", "idp,word-counts", "--brokers", addr, "--concurrency", "2")
 
-	a := succeeded[idp.Assembled](t, request(t, addr, "idp-w", "idp", `{"bundle": {"documents": [{"name": "one", "pages": ["Dear Ann,\n\nSincerely,\nBo"]}]}}`))
+	a := devSucceeded[idp.Assembled](t, devRequest(t, addr, "idp-w", "idp", `{"bundle": {"documents": [{"name": "one", "pages": ["Dear Ann,\n\nSincerely,\nBo"]}]}}`))
 	if len(a.Documents) != 1 || a.Documents[0].Class != "letter" || a.Documents[0].Fields["recipient"] != "Ann" {
 		t.Errorf("idp: %+v", a)
 	}
-	book := succeeded[bookOutput](t, request(t, addr, "book-w", "book-word-counts", `{}`))
-	checkBook(t, book.Summary, book.Title)
+	book := devSucceeded[devBookOutput](t, devRequest(t, addr, "book-w", "book-word-counts", `{}`))
+	devCheckBook(t, book.Summary, book.Title)
 	workers.stop()
 	dev.stop()
 }
 
 func TestDevKeepsDataAcrossRestarts(t *testing.T) {
+	bin := devBinary(t)
 	data := t.TempDir()
-	dev, addr := startDev(t, "--examples", "--data", data)
-	first := request(t, addr, "before", "idp", `{}`)
+	dev, addr := devStart(t, bin, "--examples", "--data", data)
+	first := devRequest(t, addr, "before", "idp", `{}`)
 	if first.Status != machine.Succeeded {
 		t.Fatalf("before restart: %+v", first)
 	}
 	dev.stop()
 
-	dev, addr = startDev(t, "--examples", "--data", data)
+	dev, addr = devStart(t, bin, "--examples", "--data", data)
 	// The completion written before the restart is still there; the
 	// restarted processor knows the request (a second start of its id is
 	// ignored) and runs new ones.
-	if again := request(t, addr, "before", "idp", `{}`); again.Finished != first.Finished {
+	if again := devRequest(t, addr, "before", "idp", `{}`); again.Finished != first.Finished {
 		t.Errorf("completion after restart %+v, want the one of before", again)
 	}
-	if after := request(t, addr, "after", "book-word-counts", `{}`); after.Status != machine.Succeeded {
+	if after := devRequest(t, addr, "after", "book-word-counts", `{}`); after.Status != machine.Succeeded {
 		t.Errorf("after restart: %+v", after)
 	}
 	time.Sleep(time.Second) // room for a wrong second completion to show
-	if n := len(allCompletions(t, addr, "before")); n != 1 {
+	if n := len(devAllCompletions(t, addr, "before")); n != 1 {
 		t.Errorf("%d completions of the request started before the restart, want 1", n)
 	}
 	dev.stop()
 }
 
 // allCompletions reads the whole completions topic and returns those of id.
-func allCompletions(t *testing.T, addr, id string) []machine.Completion {
+func devAllCompletions(t *testing.T, addr, id string) []machine.Completion {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
 		kgo.ConsumeTopics(topology.DefaultPrefix.Completions()),
