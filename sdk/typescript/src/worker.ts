@@ -351,7 +351,8 @@ export class Worker {
     } else if (!outcome.handlerCalled && !failure.retryable) {
       q.log.error("malformed task", { ...fields, ...where, [LogKey.Error]: failure.message });
     } else {
-      const stack = failure.thrown instanceof Error ? failure.thrown.stack : undefined;
+      // A retryable throw is often a bug (a TypeError, say): its stack helps.
+      const stack = failure.retryable && failure.thrown instanceof Error ? failure.thrown.stack : undefined;
       q.log.warn("step failed", { ...fields, [LogKey.Error]: failure.message, [LogKey.NonRetryable]: !failure.retryable, ...(stack ? { stack } : {}) });
     }
     try {
