@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -23,32 +24,47 @@ const BalancerName = "stepwise-copartition"
 // Rules, all deterministic for a given group (members arrive sorted by
 // instance id, then member id):
 //   - numbers 0..N-1, N the largest partition count of the group's topics;
-//   - each member gets N/M numbers, and the members that already own the most
-//     get the N%M extra ones, so a rebalance moves as few numbers as it can;
-//   - a member keeps the numbers it owns (sticky), within its quota; a number
-//     two members claim goes to the claim of the newer generation, then to
-//     the first member in order;
+//   - each member gets N/M numbers, and the members that owned the most in
+//     the previous generation get the N%M extra ones;
+//   - a member keeps the numbers it owned (sticky), within its quota; a
+//     number two members claim goes to the claim of the newer generation,
+//     then to the first member in order;
 //   - free numbers go, in ascending order, to members in order until each
 //     reaches its quota.
 //
-// It is cooperative (KIP-429): a number moving between members is first
-// revoked from its owner, and only assigned to the new member in the
-// follow-up rebalance, so no partition ever has two owners. Finally, a
-// member never gets partition p of one topic without partition p of all
-// its other topics: such a number is held back from the plan entirely
-// (it can only happen while ownership was split by an older balancer).
+// It is eager, on purpose. With a cooperative protocol a rebalance revokes
+// nothing from a member that keeps its partitions, and kgo's
+// GroupTransactSession then waits, in End, for a heartbeat that only comes
+// after the rebalance finished; when a member died that is its whole
+// session timeout, longer than the transaction timeout, so the survivors'
+// transactions time out. Eager revocation aborts the open transaction at
+// once instead, and stickiness keeps the cost low: a processor keeps the
+// state of a revoked partition and reuses it when the very next generation
+// gives the partition back (see Processor.assigned).
 //
 // The built-in range balancer would also co-partition topics of equal
-// partition counts, but it is eager: each rebalance would revoke, and make
-// every processor restore, all partitions.
-func CoPartitionBalancer() kgo.GroupBalancer { return coBalancer{} }
+// partition counts, but it is not sticky: a member joining or leaving moves
+// most partitions, and every moved partition must be restored.
+//
+// Each call returns a new balancer: it remembers the member's last
+// assignment, because an eager kgo client forgets it when it revokes, and
+// the member must claim it when it joins again for stickiness to work.
+func CoPartitionBalancer() kgo.GroupBalancer { return &coBalancer{} }
 
-type coBalancer struct{}
+type coBalancer struct {
+	mu   sync.Mutex
+	last map[string][]int32 // this member's assignment in the last generation it joined
+}
 
-func (coBalancer) ProtocolName() string { return BalancerName }
-func (coBalancer) IsCooperative() bool  { return true }
+func (*coBalancer) ProtocolName() string { return BalancerName }
+func (*coBalancer) IsCooperative() bool  { return false }
 
-func (coBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+func (b *coBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	if len(current) == 0 {
+		b.mu.Lock()
+		current = b.last
+		b.mu.Unlock()
+	}
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 3
 	meta.Topics = interests
@@ -62,23 +78,32 @@ func (coBalancer) JoinGroupMetadata(interests []string, current map[string][]int
 	return meta.AppendTo(nil)
 }
 
-func (coBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
-	return kgo.ParseConsumerSyncAssignment(assignment)
+func (b *coBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	m, err := kgo.ParseConsumerSyncAssignment(assignment)
+	if err == nil {
+		last := make(map[string][]int32, len(m))
+		for t, ps := range m {
+			last[t] = slices.Clone(ps)
+		}
+		b.mu.Lock()
+		b.last = last
+		b.mu.Unlock()
+	}
+	return m, err
 }
 
-func (b coBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+func (b *coBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
 	cb, err := kgo.NewConsumerBalancer(b, members)
 	return cb, cb.MemberTopics(), err
 }
 
 // Balance implements kgo.ConsumerBalancerBalance.
-func (coBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+func (*coBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
 	var n int32
 	for _, c := range topics {
 		n = max(n, c)
 	}
 	type member struct {
-		id     string
 		topics []string
 		owned  []int32 // partition numbers with a current claim, ascending
 		quota  int
@@ -104,7 +129,7 @@ func (coBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo
 
 	var ms []*member
 	cb.EachMember(func(jm *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
-		m := &member{id: jm.MemberID, topics: meta.Topics}
+		m := &member{topics: meta.Topics}
 		seen := map[int32]bool{}
 		for _, o := range meta.OwnedPartitions {
 			for _, p := range o.Partitions {
@@ -160,27 +185,6 @@ func (coBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo
 				if p < topics[t] {
 					plan.AddPartition(jm, t, p)
 				}
-			}
-		}
-	}
-	plan.AdjustCooperative(cb)
-
-	// Hold back any number the cooperative adjustment split across topics.
-	byID := plan.AsMemberIDMap()
-	for _, m := range ms {
-		assigned := byID[m.id]
-		for _, p := range m.got {
-			whole := true
-			for _, t := range m.topics {
-				if p < topics[t] && !slices.Contains(assigned[t], p) {
-					whole = false
-				}
-			}
-			if whole {
-				continue
-			}
-			for t, ps := range assigned {
-				assigned[t] = slices.DeleteFunc(ps, func(q int32) bool { return q == p })
 			}
 		}
 	}

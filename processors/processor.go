@@ -29,6 +29,11 @@ const maxPollWait = 200 * time.Millisecond
 // owns (revoked or lost while the batch ran).
 var errNotOwned = errors.New("stepwise: partition no longer owned")
 
+// errRestart means the loop must start over with a new group session: a
+// transaction ended with an error, so whether it committed is unknown and
+// neither the in-memory state nor the client's offsets can be trusted.
+var errRestart = errors.New("stepwise: transaction outcome unknown")
+
 // Processor is one replica of the transactional processor. Create it with
 // New and run it with Run; it is not reusable after Run returns.
 //
@@ -48,6 +53,13 @@ type Processor struct {
 		// restored. Callbacks add and remove entries; only the loop
 		// reads or changes a partition's contents.
 		parts map[int32]*partition
+		// parked holds the partitions revoked at the end of generation
+		// parkedGen. The next generation's assignment takes back those
+		// it gives this replica again without restoring them: nobody
+		// else can have written them in between. Any other assignment,
+		// and any loss, discards them.
+		parked    map[int32]*partition
+		parkedGen int32
 	}
 
 	// poison holds the inputs (topic/partition/offset or timer) whose
@@ -61,7 +73,7 @@ type Processor struct {
 // counters are the processor's running totals, updated atomically.
 type counters struct {
 	events, ignored, dropped, undecodable atomic.Uint64
-	committed, aborted                    atomic.Uint64
+	committed, aborted, restarts          atomic.Uint64
 	restores, restoredRecords, badRecords atomic.Uint64
 	restoreNanos, lastRestoreNanos        atomic.Int64
 }
@@ -74,6 +86,7 @@ type Stats struct {
 	Undecodable uint64 // request records naming no request at all
 	Committed   uint64 // transactions committed
 	Aborted     uint64 // transactions aborted
+	Restarts    uint64 // group sessions restarted after a transaction ended in error
 
 	Restores        uint64        // restores run (one per assignment)
 	RestoredRecords uint64        // state records read by restores
@@ -91,7 +104,7 @@ func (p *Processor) Stats() Stats {
 	p.mu.Unlock()
 	return Stats{
 		Events: p.st.events.Load(), Ignored: p.st.ignored.Load(), Dropped: p.st.dropped.Load(),
-		Undecodable: p.st.undecodable.Load(), Committed: p.st.committed.Load(), Aborted: p.st.aborted.Load(),
+		Undecodable: p.st.undecodable.Load(), Committed: p.st.committed.Load(), Aborted: p.st.aborted.Load(), Restarts: p.st.restarts.Load(),
 		Restores: p.st.restores.Load(), RestoredRecords: p.st.restoredRecords.Load(), BadRecords: p.st.badRecords.Load(),
 		RestoreTime: time.Duration(p.st.restoreNanos.Load()), LastRestore: time.Duration(p.st.lastRestoreNanos.Load()),
 		Partitions: parts,
@@ -117,6 +130,7 @@ func New(cfg Config) (*Processor, error) {
 		poison: map[string]bool{},
 	}
 	p.mu.parts = map[int32]*partition{}
+	p.mu.parked = map[int32]*partition{}
 	return p, nil
 }
 
@@ -155,15 +169,32 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.lost),
 	)
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return fmt.Errorf("stepwise: processor client: %w", err)
+	for {
+		sess, err := kgo.NewGroupTransactSession(opts...)
+		if err != nil {
+			return fmt.Errorf("stepwise: processor client: %w", err)
+		}
+		p.log.Info("processor started", "group", GroupID(p.prefix), "transactional_id", TransactionalID(p.prefix, p.cfg.ReplicaID))
+		err = p.loop(ctx, sess)
+		sess.Close() // leaves the group; the revoke callback drops the state
+		p.mu.Lock()
+		clear(p.mu.parts)
+		clear(p.mu.parked)
+		p.mu.Unlock()
+		if !errors.Is(err, errRestart) || ctx.Err() != nil {
+			p.log.Info("processor stopped", "err", err)
+			return err
+		}
+		// The outcome of the last transaction is unknown: start over
+		// from what the broker has (committed offsets, state topic).
+		p.st.restarts.Add(1)
+		p.log.Warn("restarting the group session", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
-	p.log.Info("processor started", "group", GroupID(p.prefix), "transactional_id", TransactionalID(p.prefix, p.cfg.ReplicaID))
-	err = p.loop(ctx, sess)
-	sess.Close() // leaves the group; the revoke callback drops the state
-	p.log.Info("processor stopped", "err", err)
-	return err
 }
 
 func (p *Processor) checkTopics(ctx context.Context) error {
@@ -190,15 +221,27 @@ func (p *Processor) partitionNumbers(m map[string][]int32) []int32 {
 // assigned restores the state of newly assigned partitions. It runs in the
 // group callback on purpose: fetching of the assigned partitions starts
 // only once it returns, so no event meets a partition without its state.
-func (p *Processor) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
-	var nums []int32
+// Partitions this replica held in the generation just before, and kept
+// since they were revoked, are taken back as they are.
+func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	_, gen := cl.GroupMetadata()
+	var nums, kept []int32
 	p.mu.Lock()
 	for _, n := range p.partitionNumbers(m) {
-		if p.mu.parts[n] == nil {
+		switch {
+		case p.mu.parts[n] != nil:
+		case p.mu.parked[n] != nil && p.mu.parkedGen == gen-1:
+			p.mu.parts[n] = p.mu.parked[n]
+			kept = append(kept, n)
+		default:
 			nums = append(nums, n)
 		}
 	}
+	clear(p.mu.parked)
 	p.mu.Unlock()
+	if len(kept) > 0 {
+		p.log.Info("partitions kept", "partitions", kept, "generation", gen)
+	}
 	if len(nums) == 0 {
 		return
 	}
@@ -213,7 +256,7 @@ func (p *Processor) assigned(ctx context.Context, _ *kgo.Client, m map[string][]
 			p.st.badRecords.Add(uint64(res.bad))
 			p.st.restoreNanos.Add(int64(res.duration))
 			p.st.lastRestoreNanos.Store(int64(res.duration))
-			p.log.Info("partitions restored", "partitions", nums, "records", res.records, "duration", res.duration)
+			p.log.Info("partitions restored", "partitions", nums, "generation", gen, "records", res.records, "duration", res.duration)
 			return
 		}
 		if ctx.Err() != nil {
@@ -228,27 +271,39 @@ func (p *Processor) assigned(ctx context.Context, _ *kgo.Client, m map[string][]
 	}
 }
 
-func (p *Processor) revoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-	p.drop(m, "revoked")
-}
-
-func (p *Processor) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-	p.drop(m, "lost")
-}
-
-// drop forgets partitions: whoever owns them next restores them from the
-// state topic.
-func (p *Processor) drop(m map[string][]int32, why string) {
+// revoked parks the revoked partitions (see assigned). The open
+// transaction, if any, aborts: GroupTransactSession saw the revoke.
+func (p *Processor) revoked(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+	_, gen := cl.GroupMetadata()
 	nums := p.partitionNumbers(m)
-	if len(nums) == 0 {
-		return
+	p.mu.Lock()
+	if p.mu.parkedGen != gen {
+		clear(p.mu.parked)
 	}
+	p.mu.parkedGen = gen
+	for _, n := range nums {
+		if part := p.mu.parts[n]; part != nil {
+			p.mu.parked[n] = part
+			delete(p.mu.parts, n)
+		}
+	}
+	p.mu.Unlock()
+	if len(nums) > 0 {
+		p.log.Info("partitions revoked", "partitions", nums, "generation", gen)
+	}
+}
+
+// lost forgets partitions: whoever owns them next restores them from the
+// state topic.
+func (p *Processor) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	nums := p.partitionNumbers(m)
 	p.mu.Lock()
 	for _, n := range nums {
 		delete(p.mu.parts, n)
 	}
+	clear(p.mu.parked)
 	p.mu.Unlock()
-	p.log.Info("partitions "+why, "partitions", nums)
+	p.log.Warn("partitions lost", "partitions", nums)
 }
 
 // batch is one open transaction.
@@ -314,7 +369,7 @@ func (p *Processor) loop(ctx context.Context, sess *kgo.GroupTransactSession) er
 			continue
 		}
 		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("stepwise: begin transaction: %w", err)
+			return fmt.Errorf("%w: begin transaction: %v", errRestart, err)
 		}
 		b := &batch{ctx: context.WithoutCancel(ctx), now: now, began: time.Now(), parts: map[int32]*staged{}}
 		p.handle(sess, b, records, timers)
@@ -507,7 +562,10 @@ func oversizeEvent(ev machine.Event, size, limit int) (machine.Event, bool) {
 // end commits the batch (or aborts it when it failed) and, only once the
 // broker confirmed the commit, merges its overlay into the committed state.
 func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *batch) error {
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TxnTimeout)
+	// Ending waits for a heartbeat, which waits for any rebalance in
+	// progress to finish: allow for a dead member's session to expire
+	// and the group to rejoin.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.SessionTimeout+p.cfg.RebalanceTimeout+p.cfg.TxnTimeout)
 	defer cancel()
 	commit := b.failed == nil
 	if commit {
@@ -529,8 +587,10 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	committed, err := sess.End(ectx, kgo.TransactionEndTry(commit))
 	if err != nil {
 		p.st.aborted.Add(1)
-		p.log.Error("ending the transaction failed", "err", err)
-		return fmt.Errorf("stepwise: end transaction: %w", err)
+		if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+			return fmt.Errorf("stepwise: end transaction (is another replica running as %q?): %w", p.cfg.ReplicaID, err)
+		}
+		return fmt.Errorf("%w: end transaction: %v", errRestart, err)
 	}
 	if !committed {
 		p.st.aborted.Add(1)

@@ -118,7 +118,7 @@ type replica struct {
 func (e *env) startProcessor(id string, tweak ...func(*Config)) *replica {
 	e.t.Helper()
 	d := &killDialer{}
-	cfg := Config{Conn: e.conn, Set: e.set, ReplicaID: id, Logger: testLogger(e.t).With("replica", id),
+	cfg := Config{Conn: e.conn, Set: e.set, ReplicaID: id, Logger: testLogger(e.t),
 		ExtraOpts: []kgo.Opt{kgo.Dialer(d.DialContext)}}
 	for _, f := range tweak {
 		f(&cfg)
@@ -130,7 +130,17 @@ func (e *env) startProcessor(id string, tweak ...func(*Config)) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{p: p, cancel: cancel, done: make(chan error, 1), dialer: d}
 	go func() { r.done <- p.Run(ctx) }()
-	e.t.Cleanup(func() { r.kill() })
+	e.t.Cleanup(func() {
+		r.cancel()
+		if r.dialer.isDead() {
+			return // a crashed replica's leftovers wind down on their own
+		}
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			e.t.Errorf("processor %s did not stop", id)
+		}
+	})
 	return r
 }
 
@@ -175,6 +185,12 @@ func (d *killDialer) DialContext(ctx context.Context, network, host string) (net
 		d.conns = append(d.conns, c)
 	}
 	return c, err
+}
+
+func (d *killDialer) isDead() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dead
 }
 
 func (d *killDialer) kill() {
@@ -378,6 +394,7 @@ type completions struct {
 	count map[string]int
 	last  map[string]machine.Completion
 	at    map[string]time.Time // when each was first seen
+	part  map[string]int32     // home partition (the record's partition)
 	done  chan struct{}
 }
 
@@ -388,7 +405,7 @@ func (e *env) watchCompletions() *completions {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(10*time.Millisecond),
 	)
-	c := &completions{count: map[string]int{}, last: map[string]machine.Completion{}, at: map[string]time.Time{}, done: make(chan struct{})}
+	c := &completions{count: map[string]int{}, last: map[string]machine.Completion{}, at: map[string]time.Time{}, part: map[string]int32{}, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(c.done)
@@ -407,6 +424,7 @@ func (e *env) watchCompletions() *completions {
 				c.last[comp.Request] = comp
 				if _, ok := c.at[comp.Request]; !ok {
 					c.at[comp.Request] = time.Now()
+					c.part[comp.Request] = r.Partition
 				}
 				c.mu.Unlock()
 			})
@@ -480,4 +498,24 @@ func (c *completions) get(id string) (machine.Completion, int) {
 	return c.last[id], c.count[id]
 }
 
+// count returns how many ids have completed.
+func (c *completions) completed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.count)
+}
 
+// firstAfter returns, per home partition, the first time a request
+// completed after t.
+func (c *completions) firstAfter(t time.Time) map[int32]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[int32]time.Time{}
+	for id, at := range c.at {
+		p := c.part[id]
+		if at.After(t) && (out[p].IsZero() || at.Before(out[p])) {
+			out[p] = at
+		}
+	}
+	return out
+}

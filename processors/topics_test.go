@@ -88,6 +88,7 @@ func TestProcessorRefusesMissingTopics(t *testing.T) {
 	r := e.startProcessor("p1")
 	select {
 	case err := <-r.done:
+		r.done <- err
 		if !errors.Is(err, ErrTopicDrift) || !strings.Contains(err.Error(), "stepwise topics create") {
 			t.Fatalf("Run = %v", err)
 		}

@@ -1,0 +1,263 @@
+package processors
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/processors/machine"
+)
+
+// Two replicas share the partitions; every request completes exactly once.
+func TestTwoReplicas(t *testing.T) {
+	e := newEnv(t, threeSteps, 6)
+	comps := e.watchCompletions()
+	e.startWorker(echo)
+	r1 := e.startProcessor("p1")
+	r2 := e.startProcessor("p2")
+	waitPartitions(t, 6, r1, r2)
+	reqs := ids("two", 1000)
+	e.start("chain", reqs...)
+	comps.wait(t, reqs, 25*time.Second)
+	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	s1, s2 := r1.p.Stats(), r2.p.Stats()
+	t.Logf("p1 %+v", s1)
+	t.Logf("p2 %+v", s2)
+	if s1.Events == 0 || s2.Events == 0 {
+		t.Fatalf("one replica did nothing: p1 %d events, p2 %d events", s1.Events, s2.Events)
+	}
+}
+
+// waitPartitions waits until the replicas own n partitions between them,
+// each exactly once.
+func waitPartitions(t *testing.T, n int, rs ...*replica) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var all []int32
+		for _, r := range rs {
+			all = append(all, r.p.Stats().Partitions...)
+		}
+		slices.Sort(all)
+		if len(all) == n && len(slices.Compact(all)) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions not settled: %v", all)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A replica dies abruptly (no commit, no abort, no leaving the group) while
+// 1,000 requests are in flight; a new replica takes over its partitions.
+// Every request completes exactly once. The takeover time is logged: it is
+// bounded by the session timeout plus the transaction timeout.
+func TestProcessorCrash(t *testing.T) {
+	e := newEnv(t, threeSteps, 6)
+	comps := e.watchCompletions()
+	e.startWorker(echo)
+	r1 := e.startProcessor("p1")
+	r2 := e.startProcessor("p2")
+	waitPartitions(t, 6, r1, r2)
+
+	reqs := ids("crash", 1000)
+	go e.start("chain", reqs[:500]...)
+	for comps.completed() < 50 {
+		time.Sleep(time.Millisecond)
+	}
+	owned := r1.p.Stats().Partitions
+	killed := time.Now()
+	r1.kill()
+	e.start("chain", reqs[500:]...)
+	e.startProcessor("p3")
+
+	comps.wait(t, reqs, 25*time.Second)
+	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	first := comps.firstAfter(killed)
+	var worst time.Duration
+	for _, p := range owned {
+		if first[p].IsZero() {
+			t.Fatalf("no completion on partition %d after the crash", p)
+		}
+		worst = max(worst, first[p].Sub(killed))
+	}
+	t.Logf("takeover: partitions %v of the dead replica completed again after at most %s", owned, worst.Round(time.Millisecond))
+	if worst > DefaultSessionTimeout+DefaultTxnTimeout+5*time.Second {
+		t.Errorf("takeover took %s", worst)
+	}
+}
+
+// A replica restarted under the same id fences its previous incarnation at
+// once; nothing is lost or doubled.
+func TestProcessorRestartSameID(t *testing.T) {
+	e := newEnv(t, threeSteps, 4)
+	comps := e.watchCompletions()
+	e.startWorker(echo)
+	r1 := e.startProcessor("p1")
+	reqs := ids("restart", 600)
+	go e.start("chain", reqs...)
+	for comps.completed() < 50 {
+		time.Sleep(time.Millisecond)
+	}
+	killed := time.Now()
+	r1.kill()
+	e.startProcessor("p1")
+	comps.wait(t, reqs, 25*time.Second)
+	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	var worst time.Duration
+	for _, at := range comps.firstAfter(killed) {
+		worst = max(worst, at.Sub(killed))
+	}
+	t.Logf("restart under the same id: completions resumed after at most %s", worst.Round(time.Millisecond))
+}
+
+// A worker dies holding a task it never answered; the task is delivered
+// again to another worker and the request completes.
+func TestWorkerCrash(t *testing.T) {
+	e := newEnv(t, threeSteps, 4)
+	comps := e.watchCompletions()
+	// Whichever worker gets the first b task crashes on it.
+	var crashed atomic.Bool
+	crashOnce := func(tk task) ([]*kgo.Record, bool) {
+		if tk.step == "b" && crashed.CompareAndSwap(false, true) {
+			return nil, true
+		}
+		return echo(tk)
+	}
+	w1 := e.startWorker(crashOnce)
+	w2 := e.startWorker(crashOnce)
+	e.startProcessor("p1")
+	reqs := ids("wcrash", 40)
+	e.start("chain", reqs...)
+	comps.wait(t, reqs, 25*time.Second)
+	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	if !crashed.Load() {
+		t.Fatal("the crashing worker never saw a b task")
+	}
+	// The unanswered task came again, as the same attempt.
+	total := map[string]int{}
+	for _, w := range []*worker{w1, w2} {
+		for k, n := range w.deliveries() {
+			total[k] += n
+		}
+	}
+	redelivered := 0
+	for k, n := range total {
+		if n > 1 {
+			redelivered++
+		}
+		if !strings.HasSuffix(k, " 1") {
+			t.Errorf("task %s: a second attempt was dispatched", k)
+		}
+	}
+	if redelivered == 0 {
+		t.Error("no task was delivered twice")
+	}
+}
+
+// Workers send every result twice, and a stale copy of an earlier result
+// later: no step runs twice, no request completes twice.
+func TestDuplicateResults(t *testing.T) {
+	e := newEnv(t, threeSteps, 4)
+	comps := e.watchCompletions()
+	var earlier atomic.Pointer[kgo.Record]
+	w := e.startWorker(func(tk task) ([]*kgo.Record, bool) {
+		r := okResult(tk, nil)
+		out := []*kgo.Record{r, okResult(tk, nil)}
+		if old := earlier.Swap(okResult(tk, nil)); old != nil && old.Partition == r.Partition {
+			out = append(out, old)
+		}
+		return out, false
+	})
+	e.startProcessor("p1")
+	reqs := ids("dup", 200)
+	e.start("chain", reqs...)
+	comps.wait(t, reqs, 25*time.Second)
+	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	d := w.deliveries()
+	if len(d) != 3*len(reqs) {
+		t.Errorf("%d distinct tasks, want %d", len(d), 3*len(reqs))
+	}
+	for k, n := range d {
+		if n != 1 {
+			t.Errorf("task %s dispatched %d times", k, n)
+		}
+	}
+}
+
+// A step whose worker never answers times out and is retried after its
+// backoff: timers fire inside the transactional loop.
+func TestTimeoutAndRetry(t *testing.T) {
+	e := newEnv(t, `
+workflows:
+  - name: slow
+    steps:
+      - name: a
+      - name: b
+        depends: [a]
+        timeout: 300ms
+        retry: {maxAttempts: 3, initial: 100ms}
+`, 2)
+	comps := e.watchCompletions()
+	w := e.startWorker(func(tk task) ([]*kgo.Record, bool) {
+		if tk.step == "b" && tk.attempt == 1 {
+			return nil, false // lost: never answered
+		}
+		return echo(tk)
+	})
+	e.startProcessor("p1")
+	reqs := ids("slow", 20)
+	e.start("slow", reqs...)
+	comps.wait(t, reqs, 20*time.Second)
+	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	for _, id := range reqs {
+		c, _ := comps.get(id)
+		if !strings.Contains(string(c.Output), `"b":2`) {
+			t.Errorf("%s: output %s, want b answered at attempt 2", id, c.Output)
+		}
+		if d := w.deliveries()[fmt.Sprintf("%s b 2", id)]; d != 1 {
+			t.Errorf("%s: attempt 2 of b dispatched %d times", id, d)
+		}
+	}
+}
+
+// Malformed records fail the request or the step with a clear error; they
+// never stall a partition.
+func TestMalformedRecords(t *testing.T) {
+	e := newEnv(t, threeSteps, 1)
+	comps := e.watchCompletions()
+	e.startWorker(func(tk task) ([]*kgo.Record, bool) {
+		if tk.step == "a" && tk.request == "bad-output" && tk.attempt == 1 {
+			r := okResult(tk, nil)
+			r.Value = []byte("not json")
+			return []*kgo.Record{r}, false
+		}
+		return echo(tk)
+	})
+	r := e.startProcessor("p1")
+	e.produceRaw("not-an-object", []byte(`{"type":"start","workflow":"chain","id":"not-an-object","input":[1,2]}`))
+	e.produceRaw("garbage", []byte(`{{{`))
+	e.produceRaw("", []byte(`nothing to answer`))
+	e.produceRaw("unknown-wf", []byte(`{"type":"start","workflow":"nope","id":"unknown-wf","input":{}}`))
+	e.start("chain", "bad-output", "fine")
+	all := []string{"not-an-object", "garbage", "unknown-wf", "bad-output", "fine"}
+	comps.wait(t, all, 20*time.Second)
+	for id, want := range map[string]machine.CompletionStatus{
+		"not-an-object": machine.Failed, "garbage": machine.Failed, "unknown-wf": machine.Failed,
+		"bad-output": machine.Succeeded, "fine": machine.Succeeded,
+	} {
+		c, n := comps.get(id)
+		if n != 1 || c.Status != want {
+			t.Errorf("%s: %d completions, status %s, want %s (%+v)", id, n, c.Status, want, c.Error)
+		}
+	}
+	if st := r.p.Stats(); st.Undecodable != 1 {
+		t.Errorf("undecodable = %d, want 1", st.Undecodable)
+	}
+}
