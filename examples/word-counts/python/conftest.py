@@ -1,0 +1,6 @@
+"""Makes the workers importable by their module names, as run.py does."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
