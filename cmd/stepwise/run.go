@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/stepwise-run/stepwise/processors"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+func init() {
+	register(command{
+		name:    "run",
+		summary: "run a processor replica against a Kafka cluster until SIGTERM",
+		run:     runRun,
+	})
+}
+
+// runRun runs one processor replica until the process is signalled, then
+// finishes its transaction and leaves the group.
+func runRun(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var cfg processors.Config
+	cfg.Conn.RegisterFlags(fs)
+	var files fileFlags
+	fs.Var(&files, "f", "workflow definition file (repeatable)")
+	fs.StringVar(&cfg.ReplicaID, "replica-id", "", "stable, unique id of this replica, e.g. the pod name (default: hostname)")
+	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", processors.DefaultSessionTimeout, "group session timeout: how soon a dead replica is noticed")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", processors.DefaultHeartbeat, "group heartbeat interval")
+	fs.DurationVar(&cfg.RebalanceTimeout, "rebalance-timeout", processors.DefaultRebalanceTimeout, "group rebalance timeout; also bounds a partition restore")
+	fs.DurationVar(&cfg.TxnTimeout, "txn-timeout", processors.DefaultTxnTimeout, "transaction timeout: above the slowest batch; bounds takeover after a crash")
+	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "let one transaction span polls for this long (0: commit every poll)")
+	fs.IntVar(&cfg.MaxBatch, "max-batch", processors.DefaultMaxBatch, "records per poll")
+	fs.IntVar(&cfg.MaxPayload, "max-payload", processors.DefaultMaxPayload, "largest record produced, bytes (keep under the brokers' max.message.bytes)")
+	var level slog.Level
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: stepwise run -f FILE... [flags]\n\n"+
+			"Runs one processor replica: joins the processors' group, restores the state\n"+
+			"of its partitions and advances requests in Kafka transactions. Refuses to\n"+
+			"start when the topics differ from the plan (see 'stepwise topics').\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	if len(files) == 0 {
+		return &exitError{code: 2, msg: "no definition file: give one or more with -f"}
+	}
+	set, err := topology.Load(files...)
+	if err != nil {
+		return err
+	}
+	cfg.Set = set
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	p, err := processors.New(cfg)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
