@@ -30,14 +30,8 @@ func init() {
 // devDefaultData is where dev keeps the broker's data unless told otherwise.
 const devDefaultData = ".stepwise-dev"
 
-// devFiles collects repeated -f flags.
-type devFiles []string
-
-func (f *devFiles) String() string     { return strings.Join(*f, ",") }
-func (f *devFiles) Set(s string) error { *f = append(*f, s); return nil }
-
 type devOptions struct {
-	files      devFiles
+	files      fileFlags
 	examples   bool
 	addr       string
 	data       string
