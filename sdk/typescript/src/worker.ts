@@ -5,7 +5,7 @@
 import kafkajs from "kafkajs";
 import type { Consumer, EachBatchPayload, IHeaders, KafkaConfig, KafkaMessage, LogEntry, Producer, SASLOptions } from "kafkajs";
 
-import { runTask, DEFAULT_MAX_RESULT_BYTES, type Handler, type Outcome } from "./core.js";
+import { runTask, DEFAULT_MAX_RESULT_BYTES, type Handler, type Outcome, type ResultRecord } from "./core.js";
 import { errorMessage, ProduceError, StepwiseError } from "./errors.js";
 import { jsonLogger, LogKey, withFields, type Logger } from "./logger.js";
 import { DEFAULT_PREFIX, defaultGroupStem, tasksTopic, workerGroup } from "./protocol.js";
@@ -206,8 +206,9 @@ export class Worker {
     });
     try {
       await producer.connect();
+      const sender = new ResultSender(producer);
       for (const q of this.#queues.values()) {
-        await this.#startConsumer(kafka, q, producer);
+        await this.#startConsumer(kafka, q, sender);
       }
       this.#log.info("worker running", { queues: [...this.#queues.keys()] });
     } catch (err) {
@@ -258,7 +259,7 @@ export class Worker {
     await Promise.allSettled(queues.map((q) => q.committing));
   }
 
-  async #startConsumer(kafka: InstanceType<typeof Kafka>, q: Queue, producer: Producer): Promise<void> {
+  async #startConsumer(kafka: InstanceType<typeof Kafka>, q: Queue, producer: ResultSender): Promise<void> {
     const consumer = kafka.consumer({
       groupId: q.group,
       // Tasks are written in processor transactions: an aborted one must
@@ -298,7 +299,7 @@ export class Worker {
    * waiting for them to end. Only started tasks are resolved: the rest is
    * fetched again.
    */
-  async #eachBatch(q: Queue, producer: Producer, { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  async #eachBatch(q: Queue, producer: ResultSender, { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const stop = this.#stopCtl.signal;
     for (const m of batch.messages) {
       if (stop.aborted || !isRunning() || isStale()) return;
@@ -319,7 +320,7 @@ export class Worker {
   }
 
   /** Runs one task, produces its result, and lets its offset be committed. */
-  async #process(q: Queue, producer: Producer, rec: TaskRecord, entry: Entry): Promise<void> {
+  async #process(q: Queue, producer: ResultSender, rec: TaskRecord, entry: Entry): Promise<void> {
     const started = Date.now();
     let outcome: Outcome;
     try {
@@ -356,11 +357,7 @@ export class Worker {
       q.log.warn("step failed", { ...fields, [LogKey.Error]: failure.message, [LogKey.NonRetryable]: !failure.retryable, ...(stack ? { stack } : {}) });
     }
     try {
-      await producer.send({
-        topic: result.topic,
-        acks: -1,
-        messages: [{ key: result.key, value: result.value, partition: result.partition, headers: result.headers }],
-      });
+      await producer.send(result);
     } catch (err) {
       if (refused(err)) {
         // The broker refused this record for good: retrying cannot help,
@@ -401,6 +398,67 @@ export class Worker {
     }
   }
 }
+
+/**
+ * ResultSender produces results, acknowledged by all in-sync replicas.
+ * Results that arrive while a produce is in flight go out together in the
+ * next one, so a busy worker pays one round trip for many results and an
+ * idle one waits for nothing.
+ */
+class ResultSender {
+  readonly #producer: Producer;
+  #queue: Array<{ r: ResultRecord; resolve: () => void; reject: (err: unknown) => void }> = [];
+  #busy = false;
+
+  constructor(producer: Producer) {
+    this.#producer = producer;
+  }
+
+  /** Resolves once the broker acknowledged the result. */
+  send(r: ResultRecord): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ r, resolve, reject });
+      if (!this.#busy) void this.#loop();
+    });
+  }
+
+  async #loop(): Promise<void> {
+    this.#busy = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, MAX_RESULTS_PER_PRODUCE);
+        try {
+          await this.#produce(batch.map((b) => b.r));
+          for (const b of batch) b.resolve();
+        } catch (err) {
+          if (batch.length > 1 && refused(err)) {
+            // One record spoils the request for all: find it alone.
+            for (const b of batch) await this.#produce([b.r]).then(b.resolve, b.reject);
+          } else {
+            for (const b of batch) b.reject(err);
+          }
+        }
+      }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #produce(rs: ResultRecord[]): Promise<void> {
+    const byTopic = new Map<string, ResultRecord[]>();
+    for (const r of rs) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
+    await this.#producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, list]) => ({
+        topic,
+        messages: list.map((r) => ({ key: r.key, value: r.value, partition: r.partition, headers: r.headers })),
+      })),
+    });
+  }
+}
+
+/** The most results one produce request carries. */
+const MAX_RESULTS_PER_PRODUCE = 500;
 
 /** Takes a slot of sem, heartbeating while it waits; false when stop aborts first. */
 async function acquire(sem: Semaphore, stop: AbortSignal, heartbeat: () => Promise<void>): Promise<boolean> {
