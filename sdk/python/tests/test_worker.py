@@ -1,0 +1,305 @@
+"""The worker runtime on the in-memory broker: handler shapes, bounded
+concurrency, commits after delivery, redelivery after a crash, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from stepwise_worker import ConfigError, NonRetryableError, Task, Worker, adapt, handle_record
+from stepwise_worker.memory import MemoryBroker
+from stepwise_worker.protocol import Record, format_rfc3339, parse_rfc3339
+
+TASKS = "stepwise.tasks.q"
+RESULTS = "stepwise.results"
+GROUP = "stepwise.workers.q"
+
+
+def headers(request: str, step: str = "s", deadline: str | None = None) -> list[tuple[str, bytes]]:
+    h = {
+        "stepwise-request": request,
+        "stepwise-workflow": "wf",
+        "stepwise-step": step,
+        "stepwise-attempt": "1",
+        "stepwise-instance": request,
+        "stepwise-reply-topic": RESULTS,
+        "stepwise-reply-partition": "0",
+    }
+    if deadline:
+        h["stepwise-deadline"] = deadline
+    return [(k, v.encode()) for k, v in h.items()]
+
+
+def broker_with(n: int, partitions: int = 1) -> MemoryBroker:
+    b = MemoryBroker()
+    b.create_topic(TASKS, partitions)
+    b.create_topic(RESULTS, 1)
+    for i in range(n):
+        b.append(TASKS, i % partitions, f"r-{i}".encode(), json.dumps({"i": i}).encode(), headers(f"r-{i}"))
+    return b
+
+
+def start(w: Worker) -> threading.Thread:
+    t = threading.Thread(target=w.run, kwargs={"install_signal_handlers": False})
+    t.start()
+    return t
+
+
+def outputs(b: MemoryBroker) -> list[Any]:
+    return [json.loads(r.value or b"") for r in b.records(RESULTS)]
+
+
+def test_decorator_legacy_shape_and_correlation_id() -> None:
+    b = broker_with(0)
+    b.append(TASKS, 0, b"r", b'{"x": 1}', headers("req-1", step="docs[2]/pages[0]/ocr"))
+    w = Worker(transport=b, commit_interval=0.05)
+    seen = []
+
+    @w.handler("q")
+    def ocr(correlation_id: str, msg: dict) -> dict:
+        seen.append(correlation_id)
+        return {"y": msg["x"] + 1}
+
+    assert ocr("c", {"x": 1}) == {"y": 2}  # the decorator returns the function
+    t = start(w)
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 1, 5)
+    w.stop()
+    t.join(5)
+    assert seen == ["c", "req-1:ocr"]
+    assert outputs(b) == [{"y": 2}]
+
+
+def test_concurrency_is_bounded_and_every_offset_committed() -> None:
+    n, conc = 40, 3
+    b = broker_with(n, partitions=4)
+    lock = threading.Lock()
+    running = peak = 0
+
+    def h(task: Task) -> dict:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.005)
+        with lock:
+            running -= 1
+        return {"i": task.input["i"]}
+
+    w = Worker(transport=b, commit_interval=0.05)
+    w.handle("q", h, concurrency=conc)
+    t = start(w)
+    assert b.wait(lambda: all(b.committed.get((GROUP, TASKS, p)) == n // 4 for p in range(4)), 10)
+    w.stop()
+    t.join(5)
+    assert sorted(o["i"] for o in outputs(b)) == list(range(n))
+    assert 1 < peak <= conc
+
+
+def test_async_handlers_run_concurrently() -> None:
+    b = broker_with(4)
+    w = Worker(transport=b, commit_interval=0.05)
+    gate = 0
+    peak = 0
+
+    @w.handler("q", concurrency=4)
+    async def h(task: Task) -> dict:
+        nonlocal gate, peak
+        gate += 1
+        peak = max(peak, gate)
+        await asyncio.sleep(0.05)
+        gate -= 1
+        return {}
+
+    t = start(w)
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 4, 5)
+    w.stop()
+    t.join(5)
+    assert peak > 1
+
+
+def test_crash_before_commit_redelivers_to_the_next_worker() -> None:
+    b = broker_with(1)
+    release = threading.Event()
+    first = Worker(transport=b, drain_timeout=0.2)
+    first.handle("q", lambda task: release.wait() and {"by": "first"})
+    t1 = start(first)
+    assert b.wait(lambda: GROUP in b.members, 5)
+    time.sleep(0.2)  # the handler is now blocked
+    consumer = b.members[GROUP]
+    consumer.crash()  # type: ignore[attr-defined]
+    first.stop()
+    t1.join(5)
+    assert b.committed_offset(GROUP, TASKS, 0) is None
+
+    second = Worker(transport=b, commit_interval=0.05)
+    second.handle("q", lambda task: {"by": "second"})
+    t2 = start(second)
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 1, 5)
+    second.stop()
+    t2.join(5)
+    release.set()
+    assert outputs(b) == [{"by": "second"}]
+
+
+def test_drain_finishes_running_handlers() -> None:
+    b = broker_with(1)
+    started = threading.Event()
+
+    def slow(task: Task) -> dict:
+        started.set()
+        time.sleep(0.3)
+        return {"done": True}
+
+    w = Worker(transport=b, commit_interval=10)
+    w.handle("q", slow)
+    t = start(w)
+    assert started.wait(5)
+    w.stop()
+    t.join(5)
+    assert outputs(b) == [{"done": True}]
+    assert b.committed_offset(GROUP, TASKS, 0) == 1
+
+
+def test_drain_timeout_abandons_without_answer_or_commit() -> None:
+    b = broker_with(1)
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(task: Task) -> dict:
+        started.set()
+        release.wait(5)
+        return {}
+
+    w = Worker(transport=b, drain_timeout=0.2)
+    w.handle("q", stuck)
+    t = start(w)
+    assert started.wait(5)
+    w.stop()
+    t.join(5)
+    assert not t.is_alive()
+    release.set()
+    time.sleep(0.1)
+    assert outputs(b) == []
+    assert b.committed_offset(GROUP, TASKS, 0) is None
+
+
+def test_unknown_reply_partition_is_logged_and_committed(caplog: pytest.LogCaptureFixture) -> None:
+    b = broker_with(0)
+    h = dict(headers("r"))
+    h["stepwise-reply-partition"] = b"9"  # the results topic has one
+    b.append(TASKS, 0, b"r", b"{}", list(h.items()))
+    w = Worker(transport=b, commit_interval=0.05)
+    w.handle("q", lambda task: {})
+    t = start(w)
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 1, 5)
+    w.stop()
+    t.join(5)
+    assert any(r.message == "result refused by the broker; dropped" and getattr(r, "request") == "r" for r in caplog.records)
+
+
+def test_async_deadline_cancels_the_handler() -> None:
+    soon = format_rfc3339(datetime.now(timezone.utc) + timedelta(milliseconds=100))
+    rec = Record(TASKS, 0, 0, b"r", b"{}", headers("r", deadline=soon))
+
+    async def slow(task: Task) -> dict:
+        await asyncio.sleep(5)
+        return {}
+
+    res = handle_record(rec, slow)
+    assert res is not None and res.status == "error"
+    body = json.loads(res.value)
+    assert body["retryable"] is True and "deadline" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "out,retryable,contains",
+    [
+        ("text", True, "a string"),
+        (3, True, "a number"),
+        ({"x": float("nan")}, True, "encode output"),
+        ({"x": object()}, True, "encode output"),
+        ({"big": "x" * 2000}, False, "exceeds the limit"),
+    ],
+)
+def test_bad_outputs(out: Any, retryable: bool, contains: str) -> None:
+    rec = Record(TASKS, 0, 0, b"r", b"{}", headers("r"))
+    res = handle_record(rec, lambda task: out, max_bytes=1000)
+    assert res is not None and res.status == "error"
+    body = json.loads(res.value)
+    assert body["retryable"] is retryable and contains in body["message"]
+
+
+def test_non_retryable_and_empty_messages() -> None:
+    rec = Record(TASKS, 0, 0, b"r", b"{}", headers("r"))
+
+    def perm(task: Task) -> dict:
+        raise NonRetryableError("bad page") from KeyError("x")
+
+    def bare(task: Task) -> dict:
+        raise KeyError
+
+    assert json.loads(handle_record(rec, perm).value) == {"message": "bad page", "retryable": False}  # type: ignore[union-attr]
+    assert json.loads(handle_record(rec, bare).value) == {"message": "KeyError", "retryable": True}  # type: ignore[union-attr]
+
+
+def test_adapt_detects_shapes() -> None:
+    assert not adapt(lambda task: {}).legacy
+    assert adapt(lambda cid, msg: {}).legacy
+    assert adapt(lambda task, extra=None: {}).legacy is False
+
+    async def a(task: Task) -> dict:
+        return {}
+
+    assert adapt(a).is_async
+    with pytest.raises(ConfigError):
+        adapt(lambda: {})
+    with pytest.raises(ConfigError):
+        adapt(lambda a, b, c: {})
+
+
+def test_handle_rejects_misuse() -> None:
+    w = Worker(transport=MemoryBroker())
+    w.handle("q", lambda t: {})
+    with pytest.raises(ConfigError):
+        w.handle("q", lambda t: {})
+    with pytest.raises(ConfigError):
+        w.handle("", lambda t: {})
+    with pytest.raises(ConfigError):
+        w.handle("r", lambda t: {}, concurrency=0)
+    with pytest.raises(ConfigError):
+        Worker(transport=MemoryBroker()).run(install_signal_handlers=False)
+
+
+def test_kafka_config_security_and_group_default() -> None:
+    w = Worker(brokers=["a:1", "b:2"], prefix="p.", sasl_mechanism="scram-sha-512", sasl_username="u", sasl_password="pw", tls_ca="/ca.pem")
+    assert w.group == "p.workers"
+    assert w.kafka_config == {
+        "bootstrap.servers": "a:1,b:2",
+        "client.id": "stepwise-worker-python",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "u",
+        "sasl.password": "pw",
+        "ssl.ca.location": "/ca.pem",
+    }
+    assert Worker(tls_cert="c", tls_key="k").kafka_config["security.protocol"] == "SSL"
+    assert Worker(group="g").group == "g"
+    with pytest.raises(ConfigError):
+        Worker(sasl_username="u")
+    with pytest.raises(ConfigError):
+        Worker(sasl_mechanism="GSSAPI")
+    with pytest.raises(ConfigError):
+        Worker(tls_cert="c")
+
+
+def test_rfc3339_like_go() -> None:
+    t = parse_rfc3339("2026-11-25T10:00:00.123456789+02:00")
+    assert t == datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=timezone.utc)
+    for bad in ("2026-11-25 10:00:00Z", "2026-11-25T10:00:00", "2026-13-01T00:00:00Z", "2026-11-25t10:00:00z", "tomorrow"):
+        assert parse_rfc3339(bad) is None, bad
+    assert format_rfc3339(datetime(2001, 1, 1, tzinfo=timezone.utc)) == "2001-01-01T00:00:00Z"
