@@ -1,0 +1,780 @@
+package api
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddr    = "127.0.0.1:8080"
+	DefaultMaxBody = 1 << 20 // bytes of a start's input
+	DefaultMaxWait = 5 * time.Minute
+	// seenWait is how long a start without ?wait waits for the view to
+	// read the new request, so that the caller's next GET finds it.
+	seenWait = 3 * time.Second
+	// readyWait is how long a read waits for the view to catch up before
+	// answering 503.
+	readyWait = 10 * time.Second
+	// rootWait is how long a status waits for the root record of a
+	// request whose completion was read first.
+	rootWait = time.Second
+)
+
+// Sentinel errors of New.
+var ErrConfig = errors.New("stepwise: invalid API settings")
+
+// Config of the API server. Conn and Set are required.
+type Config struct {
+	Addr     string        // listen address; default DefaultAddr
+	Listener net.Listener  // used instead of Addr when set (tests)
+	Conn     kconn.Config  // brokers, TLS, SASL, topic prefix
+	Set      *topology.Set // workflow definitions: starts of others are refused
+	Logger   *slog.Logger
+
+	MaxBody      int64         // largest start body, bytes; default DefaultMaxBody
+	MaxWait      time.Duration // bound of ?wait; default DefaultMaxWait
+	PreviewLimit int           // inline payload bound; default PreviewLimit
+
+	// Sender produces starts and cancels; default: a Kafka producer on
+	// Conn. ClientOpts are appended to every Kafka client built here.
+	Sender     Sender
+	ClientOpts []kgo.Opt
+}
+
+// Server is the HTTP API and web UI over a View. Create it with New and
+// run it with Run.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	view   *View
+	sender Sender
+	mux    *http.ServeMux
+	dags   map[string]DAG
+}
+
+// Serve runs an API server with cfg until ctx ends.
+func Serve(ctx context.Context, cfg Config) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// New validates cfg and builds a server (and its producer, which connects
+// lazily).
+func New(cfg Config) (*Server, error) {
+	if cfg.Set == nil {
+		return nil, fmt.Errorf("%w: no workflow definitions", ErrConfig)
+	}
+	if cfg.Conn.Prefix == "" {
+		cfg.Conn.Prefix = topology.DefaultPrefix
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = DefaultMaxWait
+	}
+	if cfg.PreviewLimit <= 0 {
+		cfg.PreviewLimit = PreviewLimit
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if _, err := cfg.Conn.Opts(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, dags: map[string]DAG{}}
+	s.view = NewView(cfg.Conn, WithLogger(cfg.Logger), WithClientOpts(cfg.ClientOpts...))
+	s.sender = cfg.Sender
+	if s.sender == nil {
+		ks, err := newKafkaSender(cfg.Conn, cfg.ClientOpts...)
+		if err != nil {
+			return nil, err
+		}
+		s.sender = ks
+	}
+	for name, w := range cfg.Set.Workflows {
+		s.dags[name] = WorkflowDAG(w)
+	}
+	s.routes()
+	return s, nil
+}
+
+// View returns the server's view of requests.
+func (s *Server) View() *View { return s.view }
+
+// Handler returns the server's HTTP handler (API and UI).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run reads the view and serves HTTP until ctx ends, then shuts down
+// (waiting up to 5 s for requests in flight; event streams are ended).
+func (s *Server) Run(ctx context.Context) error {
+	defer s.sender.Close()
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("stepwise: API listen: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	viewErr := make(chan error, 1)
+	go func() { viewErr <- s.view.Run(ctx) }()
+
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	s.log.Info("API and web UI listening", "addr", "http://"+ln.Addr().String())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-viewErr:
+	case err = <-srvErr:
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+//go:embed openapi.json
+var openAPI []byte
+
+//go:embed web/static
+var webFiles embed.FS
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
+	m.HandleFunc("GET /api/v1/stats", s.stats)
+	m.HandleFunc("GET /api/v1/workflows", s.listWorkflows)
+	m.HandleFunc("GET /api/v1/workflows/{name}", s.showWorkflow)
+	m.HandleFunc("POST /api/v1/workflows/{name}/requests", s.start)
+	m.HandleFunc("GET /api/v1/requests", s.listRequests)
+	m.HandleFunc("GET /api/v1/requests/{id}", s.status)
+	m.HandleFunc("GET /api/v1/requests/{id}/payload", s.payload)
+	m.HandleFunc("GET /api/v1/requests/{id}/events", s.events)
+	m.HandleFunc("POST /api/v1/requests/{id}/cancel", s.cancel)
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
+	})
+	static, err := fs.Sub(webFiles, "web/static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.FileServerFS(static)
+	m.Handle("/", secure(files))
+	s.mux = m
+}
+
+// secure adds the headers that keep the UI's data from being run as code:
+// scripts only from this origin, no inline script, no framing.
+func secure(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, apiError{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+// waitReady waits for the view to catch up; false (and a 503 written)
+// when it did not in time.
+func (s *Server) waitReady(w http.ResponseWriter, r *http.Request) bool {
+	t := time.NewTimer(readyWait)
+	defer t.Stop()
+	select {
+	case <-s.view.Ready():
+		return true
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	w.Header().Set("Retry-After", "2")
+	writeError(w, http.StatusServiceUnavailable, ErrNotReady.Error())
+	return false
+}
+
+func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.view.Stats())
+}
+
+// WorkflowSummary is one row of GET /api/v1/workflows.
+type WorkflowSummary struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	File      string `json:"file,omitempty"`
+	Steps     int    `json:"steps"` // steps of every graph, tasks included
+	Tasks     int    `json:"tasks"`
+}
+
+// WorkflowDetail is GET /api/v1/workflows/{name}.
+type WorkflowDetail struct {
+	WorkflowSummary
+	Definition Definition `json:"definition"`
+	DAG        DAG        `json:"dag"`
+}
+
+// Definition is a compiled workflow as JSON.
+type Definition struct {
+	Steps []StepDef `json:"steps"`
+	Tasks []TaskDef `json:"tasks,omitempty"`
+}
+
+// StepDef is one step of a definition.
+type StepDef struct {
+	Name    string   `json:"name"`
+	Depends []string `json:"depends"`
+	Queue   string   `json:"queue,omitempty"`
+	Task    string   `json:"task,omitempty"`
+	Retry   *Retry   `json:"retry,omitempty"`
+	Timeout string   `json:"timeout,omitempty"`
+}
+
+// Retry is a step's retry policy.
+type Retry struct {
+	MaxAttempts int     `json:"maxAttempts"`
+	Initial     string  `json:"initial"`
+	Max         string  `json:"max"`
+	Multiplier  float64 `json:"multiplier"`
+}
+
+// TaskDef is one fan-out task of a definition.
+type TaskDef struct {
+	Name        string    `json:"name"`
+	ItemListKey string    `json:"itemListKey"`
+	ItemKey     string    `json:"itemKey"`
+	Steps       []StepDef `json:"steps"`
+}
+
+func stepDefs(g *topology.Graph) []StepDef {
+	out := make([]StepDef, 0, len(g.Steps))
+	for _, st := range g.Steps {
+		d := StepDef{Name: st.Name, Depends: st.Depends, Queue: st.Queue}
+		if st.Task != nil {
+			d.Task = st.Task.Name
+		} else {
+			d.Retry = &Retry{MaxAttempts: st.Retry.MaxAttempts, Initial: st.Retry.Initial.String(),
+				Max: st.Retry.Max.String(), Multiplier: st.Retry.Multiplier}
+		}
+		if st.Timeout > 0 {
+			d.Timeout = st.Timeout.String()
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func summarize(w *topology.Workflow) WorkflowSummary {
+	n := len(w.Graph.Steps)
+	for _, t := range w.Tasks {
+		n += len(t.Graph.Steps)
+	}
+	return WorkflowSummary{Name: w.Name, Namespace: w.Namespace, File: w.File, Steps: n, Tasks: len(w.Tasks)}
+}
+
+func (s *Server) listWorkflows(w http.ResponseWriter, _ *http.Request) {
+	out := []WorkflowSummary{}
+	for _, name := range s.cfg.Set.Order {
+		out = append(out, summarize(s.cfg.Set.Workflows[name]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workflows": out})
+}
+
+func (s *Server) showWorkflow(w http.ResponseWriter, r *http.Request) {
+	wf := s.cfg.Set.Lookup(r.PathValue("name"))
+	if wf == nil {
+		writeError(w, http.StatusNotFound, s.unknownWorkflow(r.PathValue("name")))
+		return
+	}
+	d := WorkflowDetail{WorkflowSummary: summarize(wf), DAG: s.dags[wf.Name]}
+	d.Definition.Steps = stepDefs(wf.Graph)
+	names := make([]string, 0, len(wf.Tasks))
+	for n := range wf.Tasks {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		t := wf.Tasks[n]
+		d.Definition.Tasks = append(d.Definition.Tasks, TaskDef{Name: t.Name, ItemListKey: t.ItemListKey, ItemKey: t.ItemKey, Steps: stepDefs(t.Graph)})
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) unknownWorkflow(name string) string {
+	names := slices.Clone(s.cfg.Set.Order)
+	slices.Sort(names)
+	return fmt.Sprintf("unknown workflow %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// Accepted is the answer to a start that has not finished (yet).
+type Accepted struct {
+	ID       string `json:"id"`
+	Workflow string `json:"workflow"`
+	Status   string `json:"status"`
+	URL      string `json:"url"` // the status document
+}
+
+// idHeader carries a client-chosen request id on a start, as ?id= does.
+const idHeader = "Idempotency-Key"
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	wf := s.cfg.Set.Lookup(name)
+	if wf == nil {
+		writeError(w, http.StatusNotFound, s.unknownWorkflow(name))
+		return
+	}
+	q := r.URL.Query()
+	id := q.Get("id")
+	if id == "" {
+		id = r.Header.Get(idHeader)
+	}
+	if id != "" && !validID(id) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid request id %q: it must match %s", id, requestID))
+		return
+	}
+	var wait time.Duration
+	if ws := q.Get("wait"); ws != "" {
+		d, err := time.ParseDuration(ws)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid wait %q: give a duration such as 30s", ws))
+			return
+		}
+		wait = min(d, s.cfg.MaxWait)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("input is over the %d-byte limit", s.cfg.MaxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		return
+	}
+	input, msg := checkInput(body)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if !s.waitReady(w, r) {
+		return
+	}
+	fresh := id == ""
+	if fresh {
+		id = newID()
+	}
+	if !fresh {
+		if old := s.view.get(id); old != nil && old.summary().Workflow != "" {
+			if got := old.summary().Workflow; got != wf.Name {
+				writeError(w, http.StatusConflict, fmt.Sprintf("request %q already exists for workflow %q", id, got))
+				return
+			}
+			s.answerStart(w, r, wf.Name, id, wait, http.StatusOK)
+			return
+		}
+	}
+	if err := s.sender.Start(r.Context(), wf.Name, id, input); err != nil {
+		s.log.Error("start not produced", "request", id, "workflow", wf.Name, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the start could not be written to Kafka: "+err.Error())
+		return
+	}
+	s.answerStart(w, r, wf.Name, id, wait, http.StatusAccepted)
+}
+
+// answerStart waits per ?wait (or briefly, until the view has read the
+// request) and answers with the completion, or Accepted.
+func (s *Server) answerStart(w http.ResponseWriter, r *http.Request, workflow, id string, wait time.Duration, code int) {
+	loc := "/api/v1/requests/" + id
+	w.Header().Set("Location", loc)
+	if wait > 0 {
+		req, ok := s.view.waitFor(r.Context(), id, wait, func(q *request) bool {
+			_, done := q.finished()
+			return done
+		})
+		if ok {
+			writeJSON(w, http.StatusOK, completionOf(req))
+			return
+		}
+		writeJSON(w, http.StatusAccepted, Accepted{ID: id, Workflow: workflow, Status: string(machine.Running), URL: loc})
+		return
+	}
+	req, _ := s.view.waitFor(r.Context(), id, seenWait, func(q *request) bool { return q != nil && q.summary().Workflow != "" })
+	status := string(machine.Running)
+	if req != nil && req.summary().Status != "" {
+		status = req.summary().Status
+	}
+	writeJSON(w, code, Accepted{ID: id, Workflow: workflow, Status: status, URL: loc})
+}
+
+// completionOf returns the completion of a finished request, as the
+// completions topic carries it (completion.schema.json).
+func completionOf(r *request) machine.Completion {
+	if r.root != nil && r.root.Status != machine.Running {
+		return machine.Completion{Request: r.id, Workflow: r.root.Workflow, Status: machine.CompletionStatus(r.root.Status),
+			Output: r.root.Output, Error: r.root.Error, Started: r.root.Created, Finished: r.root.Updated}
+	}
+	return *r.completion
+}
+
+// checkInput returns body as a start's input (an empty body is {}), or why
+// it is not a JSON object.
+func checkInput(body []byte) (json.RawMessage, string) {
+	trimmed := strings.TrimSpace(string(body))
+	if trimmed == "" {
+		return json.RawMessage("{}"), ""
+	}
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
+		return nil, "input is not valid JSON: " + err.Error()
+	}
+	if trimmed[0] != '{' {
+		return nil, "input must be a JSON object, not " + jsonKind(trimmed[0])
+	}
+	return json.RawMessage(trimmed), ""
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// requestOr404 returns the view's request id, or writes 404 (or 503 while
+// the view catches up) and returns nil.
+func (s *Server) requestOr404(w http.ResponseWriter, r *http.Request) *request {
+	id := r.PathValue("id")
+	if req := s.view.get(id); req != nil && req.summary().Workflow != "" {
+		return req
+	}
+	if !s.waitReady(w, r) {
+		return nil
+	}
+	if req := s.view.get(id); req != nil && req.summary().Workflow != "" {
+		return req
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("unknown request %q (never started, or forgotten after its retention)", id))
+	return nil
+}
+
+func (s *Server) statusOptions(r *http.Request) (statusOptions, string) {
+	o := statusOptions{previewLimit: s.cfg.PreviewLimit, instances: 100}
+	if v := r.URL.Query().Get("instances"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 10000 {
+			return o, "invalid instances " + strconv.Quote(v) + ": give a number from 0 to 10000"
+		}
+		o.instances = n
+	}
+	return o, ""
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	o, msg := s.statusOptions(r)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	req := s.requestOr404(w, r)
+	if req == nil {
+		return
+	}
+	if req.root == nil {
+		// Only the completion was read: the state records of the same
+		// transaction are on another topic and follow at once.
+		req, _ = s.view.waitFor(r.Context(), req.id, rootWait, func(q *request) bool { return q == nil || q.root != nil })
+		if req == nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown request %q (forgotten after its retention)", r.PathValue("id")))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, buildStatus(req, s.cfg.Set, o))
+}
+
+// RequestList is GET /api/v1/requests.
+type RequestList struct {
+	Requests   []summary `json:"requests"`
+	NextCursor string    `json:"nextCursor,omitempty"`
+}
+
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := q.Get("status")
+	switch machine.Status(status) {
+	case "", machine.Running, machine.StatusSucceeded, machine.StatusFailed, machine.StatusCancelled:
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid status %q: use running, succeeded, failed or cancelled", status))
+		return
+	}
+	limit := 50
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid limit %q: give a number from 1 to 1000", v))
+			return
+		}
+		limit = n
+	}
+	var after *cursor
+	if v := q.Get("cursor"); v != "" {
+		c, err := decodeCursor(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		after = c
+	}
+	if !s.waitReady(w, r) {
+		return
+	}
+	rows, more := s.view.list(q.Get("workflow"), status, after, limit)
+	out := RequestList{Requests: rows}
+	if more {
+		last := rows[len(rows)-1]
+		out.NextCursor = cursor{Created: last.Created, ID: last.ID}.encode()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) payload(w http.ResponseWriter, r *http.Request) {
+	req := s.requestOr404(w, r)
+	if req == nil {
+		return
+	}
+	q := r.URL.Query()
+	var raw json.RawMessage
+	var what string
+	if step := q.Get("step"); step != "" {
+		what = "step " + strconv.Quote(step)
+		inst, name := step, step
+		if i := strings.LastIndexByte(step, '/'); i >= 0 {
+			inst, name = step[:i], step[i+1:]
+		} else {
+			inst = ""
+		}
+		if rec := req.instance(inst); rec != nil && rec.Steps[name] != nil {
+			raw = rec.Steps[name].Output
+		}
+	} else {
+		part := q.Get("part")
+		inst := q.Get("instance")
+		what = "request " + part
+		if inst != "" {
+			what = "instance " + strconv.Quote(inst) + " " + part
+		}
+		switch part {
+		case "input", "output":
+		default:
+			writeError(w, http.StatusBadRequest, "give ?step=PATH, or ?part=input|output with an optional &instance=PATH")
+			return
+		}
+		if inst == "" && req.root == nil && part == "output" && req.completion != nil {
+			raw = req.completion.Output
+		} else if rec := req.instance(inst); rec != nil {
+			raw = rec.Input
+			if part == "output" {
+				raw = rec.Output
+			}
+		}
+	}
+	if len(raw) == 0 {
+		writeError(w, http.StatusNotFound, "no payload for "+what+" of request "+strconv.Quote(req.id)+" (not produced yet, or dropped when its instance finished)")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Disposition", "inline")
+	_, _ = w.Write(raw)
+}
+
+// instance returns the record of the instance at path ("" for the root).
+func (r *request) instance(path string) *machine.Record {
+	if path == "" {
+		return r.root
+	}
+	if h, ok := r.children[path]; ok {
+		return h.rec
+	}
+	return nil
+}
+
+// cancelBodyIn is the optional body of POST .../cancel.
+type cancelBodyIn struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	var in cancelBodyIn
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, "cancel body is over 64 KiB")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		return
+	}
+	if strings.TrimSpace(string(body)) != "" {
+		if err := json.Unmarshal(body, &in); err != nil {
+			writeError(w, http.StatusBadRequest, `cancel body must be {"reason": "..."}: `+err.Error())
+			return
+		}
+	}
+	req := s.requestOr404(w, r)
+	if req == nil {
+		return
+	}
+	if st, done := req.finished(); done {
+		writeError(w, http.StatusConflict, fmt.Sprintf("request %q already %s", req.id, st))
+		return
+	}
+	part := int32(-1)
+	if req.root != nil {
+		part = req.root.Partition
+	}
+	if err := s.sender.Cancel(r.Context(), req.id, in.Reason, part); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the cancel could not be written to Kafka: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{ID: req.id, Workflow: req.summary().Workflow, Status: "cancelling", URL: "/api/v1/requests/" + req.id})
+}
+
+// events streams a request's status document as server-sent events: one
+// "status" event at once and after changes (at most every 200 ms), "end"
+// once it finished, "gone" if it is forgotten.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	o, msg := s.statusOptions(r)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	req := s.requestOr404(w, r)
+	if req == nil {
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "streaming is not supported by this connection")
+		return
+	}
+	changes, unsubscribe := s.view.subscribe(req.id)
+	defer unsubscribe()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	send := func(event string, v any) bool {
+		b, _ := json.Marshal(v)
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return false
+		}
+		fl.Flush()
+		return true
+	}
+	heartbeat := time.NewTicker(15 * time.Second)
+	defer heartbeat.Stop()
+	var last uint64
+	for {
+		cur := s.view.get(req.id)
+		if cur == nil || cur.summary().Workflow == "" {
+			send("gone", apiError{Error: "request " + strconv.Quote(req.id) + " was forgotten"})
+			return
+		}
+		if cur.seq != last || last == 0 {
+			last = cur.seq
+			if !send("status", buildStatus(cur, s.cfg.Set, o)) {
+				return
+			}
+			if _, done := cur.finished(); done {
+				send("end", map[string]string{"status": cur.summary().Status})
+				return
+			}
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-heartbeat.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		case <-changes:
+			// Coalesce bursts: a fan-out changes many records at once.
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,462 @@
+package api
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// PreviewLimit is the default bound of a payload shown inline in a status
+// document; a larger one is cut and marked truncated, with the URL of the
+// whole.
+const PreviewLimit = 4096
+
+// Status is the status document of one request (GET /api/v1/requests/{id}).
+type Status struct {
+	ID       string `json:"id"`
+	Workflow string `json:"workflow"`
+	// Status is running, succeeded, failed or cancelled.
+	Status    string           `json:"status"`
+	Partition int32            `json:"partition"` // home partition
+	Created   time.Time        `json:"created"`
+	Updated   time.Time        `json:"updated"`
+	Finished  *time.Time       `json:"finished,omitempty"`
+	Input     *Payload         `json:"input,omitempty"`
+	Output    *Payload         `json:"output,omitempty"`
+	Error     *machine.Failure `json:"error,omitempty"`
+	// Steps are the top-level steps in declaration order; steps not yet
+	// started are "pending".
+	Steps []StepView `json:"steps"`
+	// Instances are the live fan-out children (at most the limit asked
+	// for, in path order); a child's record is dropped once its parent
+	// instance finishes, so a finished request has none.
+	Instances      []Instance `json:"instances"`
+	InstancesTotal int        `json:"instancesTotal"`
+	// Nodes is the progress of every node of the workflow's DAG, by node
+	// ID (see DAG): fan-out tasks' steps summed over their instances.
+	Nodes map[string]*NodeProgress `json:"nodes"`
+	// Seq grows with every change the view saw of this request.
+	Seq uint64 `json:"seq"`
+}
+
+// Payload is a JSON payload bounded for display: Value when it fits the
+// limit, else Preview (its first bytes, as text) and Truncated.
+type Payload struct {
+	Value     json.RawMessage `json:"value,omitempty"`
+	Preview   string          `json:"preview,omitempty"`
+	Truncated bool            `json:"truncated"`
+	Size      int             `json:"size"`
+	URL       string          `json:"url"` // the whole payload
+}
+
+// StepView is one step of one graph instance.
+type StepView struct {
+	Path        string     `json:"path"` // step path: "ocr", "documents[1]/pages[7]/ocr"
+	Node        string     `json:"node"` // DAG node ID: "documents/pages/ocr"
+	Name        string     `json:"name"`
+	Status      string     `json:"status"` // pending, running, waiting, succeeded, failed
+	Attempt     int        `json:"attempt,omitempty"`
+	MaxAttempts int        `json:"maxAttempts,omitempty"`
+	Started     *time.Time `json:"started,omitempty"`
+	Ended       *time.Time `json:"ended,omitempty"`
+	DurationMS  float64    `json:"durationMs,omitempty"`
+	RetryAt     *time.Time `json:"retryAt,omitempty"`
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	Error       string     `json:"error,omitempty"` // the last failure, even when a retry succeeded
+	Children    int        `json:"children,omitempty"`
+	Done        int        `json:"done,omitempty"`
+	Output      *Payload   `json:"output,omitempty"`
+}
+
+// Instance is one live fan-out child.
+type Instance struct {
+	Path    string     `json:"path"` // "documents[1]"
+	Task    string     `json:"task"`
+	ID      string     `json:"id"`
+	Status  string     `json:"status"`
+	Created time.Time  `json:"created"`
+	Input   *Payload   `json:"input,omitempty"`
+	Output  *Payload   `json:"output,omitempty"`
+	Steps   []StepView `json:"steps"`
+}
+
+// NodeProgress sums the states of one DAG node over its instances.
+type NodeProgress struct {
+	// Status is pending, running, succeeded, failed or cancelled (a
+	// node left unfinished by a failed or cancelled request).
+	Status    string `json:"status"`
+	Total     int    `json:"total"` // instances of the step known
+	Pending   int    `json:"pending"`
+	Running   int    `json:"running"`
+	Waiting   int    `json:"waiting"` // failed, waiting for a retry
+	Succeeded int    `json:"succeeded"`
+	Failed    int    `json:"failed"`
+	// Fan-out nodes: children started and finished, summed.
+	Children     int        `json:"children,omitempty"`
+	ChildrenDone int        `json:"childrenDone,omitempty"`
+	MaxAttempt   int        `json:"maxAttempt,omitempty"` // highest attempt seen
+	Started      *time.Time `json:"started,omitempty"`    // earliest start
+	Ended        *time.Time `json:"ended,omitempty"`      // latest end
+	Error        string     `json:"error,omitempty"`      // a failure message seen
+}
+
+// statusOptions bound a status document.
+type statusOptions struct {
+	previewLimit int
+	instances    int // live children listed at most
+}
+
+// buildStatus renders r (which must have a root record or a completion)
+// as a status document.
+func buildStatus(r *request, set *topology.Set, o statusOptions) *Status {
+	base := "/api/v1/requests/" + url.PathEscape(r.id) + "/payload"
+	s := &Status{ID: r.id, Seq: r.seq, Steps: []StepView{}, Instances: []Instance{}, Nodes: map[string]*NodeProgress{}}
+	if r.root == nil {
+		c := r.completion
+		s.Workflow, s.Status, s.Partition, s.Created, s.Updated = c.Workflow, string(c.Status), c.Partition, c.Started, c.Finished
+		s.Finished = &c.Finished
+		s.Error = c.Error
+		s.Output = bound(c.Output, o.previewLimit, base+"?part=output")
+		return s
+	}
+	root := r.root
+	s.Workflow, s.Status, s.Partition = root.Workflow, string(root.Status), root.Partition
+	s.Created, s.Updated = root.Created, root.Updated
+	if root.Status != machine.Running {
+		s.Finished = &s.Updated
+	}
+	s.Input = bound(root.Input, o.previewLimit, base+"?part=input")
+	s.Output = bound(root.Output, o.previewLimit, base+"?part=output")
+	s.Error = root.Error
+
+	w := set.Lookup(root.Workflow)
+	var g *topology.Graph
+	if w != nil {
+		g = w.Graph
+	}
+	s.Steps = stepViews(root, g, "", o.previewLimit, base)
+
+	paths := make([]string, 0, len(r.children))
+	for p := range r.children {
+		paths = append(paths, p)
+	}
+	slices.SortFunc(paths, comparePaths)
+	s.InstancesTotal = len(paths)
+	for _, p := range paths[:min(len(paths), o.instances)] {
+		c := r.children[p].rec
+		inst := Instance{Path: p, Task: c.Task, ID: c.ID, Status: string(c.Status), Created: c.Created,
+			Input:  bound(c.Input, o.previewLimit, base+"?part=input&instance="+url.QueryEscape(p)),
+			Output: bound(c.Output, o.previewLimit, base+"?part=output&instance="+url.QueryEscape(p))}
+		var tg *topology.Graph
+		if w != nil && w.Tasks[c.Task] != nil {
+			tg = w.Tasks[c.Task].Graph
+		}
+		inst.Steps = stepViews(c, tg, nodeOf(p), o.previewLimit, base)
+		s.Instances = append(s.Instances, inst)
+	}
+	if w != nil {
+		s.Nodes = progress(r, w)
+	}
+	return s
+}
+
+// stepViews lists the steps of one instance: those of g in declaration
+// order (pending when not started), or, when the definition is not known
+// here, those of the record by name.
+func stepViews(inst *machine.Record, g *topology.Graph, nodePrefix string, limit int, base string) []StepView {
+	var names []string
+	if g != nil {
+		for _, st := range g.Steps {
+			names = append(names, st.Name)
+		}
+	} else {
+		for n := range inst.Steps {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+	}
+	out := make([]StepView, 0, len(names))
+	for _, name := range names {
+		path := machine.StepPath(inst.Path, name)
+		sv := StepView{Path: path, Node: joinNode(nodePrefix, name), Name: name, Status: "pending"}
+		if g != nil {
+			if st := g.ByName[name]; st.Task == nil {
+				sv.MaxAttempts = st.Retry.MaxAttempts
+			}
+		}
+		if ss := inst.Steps[name]; ss != nil {
+			sv.Status, sv.Attempt, sv.Error = string(ss.Status), ss.Attempt, ss.Error
+			sv.Started, sv.Ended = timePtr(ss.Started), timePtr(ss.Ended)
+			sv.RetryAt, sv.Deadline = timePtr(ss.RetryAt), timePtr(ss.Deadline)
+			if sv.Started != nil && sv.Ended != nil {
+				sv.DurationMS = float64(ss.Ended.Sub(ss.Started).Microseconds()) / 1000
+			}
+			sv.Children, sv.Done = ss.Children, ss.Done
+			sv.Output = bound(ss.Output, limit, base+"?step="+url.QueryEscape(path))
+		} else if inst.Status == machine.StatusSucceeded {
+			sv.Status = string(machine.StepSucceeded) // details dropped when the instance finished
+		}
+		out = append(out, sv)
+	}
+	return out
+}
+
+// progress sums the step states of every DAG node of w over r's records.
+func progress(r *request, w *topology.Workflow) map[string]*NodeProgress {
+	nodes := map[string]*NodeProgress{}
+	get := func(id string) *NodeProgress {
+		p := nodes[id]
+		if p == nil {
+			p = &NodeProgress{}
+			nodes[id] = p
+		}
+		return p
+	}
+	// Every node exists, even when nothing of it has started.
+	var declare func(g *topology.Graph, prefix string, depth int)
+	declare = func(g *topology.Graph, prefix string, depth int) {
+		for _, st := range g.Steps {
+			if len(nodes) > topology.MaxDrawnNodes || depth > 64 {
+				return
+			}
+			id := joinNode(prefix, st.Name)
+			get(id)
+			if st.Task != nil {
+				declare(st.Task.Graph, id, depth+1)
+			}
+		}
+	}
+	declare(w.Graph, "", 0)
+
+	type mode int
+	const (
+		live    mode = iota // the instance's record is known
+		allDone             // gone, but known to have succeeded
+		notYet              // not started, or not known
+	)
+	var walk func(inst *machine.Record, instPath string, g *topology.Graph, prefix string, m mode)
+	walk = func(inst *machine.Record, instPath string, g *topology.Graph, prefix string, m mode) {
+		for _, st := range g.Steps {
+			id := joinNode(prefix, st.Name)
+			p := nodes[id]
+			if p == nil {
+				continue // beyond the drawing bound
+			}
+			var ss *machine.StepState
+			state := "pending"
+			switch {
+			case m == live && inst.Steps[st.Name] != nil:
+				ss = inst.Steps[st.Name]
+				state = string(ss.Status)
+			case m == live && inst.Status == machine.StatusSucceeded, m == allDone:
+				state = string(machine.StepSucceeded)
+			}
+			p.Total++
+			switch state {
+			case "pending":
+				p.Pending++
+			case string(machine.StepRunning):
+				p.Running++
+			case string(machine.StepWaiting):
+				p.Waiting++
+			case string(machine.StepSucceeded):
+				p.Succeeded++
+			case string(machine.StepFailed):
+				p.Failed++
+			}
+			if ss != nil {
+				p.MaxAttempt = max(p.MaxAttempt, ss.Attempt)
+				if !ss.Started.IsZero() && (p.Started == nil || ss.Started.Before(*p.Started)) {
+					p.Started = timePtr(ss.Started)
+				}
+				if !ss.Ended.IsZero() && (p.Ended == nil || ss.Ended.After(*p.Ended)) {
+					p.Ended = timePtr(ss.Ended)
+				}
+				if ss.Error != "" && (p.Error == "" || ss.Status == machine.StepFailed) {
+					p.Error = ss.Error
+				}
+			}
+			if st.Task == nil {
+				continue
+			}
+			stepPath := machine.StepPath(instPath, st.Name)
+			width, done := 0, 0
+			if ss != nil {
+				width, done = ss.Children, ss.Done
+			} else if state == string(machine.StepSucceeded) {
+				width = r.widths[stepPath]
+				done = width
+			}
+			p.Children += width
+			p.ChildrenDone += done
+			for i := range width {
+				cp := stepPath + "[" + strconv.Itoa(i) + "]"
+				switch c, ok := r.children[cp]; {
+				case ok:
+					walk(c.rec, cp, st.Task.Graph, id, live)
+				case state == string(machine.StepSucceeded):
+					walk(nil, cp, st.Task.Graph, id, allDone)
+				default:
+					walk(nil, cp, st.Task.Graph, id, notYet)
+				}
+			}
+		}
+	}
+	walk(r.root, "", w.Graph, "", live)
+
+	for _, p := range nodes {
+		switch {
+		case p.Failed > 0:
+			p.Status = "failed"
+		case p.Running+p.Waiting > 0:
+			p.Status = "running"
+		case p.Total > 0 && p.Succeeded == p.Total:
+			p.Status = "succeeded"
+		case p.Succeeded > 0:
+			p.Status = "running"
+		default:
+			p.Status = "pending"
+		}
+	}
+	root := r.root
+	if root.Status == machine.StatusFailed && root.Error != nil && root.Error.Step != "" {
+		// The failed child's record is gone with the request: mark the
+		// failed step and the groups around it.
+		id := nodeOf(root.Error.Step)
+		for {
+			if p := nodes[id]; p != nil {
+				p.Status = "failed"
+				if p.Error == "" {
+					p.Error = root.Error.Message
+				}
+			}
+			i := strings.LastIndexByte(id, '/')
+			if i < 0 {
+				break
+			}
+			id = id[:i]
+		}
+	}
+	if root.Status == machine.StatusFailed || root.Status == machine.StatusCancelled {
+		for _, p := range nodes {
+			if p.Status == "running" {
+				p.Status = "cancelled"
+			}
+		}
+	}
+	return nodes
+}
+
+// nodeOf returns the DAG node ID of a step or child path: the path without
+// its indexes ("documents[1]/pages[7]/ocr" => "documents/pages/ocr").
+func nodeOf(path string) string {
+	if !strings.Contains(path, "[") {
+		return path
+	}
+	var b strings.Builder
+	skip := false
+	for _, c := range path {
+		switch {
+		case c == '[':
+			skip = true
+		case c == ']':
+			skip = false
+		case !skip:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+func joinNode(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "/" + name
+}
+
+// comparePaths orders child paths with their indexes compared as numbers
+// ("docs[2]" before "docs[10]").
+func comparePaths(a, b string) int {
+	for a != "" && b != "" {
+		ia, ib := strings.IndexByte(a, '['), strings.IndexByte(b, '[')
+		if ia < 0 || ib < 0 || a[:ia] != b[:ib] {
+			return strings.Compare(a, b)
+		}
+		a, b = a[ia+1:], b[ib+1:]
+		ja, jb := strings.IndexByte(a, ']'), strings.IndexByte(b, ']')
+		if ja < 0 || jb < 0 {
+			return strings.Compare(a, b)
+		}
+		na, _ := strconv.Atoi(a[:ja])
+		nb, _ := strconv.Atoi(b[:jb])
+		if c := cmp.Compare(na, nb); c != 0 {
+			return c
+		}
+		a, b = a[ja+1:], b[jb+1:]
+	}
+	return strings.Compare(a, b)
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// bound returns raw as a Payload of at most limit bytes inline, or nil when
+// raw is empty.
+func bound(raw json.RawMessage, limit int, url string) *Payload {
+	if len(raw) == 0 {
+		return nil
+	}
+	p := &Payload{Size: len(raw), URL: url}
+	if len(raw) <= limit {
+		p.Value = raw
+		return p
+	}
+	cut := limit
+	for cut > 0 && !utf8Start(raw[cut]) {
+		cut-- // do not split a UTF-8 sequence
+	}
+	p.Preview, p.Truncated = string(raw[:cut]), true
+	return p
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+// cursor is a position in a request list: the last row of the previous
+// page.
+type cursor struct {
+	Created time.Time
+	ID      string
+}
+
+func (c cursor) encode() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.Created.UnixNano(), 10) + " " + c.ID))
+}
+
+var errCursor = errors.New("stepwise: invalid cursor; pass the nextCursor of a previous page")
+
+func decodeCursor(s string) (*cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, errCursor
+	}
+	ns, id, ok := strings.Cut(string(b), " ")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || id == "" {
+		return nil, errCursor
+	}
+	return &cursor{Created: time.Unix(0, n), ID: id}, nil
+}

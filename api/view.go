@@ -1,0 +1,605 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/processors/machine"
+)
+
+// ErrNotReady is returned by View.Wait... callers while the view has not yet
+// read the state topic up to where it stood when the view started.
+var ErrNotReady = errors.New("stepwise: the request view is still catching up; try again in a moment")
+
+// entryOverhead is the estimated fixed cost of one request in the view
+// beyond the bytes of its records (maps, pointers, decoded fields); it only
+// feeds the memory estimate of Stats.
+const entryOverhead = 512
+
+// View is an in-memory copy of the state topic: for every request its root
+// record and the records of its live fan-out children, plus the completion
+// when one was seen. It is filled by Run and read by the HTTP handlers.
+//
+// Invariants: mu.reqs holds an entry for every request with at least one
+// record (or a completion) in the view; an entry's bytes is the sum of the
+// encoded sizes of its records. Entries are replaced, never changed in
+// place, once published: readers may keep a *request after unlocking.
+type View struct {
+	conn kconn.Config
+	log  *slog.Logger
+	opts []kgo.Opt // extra client options (tests)
+
+	ready     chan struct{} // closed once caught up
+	readyOnce sync.Once
+
+	mu struct {
+		sync.RWMutex
+		reqs map[string]*request
+		subs map[string]map[chan struct{}]struct{} // request id => subscribers
+	}
+
+	st viewCounters
+}
+
+type viewCounters struct {
+	records, tombstones, bad, completions atomic.Uint64
+	catchUpNanos                          atomic.Int64
+	catchUpRecords                        atomic.Uint64
+	started                               atomic.Int64 // unix nanos
+}
+
+// request is the view of one request: an immutable snapshot, replaced
+// whole on every change.
+type request struct {
+	id         string
+	root       *machine.Record // nil until the root record is read
+	rootSize   int
+	children   map[string]held // live fan-out children by child path
+	completion *machine.Completion
+	// widths remembers the number of children of fan-out steps of
+	// instances whose details were dropped when they finished (key: the
+	// step path, "docs[1]/pages"), so progress of nested fan-outs stays
+	// known after the fact. Best effort: lost when the view restarts.
+	widths  map[string]int
+	bytes   int // encoded size of the records held
+	seq     uint64
+	changed time.Time
+}
+
+// ViewOption configures a View.
+type ViewOption func(*View)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) ViewOption { return func(v *View) { v.log = l } }
+
+// WithClientOpts appends options to the view's Kafka client.
+func WithClientOpts(opts ...kgo.Opt) ViewOption {
+	return func(v *View) { v.opts = append(v.opts, opts...) }
+}
+
+// NewView returns a view of the installation conn points at. Run fills it.
+func NewView(conn kconn.Config, opts ...ViewOption) *View {
+	v := &View{conn: conn, log: slog.Default(), ready: make(chan struct{})}
+	for _, o := range opts {
+		o(v)
+	}
+	v.mu.reqs = map[string]*request{}
+	v.mu.subs = map[string]map[chan struct{}]struct{}{}
+	return v
+}
+
+// Ready is closed once the view has read the state topic up to where it
+// stood when Run began.
+func (v *View) Ready() <-chan struct{} { return v.ready }
+
+// Run reads the state and completions topics until ctx ends. It waits for
+// the topics to exist (a fresh installation), so it can start before the
+// processors create them.
+func (v *View) Run(ctx context.Context) error {
+	base, err := v.conn.Opts()
+	if err != nil {
+		return err
+	}
+	v.st.started.Store(time.Now().UnixNano())
+	state, comps := v.conn.Prefix.State(), v.conn.Prefix.Completions()
+	cl, err := kgo.NewClient(append(append(base, v.opts...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(100*time.Millisecond),
+	)...)
+	if err != nil {
+		return fmt.Errorf("stepwise: view client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	targets, compEnds, err := v.waitTopics(ctx, adm, state, comps)
+	if err != nil {
+		return err
+	}
+	consume := map[string]map[int32]kgo.Offset{state: {}, comps: {}}
+	for p := range targets {
+		consume[state][p] = kgo.NewOffset().AtStart()
+	}
+	for p, end := range compEnds {
+		consume[comps][p] = kgo.NewOffset().At(end)
+	}
+	cl.AddConsumePartitions(consume)
+
+	cu := newCatchUp(targets)
+	if cu.done() {
+		v.markReady(0)
+	}
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				v.log.Warn("view fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		seen := map[int32]bool{}
+		var completed []*kgo.Record
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Topic == state {
+				seen[r.Partition] = true
+				cu.saw(r.Partition, r.Offset)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
+			switch r.Topic {
+			case state:
+				if !cu.done() {
+					v.st.catchUpRecords.Add(1)
+				}
+				v.applyState(r)
+			case comps:
+				completed = append(completed, r)
+			}
+		})
+		// A completion and the state records of its transaction often
+		// come in one poll: apply the state first, so that whoever a
+		// completion wakes finds the final records.
+		for _, r := range completed {
+			v.applyCompletion(r)
+		}
+		if cu.done() {
+			v.markReady(cu.records)
+			continue
+		}
+		// The tail of a partition may be markers or aborted records
+		// that are never handed over: a partition whose last stable
+		// offset passed its target and that delivered nothing in a
+		// poll is caught up (see processors' restore for the rule).
+		if cu.check(seen) {
+			lsos, err := adm.ListCommittedOffsets(ctx, state)
+			if err == nil {
+				cu.lsos(lsos, state)
+			}
+		}
+		if cu.done() {
+			v.markReady(cu.records)
+		}
+	}
+}
+
+// waitTopics returns the high watermarks of the state partitions and the
+// end offsets of the completions partitions, once both topics exist.
+func (v *View) waitTopics(ctx context.Context, adm *kadm.Client, state, comps string) (map[int32]int64, map[int32]int64, error) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		se, err1 := adm.ListEndOffsets(ctx, state)
+		ce, err2 := adm.ListEndOffsets(ctx, comps)
+		err := errors.Join(err1, err2)
+		if err == nil {
+			err = errors.Join(se.Error(), ce.Error())
+		}
+		if err == nil && len(se[state]) > 0 && len(ce[comps]) > 0 {
+			targets := map[int32]int64{}
+			se.Each(func(o kadm.ListedOffset) { targets[o.Partition] = o.Offset })
+			ends := map[int32]int64{}
+			ce.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+			return targets, ends, nil
+		}
+		if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+			v.log.Warn("view: cannot list topic offsets yet", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (v *View) markReady(records int) {
+	v.readyOnce.Do(func() {
+		d := time.Since(time.Unix(0, v.st.started.Load()))
+		v.st.catchUpNanos.Store(int64(d))
+		v.mu.RLock()
+		n := len(v.mu.reqs)
+		v.mu.RUnlock()
+		v.log.Info("view caught up", "duration", d, "records", v.st.catchUpRecords.Load(), "requests", n)
+		close(v.ready)
+	})
+}
+
+// catchUp tracks which state partitions are read up to their target (the
+// high watermark when the view started).
+type catchUp struct {
+	pending map[int32]*target
+	records int
+}
+
+type target struct {
+	offset    int64
+	lsoPassed bool
+	polls     int // polls without records since lsoPassed
+}
+
+func newCatchUp(targets map[int32]int64) *catchUp {
+	c := &catchUp{pending: map[int32]*target{}}
+	for p, off := range targets {
+		if off > 0 {
+			c.pending[p] = &target{offset: off}
+		}
+	}
+	return c
+}
+
+func (c *catchUp) done() bool { return len(c.pending) == 0 }
+
+func (c *catchUp) saw(p int32, offset int64) {
+	if t := c.pending[p]; t != nil && offset+1 >= t.offset {
+		delete(c.pending, p)
+	}
+}
+
+// check marks partitions that delivered nothing after their last stable
+// offset passed the target, and says whether any partition still needs its
+// last stable offset looked up.
+func (c *catchUp) check(seen map[int32]bool) bool {
+	need := false
+	for p, t := range c.pending {
+		if seen[p] {
+			continue
+		}
+		if t.lsoPassed {
+			delete(c.pending, p)
+			continue
+		}
+		need = true
+	}
+	return need
+}
+
+func (c *catchUp) lsos(l kadm.ListedOffsets, topic string) {
+	for p, t := range c.pending {
+		if o, ok := l.Lookup(topic, p); ok && o.Err == nil && o.Offset >= t.offset {
+			t.lsoPassed = true
+		}
+	}
+}
+
+// splitKey splits a state key into the request id and the child path
+// ("" for the root record). Request ids never contain "/".
+func splitKey(key string) (id, path string) {
+	id, path, _ = strings.Cut(key, "/")
+	return id, path
+}
+
+func (v *View) applyState(r *kgo.Record) {
+	id, path := splitKey(string(r.Key))
+	if id == "" {
+		return
+	}
+	var rec *machine.Record
+	if r.Value != nil {
+		var err error
+		rec, err = machine.Decode(r.Value)
+		if err != nil {
+			v.st.bad.Add(1)
+			v.log.Error("view: skipping unreadable state record", "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+			return
+		}
+		v.st.records.Add(1)
+	} else {
+		v.st.tombstones.Add(1)
+	}
+	v.apply(id, path, rec, len(r.Value))
+}
+
+// apply sets (rec != nil) or drops (rec == nil) one record of request id;
+// size is its encoded size.
+func (v *View) apply(id, path string, rec *machine.Record, size int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	old := v.mu.reqs[id]
+	if old == nil && rec == nil {
+		return
+	}
+	n := &request{id: id}
+	if old != nil {
+		*n = *old
+	}
+	n.seq++
+	n.changed = time.Now()
+	if path == "" {
+		if rec == nil {
+			// The request was forgotten (expired): so is its view.
+			delete(v.mu.reqs, id)
+			v.notifyLocked(id)
+			return
+		}
+		n.bytes += size - n.rootSize
+		n.root, n.rootSize = rec, size
+	} else {
+		n.children = make(map[string]held, len(n.children)+1)
+		if old != nil {
+			for k, h := range old.children {
+				n.children[k] = h
+			}
+		}
+		if prev, ok := n.children[path]; ok {
+			n.bytes -= prev.size
+			if rec != nil && rec.Steps == nil && prev.rec.Steps != nil {
+				n.widths = rememberWidths(n.widths, path, prev.rec)
+			}
+		}
+		if rec == nil {
+			delete(n.children, path)
+		} else {
+			n.children[path] = held{rec: rec, size: size}
+			n.bytes += size
+		}
+	}
+	v.mu.reqs[id] = n
+	v.notifyLocked(id)
+}
+
+// rememberWidths returns w plus the fan-out widths of prev, a child record
+// about to lose its step details.
+func rememberWidths(w map[string]int, path string, prev *machine.Record) map[string]int {
+	out := make(map[string]int, len(w)+1)
+	for k, n := range w {
+		out[k] = n
+	}
+	for name, ss := range prev.Steps {
+		if ss.Children > 0 {
+			out[machine.StepPath(path, name)] = ss.Children
+		}
+	}
+	return out
+}
+
+func (v *View) applyCompletion(r *kgo.Record) {
+	var c machine.Completion
+	if err := json.Unmarshal(r.Value, &c); err != nil || c.Request == "" {
+		v.log.Warn("view: skipping unreadable completion", "partition", r.Partition, "offset", r.Offset, "err", err)
+		return
+	}
+	c.Partition = r.Partition
+	v.st.completions.Add(1)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	old := v.mu.reqs[c.Request]
+	n := &request{id: c.Request}
+	if old != nil {
+		*n = *old
+	}
+	n.seq++
+	n.changed = time.Now()
+	n.completion = &c
+	v.mu.reqs[c.Request] = n
+	v.notifyLocked(c.Request)
+}
+
+func (v *View) notifyLocked(id string) {
+	for ch := range v.mu.subs[id] {
+		select {
+		case ch <- struct{}{}:
+		default: // a change is already pending for this subscriber
+		}
+	}
+}
+
+// get returns the current snapshot of request id, or nil.
+func (v *View) get(id string) *request {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.mu.reqs[id]
+}
+
+// subscribe returns a channel that receives a value after each change of
+// request id (changes may be coalesced), and the function that ends the
+// subscription.
+func (v *View) subscribe(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	v.mu.Lock()
+	if v.mu.subs[id] == nil {
+		v.mu.subs[id] = map[chan struct{}]struct{}{}
+	}
+	v.mu.subs[id][ch] = struct{}{}
+	v.mu.Unlock()
+	return ch, func() {
+		v.mu.Lock()
+		delete(v.mu.subs[id], ch)
+		if len(v.mu.subs[id]) == 0 {
+			delete(v.mu.subs, id)
+		}
+		v.mu.Unlock()
+	}
+}
+
+// waitFor waits until cond holds for request id's snapshot (nil when the
+// view has none), ctx ends, or timeout passes; it returns the last
+// snapshot and whether cond held.
+func (v *View) waitFor(ctx context.Context, id string, timeout time.Duration, cond func(*request) bool) (*request, bool) {
+	ch, cancel := v.subscribe(id)
+	defer cancel()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		r := v.get(id)
+		if cond(r) {
+			return r, true
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return v.get(id), false
+		case <-ctx.Done():
+			return v.get(id), false
+		}
+	}
+}
+
+// finished reports whether a request has ended, and how.
+func (r *request) finished() (machine.CompletionStatus, bool) {
+	if r == nil {
+		return "", false
+	}
+	if r.root != nil && r.root.Status != machine.Running {
+		return machine.CompletionStatus(r.root.Status), true
+	}
+	if r.completion != nil {
+		return r.completion.Status, true
+	}
+	return "", false
+}
+
+// held is a child record and its encoded size.
+type held struct {
+	rec  *machine.Record
+	size int
+}
+
+// summary is one row of a request list.
+type summary struct {
+	ID       string    `json:"id"`
+	Workflow string    `json:"workflow"`
+	Status   string    `json:"status"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+	Error    string    `json:"error,omitempty"`
+}
+
+func (r *request) summary() summary {
+	s := summary{ID: r.id}
+	switch {
+	case r.root != nil:
+		s.Workflow, s.Status, s.Created, s.Updated = r.root.Workflow, string(r.root.Status), r.root.Created, r.root.Updated
+		if r.root.Error != nil {
+			s.Error = r.root.Error.Message
+		}
+	case r.completion != nil:
+		c := r.completion
+		s.Workflow, s.Status, s.Created, s.Updated = c.Workflow, string(c.Status), c.Started, c.Finished
+		if c.Error != nil {
+			s.Error = c.Error.Message
+		}
+	}
+	if s.Updated.IsZero() {
+		s.Updated = s.Created
+	}
+	return s
+}
+
+// list returns the summaries matching workflow and status ("" matches
+// any), newest first (ties by id), after the cursor position.
+func (v *View) list(workflow, status string, after *cursor, limit int) (rows []summary, more bool) {
+	v.mu.RLock()
+	all := make([]summary, 0, len(v.mu.reqs))
+	for _, r := range v.mu.reqs {
+		s := r.summary()
+		if s.Workflow == "" || (workflow != "" && s.Workflow != workflow) || (status != "" && s.Status != status) {
+			continue
+		}
+		all = append(all, s)
+	}
+	v.mu.RUnlock()
+	slices.SortFunc(all, func(a, b summary) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	i := 0
+	if after != nil {
+		i, _ = slices.BinarySearchFunc(all, *after, func(s summary, c cursor) int {
+			if x := c.Created.Compare(s.Created); x != 0 {
+				return x
+			}
+			if x := strings.Compare(c.ID, s.ID); x != 0 {
+				return x
+			}
+			return -1 // the cursor row itself sorts before: skip it
+		})
+	}
+	all = all[i:]
+	if len(all) > limit {
+		return all[:limit], true
+	}
+	return all, false
+}
+
+// ViewStats are the view's figures, served at /api/v1/stats.
+type ViewStats struct {
+	Ready          bool    `json:"ready"`
+	Requests       int     `json:"requests"`
+	Children       int     `json:"children"`       // fan-out child records held
+	RecordBytes    int64   `json:"recordBytes"`    // encoded size of the records held
+	EstimatedBytes int64   `json:"estimatedBytes"` // record bytes plus a fixed cost per request
+	BytesPerReq    float64 `json:"bytesPerRequest"`
+	Records        uint64  `json:"recordsRead"`
+	Tombstones     uint64  `json:"tombstonesRead"`
+	Unreadable     uint64  `json:"unreadableRecords"`
+	Completions    uint64  `json:"completionsRead"`
+	CatchUpMillis  float64 `json:"catchUpMillis"`  // from Run's start to ready
+	CatchUpRecords uint64  `json:"catchUpRecords"` // state records read before ready
+	Subscribers    int     `json:"subscribers"`
+}
+
+// Stats returns the view's current figures.
+func (v *View) Stats() ViewStats {
+	v.mu.RLock()
+	s := ViewStats{Requests: len(v.mu.reqs)}
+	for _, r := range v.mu.reqs {
+		s.Children += len(r.children)
+		s.RecordBytes += int64(r.bytes)
+	}
+	for _, subs := range v.mu.subs {
+		s.Subscribers += len(subs)
+	}
+	v.mu.RUnlock()
+	select {
+	case <-v.ready:
+		s.Ready = true
+	default:
+	}
+	s.EstimatedBytes = s.RecordBytes + int64(s.Requests)*entryOverhead
+	if s.Requests > 0 {
+		s.BytesPerReq = float64(s.EstimatedBytes) / float64(s.Requests)
+	}
+	s.Records, s.Tombstones = v.st.records.Load(), v.st.tombstones.Load()
+	s.Unreadable, s.Completions = v.st.bad.Load(), v.st.completions.Load()
+	s.CatchUpMillis = float64(v.st.catchUpNanos.Load()) / 1e6
+	s.CatchUpRecords = v.st.catchUpRecords.Load()
+	return s
+}
+
