@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: test ci vet build
+.PHONY: test ci vet build integration kafka-up kafka-down
 
 build:
 	$(GO) build -o bin/stepwise ./cmd/stepwise
@@ -12,5 +12,22 @@ vet:
 test: vet
 	$(GO) test -count=1 ./...
 
-# Everything CI runs.
-ci: test
+# Integration suite against a real Kafka (build tag integration). Needs
+# KAFKA_BROKERS; the tests fail, never skip, without a reachable broker.
+#   make kafka-up && KAFKA_BROKERS=127.0.0.1:9092 make integration; make kafka-down
+integration:
+	@test -n "$(KAFKA_BROKERS)" || { echo "integration: KAFKA_BROKERS is not set; run 'make kafka-up' and export KAFKA_BROKERS=127.0.0.1:9092" >&2; exit 1; }
+	$(GO) vet -tags integration ./integration/...
+	KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -tags integration ./integration/...
+
+# A local Apache Kafka 4.x (KRaft) from Maven Central jars: 1 node on
+# 127.0.0.1:9092 (SASL/SCRAM on 9096), or KAFKA_NODES=3 for 9092-9094.
+KAFKA_NODES ?= 1
+kafka-up:
+	integration/kafka/up --brokers $(KAFKA_NODES)
+
+kafka-down:
+	integration/kafka/down
+
+# Everything CI runs (.ci/run starts the broker and sets KAFKA_BROKERS).
+ci: test integration
