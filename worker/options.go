@@ -115,11 +115,12 @@ func WithDrainTimeout(d time.Duration) Option {
 }
 
 // WithCommitInterval sets how often finished tasks' offsets are committed
-// (default 1 s). Shorter means fewer repeated tasks after a crash.
+// (default 1 s, at least 100 ms). Shorter means fewer repeated tasks after
+// a crash, and more commit requests.
 func WithCommitInterval(d time.Duration) Option {
 	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("stepwise: commit interval must be positive, got %v", d)
+		if d < 100*time.Millisecond {
+			return fmt.Errorf("stepwise: commit interval must be at least 100ms, got %v", d)
 		}
 		c.commitInterval = d
 		return nil
