@@ -64,7 +64,9 @@ type Processor struct {
 
 	// poison holds the inputs (topic/partition/offset or timer) whose
 	// effects the broker refused as too large; on replay they are
-	// answered as oversize instead of being produced again. Loop only.
+	// answered as oversize instead of being produced again, so a record
+	// the broker will never take cannot wedge its partition: each abort
+	// marks one more input, and the replay goes past it. Loop only.
 	poison map[string]bool
 
 	st counters
@@ -317,7 +319,11 @@ type batch struct {
 
 	mu         sync.Mutex // guards the fields below, set by produce promises
 	produceErr error
-	tooLarge   []string // sources whose records the broker refused as too large
+	// tooLarge is the source of the largest record the broker refused
+	// as too large. Only that one is marked: the broker refuses a whole
+	// produce batch, so the other records refused with it may be fine.
+	tooLarge     string
+	tooLargeSize int
 }
 
 func (b *batch) promise(src string) func(*kgo.Record, error) {
@@ -331,7 +337,9 @@ func (b *batch) promise(src string) func(*kgo.Record, error) {
 			b.produceErr = fmt.Errorf("produce to %s: %w", r.Topic, err)
 		}
 		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
-			b.tooLarge = append(b.tooLarge, src)
+			if size := recordSize(r); size > b.tooLargeSize {
+				b.tooLarge, b.tooLargeSize = src, size
+			}
 		}
 	}
 }
@@ -578,8 +586,8 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	if b.produceErr != nil && b.failed == nil {
 		b.failed = b.produceErr
 	}
-	for _, src := range b.tooLarge {
-		p.poison[src] = true
+	if b.tooLarge != "" {
+		p.poison[b.tooLarge] = true
 	}
 	b.mu.Unlock()
 	commit = commit && b.failed == nil
