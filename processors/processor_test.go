@@ -46,3 +46,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// One transaction may span several polls (--commit-interval).
+func TestCommitInterval(t *testing.T) {
+	e := newEnv(t, threeSteps, 2)
+	comps := e.watchCompletions()
+	e.startWorker(echo)
+	r := e.startProcessor("p1", func(c *Config) { c.CommitInterval = 50 * time.Millisecond })
+	reqs := ids("interval", 300)
+	e.start("chain", reqs...)
+	comps.wait(t, reqs, 20*time.Second)
+	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	if st := r.p.Stats(); st.Committed == 0 || st.Events < uint64(4*len(reqs)) {
+		t.Errorf("stats %+v", st)
+	}
+}
