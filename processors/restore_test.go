@@ -12,7 +12,7 @@ import (
 
 // stateWriter writes state records in transactions, as a processor does.
 type stateWriter struct {
-	t  *testing.T
+	t  testing.TB
 	cl *kgo.Client
 	e  *env
 }

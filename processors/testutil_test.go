@@ -42,7 +42,7 @@ workflows:
 // env is an in-process Kafka (kfake) with the topic plan of a workflow
 // set created.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	cluster *kfake.Cluster
 	conn    kconn.Config
 	set     *topology.Set
@@ -52,7 +52,7 @@ type env struct {
 // newEnv starts a kfake cluster and creates the topics of yaml with parts
 // partitions. The cleaner runs often (KAFKA-NOTES pitfall 6), so restores
 // read compacted state as they would on a real broker.
-func newEnv(t *testing.T, yaml string, parts int32) *env {
+func newEnv(t testing.TB, yaml string, parts int32) *env {
 	t.Helper()
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -90,7 +90,7 @@ func (e *env) admin() *kadm.Client { return kadm.NewClient(e.client()) }
 
 // testLogger logs warnings and errors to the test log (set
 // STEPWISE_TEST_LOG=debug to see everything).
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	level := slog.LevelWarn
 	if os.Getenv("STEPWISE_TEST_LOG") == "debug" {
 		level = slog.LevelDebug
@@ -98,7 +98,7 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(string(b))
@@ -145,7 +145,7 @@ func (e *env) startProcessor(id string, tweak ...func(*Config)) *replica {
 }
 
 // stop shuts the replica down gracefully and returns Run's error.
-func (r *replica) stop(t *testing.T) error {
+func (r *replica) stop(t testing.TB) error {
 	r.cancel()
 	select {
 	case err := <-r.done:
@@ -435,7 +435,7 @@ func (e *env) watchCompletions() *completions {
 }
 
 // wait waits until every id has completed, or fails the test at timeout.
-func (c *completions) wait(t *testing.T, ids []string, timeout time.Duration) {
+func (c *completions) wait(t testing.TB, ids []string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -460,7 +460,7 @@ func (c *completions) wait(t *testing.T, ids []string, timeout time.Duration) {
 // exactlyOnce checks that every id completed exactly once, with status
 // want, and that no other request completed. It waits a little first so
 // that a duplicate would have time to show.
-func (c *completions) exactlyOnce(t *testing.T, ids []string, want machine.CompletionStatus) {
+func (c *completions) exactlyOnce(t testing.TB, ids []string, want machine.CompletionStatus) {
 	t.Helper()
 	time.Sleep(300 * time.Millisecond)
 	c.mu.Lock()
