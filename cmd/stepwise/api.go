@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/stepwise-run/stepwise/api"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+func init() {
+	register(command{
+		name:    "api",
+		summary: "serve the HTTP API and web UI from a view of the state topic",
+		run:     runAPI,
+	})
+}
+
+// runAPI runs the read side: a view of every request built from the state
+// topic, the HTTP API and the web UI, until the process is signalled. It
+// needs no processor to answer status and lists; starts and cancels are
+// written to the requests topic for the processors.
+func runAPI(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	var cfg api.Config
+	cfg.Conn.RegisterFlags(fs)
+	var files fileFlags
+	fs.Var(&files, "f", "workflow definition file (repeatable)")
+	fs.StringVar(&cfg.Addr, "http", api.DefaultAddr, "address to serve HTTP on")
+	fs.Int64Var(&cfg.MaxBody, "max-body", api.DefaultMaxBody, "largest start input accepted, bytes")
+	fs.DurationVar(&cfg.MaxWait, "max-wait", api.DefaultMaxWait, "longest ?wait of a start")
+	var level slog.Level
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: stepwise api -f FILE... [--http ADDR] [flags]\n\n"+
+			"Serves the HTTP API (/api/v1, OpenAPI document at /api/v1/openapi.json) and\n"+
+			"the web UI (/) from an in-memory view of the state topic. Run any number\n"+
+			"of them beside the processors; each reads every partition.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q; definition files go after -f", fs.Arg(0))}
+	}
+	if len(files) == 0 {
+		return &exitError{code: 2, msg: "no definition file: give one or more with -f"}
+	}
+	set, err := topology.Load(files...)
+	if err != nil {
+		return err
+	}
+	cfg.Set = set
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return api.Serve(ctx, cfg)
+}
