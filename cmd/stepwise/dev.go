@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stepwise-run/stepwise/api"
 	"github.com/stepwise-run/stepwise/devbroker"
 	"github.com/stepwise-run/stepwise/examples"
 	"github.com/stepwise-run/stepwise/examples/idp"
@@ -38,6 +39,7 @@ type devOptions struct {
 	inMemory   bool
 	partitions int
 	prefix     string
+	http       string
 	logLevel   slog.Level
 }
 
@@ -61,6 +63,7 @@ func devParse(args []string, stderr io.Writer) (*devOptions, error) {
 	fs.BoolVar(&o.inMemory, "in-memory", false, "keep the broker's data in memory only; it is gone on exit")
 	fs.IntVar(&o.partitions, "partitions", devbroker.DefaultPartitions, "partitions of each topic created")
 	fs.StringVar(&o.prefix, "prefix", string(topology.DefaultPrefix), "topic prefix")
+	fs.StringVar(&o.http, "http", api.DefaultAddr, "address of the HTTP API and web UI (\"\": none)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -140,6 +143,13 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	runs := map[string]func(context.Context) error{"processor": p.Run}
+	if o.http != "" {
+		srv, err := api.New(api.Config{Addr: o.http, Conn: conn, Set: set, Logger: log.With("component", "api")})
+		if err != nil {
+			return err
+		}
+		runs["API"] = srv.Run
+	}
 	if o.examples {
 		w, err := worker.New(worker.WithConn(conn), worker.WithLogger(log.With("component", "examples")))
 		if err != nil {
