@@ -18,8 +18,7 @@
 // # What goes out
 //
 // Starts and cancels are produced to the requests topic by package client
-// (starts by key hash, which fixes the home partition; cancels to the home
-// partition the view knows). Nothing else is written.
+// (by key hash, which fixes the home partition). Nothing else is written.
 //
 // # HTTP
 //

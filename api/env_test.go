@@ -85,7 +85,7 @@ type countingSender struct {
 	starts atomic.Int64
 }
 
-func (c *countingSender) Start(ctx context.Context, workflow, id string, input json.RawMessage) error {
+func (c *countingSender) Start(ctx context.Context, workflow, id string, input json.RawMessage) (string, error) {
 	c.starts.Add(1)
 	return c.Sender.Start(ctx, workflow, id, input)
 }
@@ -142,7 +142,7 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := newKafkaSender(conn)
+	ks, err := newSender(conn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
@@ -111,11 +112,11 @@ func New(cfg Config) (*Server, error) {
 	s.view = NewView(cfg.Conn, WithLogger(cfg.Logger), WithClientOpts(cfg.ClientOpts...))
 	s.sender = cfg.Sender
 	if s.sender == nil {
-		ks, err := newKafkaSender(cfg.Conn, cfg.ClientOpts...)
+		cs, err := newSender(cfg.Conn, cfg.ClientOpts...)
 		if err != nil {
 			return nil, err
 		}
-		s.sender = ks
+		s.sender = cs
 	}
 	for name, w := range cfg.Set.Workflows {
 		s.dags[name] = WorkflowDAG(w)
@@ -386,9 +387,11 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = r.Header.Get(idHeader)
 	}
-	if id != "" && !validID(id) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid request id %q: it must match %s", id, requestID))
-		return
+	if id != "" {
+		if err := client.ValidateID(id); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 	var wait time.Duration
 	if ws := q.Get("wait"); ws != "" {
@@ -419,7 +422,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	}
 	fresh := id == ""
 	if fresh {
-		id = newID()
+		id = client.NewID()
 	}
 	if !fresh {
 		if old := s.view.get(id); old != nil && old.summary().Workflow != "" {
@@ -431,7 +434,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.sender.Start(r.Context(), wf.Name, id, input); err != nil {
+	if _, err := s.sender.Start(r.Context(), wf.Name, id, input); err != nil {
 		s.log.Error("start not produced", "request", id, "workflow", wf.Name, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the start could not be written to Kafka: "+err.Error())
 		return
@@ -696,11 +699,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("request %q already %s", req.id, st))
 		return
 	}
-	part := int32(-1)
-	if req.root != nil {
-		part = req.root.Partition
-	}
-	if err := s.sender.Cancel(r.Context(), req.id, in.Reason, part); err != nil {
+	if err := s.sender.Cancel(r.Context(), req.id, in.Reason); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "the cancel could not be written to Kafka: "+err.Error())
 		return
 	}

@@ -20,8 +20,8 @@ import (
 	"github.com/stepwise-run/stepwise/processors/machine"
 )
 
-// ErrNotReady is returned by View.Wait... callers while the view has not yet
-// read the state topic up to where it stood when the view started.
+// ErrNotReady is the reason given (503) while the view has not yet read the
+// state topic up to where it stood when the view started.
 var ErrNotReady = errors.New("stepwise: the request view is still catching up; try again in a moment")
 
 // entryOverhead is the estimated fixed cost of one request in the view
@@ -141,7 +141,7 @@ func (v *View) Run(ctx context.Context) error {
 
 	cu := newCatchUp(targets)
 	if cu.done() {
-		v.markReady(0)
+		v.markReady()
 	}
 	for {
 		fs := cl.PollFetches(ctx)
@@ -180,7 +180,7 @@ func (v *View) Run(ctx context.Context) error {
 			v.applyCompletion(r)
 		}
 		if cu.done() {
-			v.markReady(cu.records)
+			v.markReady()
 			continue
 		}
 		// The tail of a partition may be markers or aborted records
@@ -194,7 +194,7 @@ func (v *View) Run(ctx context.Context) error {
 			}
 		}
 		if cu.done() {
-			v.markReady(cu.records)
+			v.markReady()
 		}
 	}
 }
@@ -227,7 +227,7 @@ func (v *View) waitTopics(ctx context.Context, adm *kadm.Client, state, comps st
 	}
 }
 
-func (v *View) markReady(records int) {
+func (v *View) markReady() {
 	v.readyOnce.Do(func() {
 		d := time.Since(time.Unix(0, v.st.started.Load()))
 		v.st.catchUpNanos.Store(int64(d))
@@ -243,13 +243,11 @@ func (v *View) markReady(records int) {
 // high watermark when the view started).
 type catchUp struct {
 	pending map[int32]*target
-	records int
 }
 
 type target struct {
 	offset    int64
 	lsoPassed bool
-	polls     int // polls without records since lsoPassed
 }
 
 func newCatchUp(targets map[int32]int64) *catchUp {
@@ -602,4 +600,3 @@ func (v *View) Stats() ViewStats {
 	s.CatchUpRecords = v.st.catchUpRecords.Load()
 	return s
 }
-
