@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/stepwise-run/stepwise/client"
+	"github.com/stepwise-run/stepwise/kconn"
+)
+
+func init() {
+	register(command{
+		name:    "cancel",
+		summary: "ask for a running request to be cancelled",
+		run: func(ctx context.Context, args []string) error {
+			return cancelMain(ctx, args, os.Stdout, os.Stderr)
+		},
+	})
+}
+
+func cancelMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		conn    kconn.Config
+		reason  string
+		timeout time.Duration
+	)
+	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: stepwise cancel ID [--reason TEXT] [flags]\n\n"+
+			"Asks the processors to cancel request ID. It returns once the request to\n"+
+			"cancel is stored; the request then completes as cancelled, unless it\n"+
+			"finished first. Cancelling an unknown or finished request does nothing.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	conn.RegisterFlags(fs)
+	fs.StringVar(&reason, "reason", "", "why, shown in the completion's error")
+	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return &exitError{code: 2, msg: "give exactly one request ID"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cl, err := client.New(client.WithConn(conn))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Cancel(ctx, pos[0], reason); err != nil {
+		return timeoutHint(ctx, err, timeout)
+	}
+	fmt.Fprintf(stdout, "cancel of %s sent\n", pos[0])
+	return nil
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/stepwise-run/stepwise/client"
+	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/processors/machine"
+)
+
+func init() {
+	register(command{
+		name:    "get",
+		summary: "show the state of a request and its steps",
+		run: func(ctx context.Context, args []string) error {
+			return getMain(ctx, args, os.Stdout, os.Stderr)
+		},
+	})
+}
+
+func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		conn    kconn.Config
+		output  string
+		timeout time.Duration
+	)
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: stepwise get ID [-o table|json] [flags]\n\n"+
+			"Shows the committed state of request ID, read from the state topic: its\n"+
+			"status and a table of its started steps (fan-out children included, a\n"+
+			"fan-out step showing done/children), or with -o json the state records.\n"+
+			"Reads every partition of the state topic: fine for a terminal; at volume\n"+
+			"use the HTTP API (stepwise api).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	conn.RegisterFlags(fs)
+	fs.StringVar(&output, "o", "table", "output format: table or json")
+	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return &exitError{code: 2, msg: "give exactly one request ID"}
+	}
+	if output != "table" && output != "json" {
+		return &exitError{code: 2, msg: fmt.Sprintf("-o %q: use table or json", output)}
+	}
+	id := pos[0]
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cl, err := client.New(client.WithConn(conn))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	st, err := cl.Get(ctx, id)
+	if errors.Is(err, client.ErrNotFound) {
+		fmt.Fprintf(stderr, "stepwise: request %s not found\n", id)
+		return &exitError{code: 1}
+	}
+	if err != nil {
+		return timeoutHint(ctx, err, timeout)
+	}
+	if output == "json" {
+		b, _ := json.MarshalIndent(struct {
+			Request  *machine.Record   `json:"request"`
+			Children []*machine.Record `json:"children"`
+		}{st.Request, st.Children}, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+		return nil
+	}
+	printStatus(stdout, st, time.Now())
+	return nil
+}
+
+// printStatus writes the request's summary and its steps as a table.
+func printStatus(w io.Writer, st *client.Status, now time.Time) {
+	r := st.Request
+	fmt.Fprintf(w, "request   %s\nworkflow  %s\nstatus    %s\nstarted   %s\n", r.Request, r.Workflow, r.Status, stamp(r.Created))
+	if r.Status == machine.Running {
+		fmt.Fprintf(w, "running   %s\n", span(now.Sub(r.Created)))
+	} else {
+		fmt.Fprintf(w, "finished  %s (%s)\n", stamp(r.Updated), span(r.Updated.Sub(r.Created)))
+	}
+	if r.Error != nil {
+		where := ""
+		if r.Error.Step != "" {
+			where = fmt.Sprintf(" (step %s, attempt %d)", r.Error.Step, r.Error.Attempt)
+		}
+		fmt.Fprintf(w, "error     %s%s\n", r.Error.Message, where)
+	}
+	steps := st.Steps()
+	if len(steps) == 0 {
+		fmt.Fprintln(w, "\nno step started yet")
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tSTATUS\tATTEMPT\tSTARTED\tDURATION\tERROR")
+	for _, s := range steps {
+		ss := s.State
+		status := string(ss.Status)
+		if ss.Children > 0 { // a fan-out step
+			status += fmt.Sprintf(" %d/%d", ss.Done, ss.Children)
+		}
+		if ss.Status == machine.StepWaiting && !ss.RetryAt.IsZero() {
+			status += " until " + ss.RetryAt.UTC().Format("15:04:05")
+		}
+		attempt := "-"
+		if ss.Attempt > 0 {
+			attempt = fmt.Sprint(ss.Attempt)
+		}
+		duration := "-"
+		switch {
+		case ss.Started.IsZero():
+		case !ss.Ended.IsZero():
+			duration = span(ss.Ended.Sub(ss.Started))
+		case ss.Status == machine.StepRunning:
+			duration = span(now.Sub(ss.Started)) + "+"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Path, status, attempt, stamp(ss.Started), duration, oneLine(ss.Error))
+	}
+	tw.Flush()
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05.000")
+}
+
+// span rounds a duration for people: milliseconds below a minute.
+func span(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// oneLine keeps a table row on one line.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}

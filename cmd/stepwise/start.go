@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/stepwise-run/stepwise/client"
+	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/processors/machine"
+)
+
+func init() {
+	register(command{
+		name:    "start",
+		summary: "start a request of a workflow, optionally waiting for its completion",
+		run: func(ctx context.Context, args []string) error {
+			return startMain(ctx, args, os.Stdin, os.Stdout, os.Stderr)
+		},
+	})
+}
+
+// Exit statuses of 'stepwise start --wait'.
+const (
+	exitFailed  = 1 // the request failed or was cancelled
+	exitTimeout = 2 // the request was still running at --timeout
+)
+
+func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var (
+		conn    kconn.Config
+		id      string
+		input   string
+		wait    bool
+		timeout time.Duration
+	)
+	fs := flag.NewFlagSet("start", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: stepwise start WORKFLOW [--id ID] [--input JSON|@FILE|@-] [--wait [--timeout 60s]] [flags]\n\n"+
+			"Starts a request of WORKFLOW and prints its id. With --wait, waits for the\n"+
+			"request to finish and prints its completion event as JSON instead; the exit\n"+
+			"status is then 0 when it succeeded, 1 when it failed or was cancelled, and 2\n"+
+			"when it was still running at --timeout. The request goes on either way.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	conn.RegisterFlags(fs)
+	fs.StringVar(&id, "id", "", "request id (default: a random UUID); starting an existing id does nothing")
+	fs.StringVar(&input, "input", "{}", "the workflow's input, a JSON object; @FILE reads it from a file, @- from stdin")
+	fs.BoolVar(&wait, "wait", false, "wait for the completion and print it")
+	fs.DurationVar(&timeout, "timeout", 60*time.Second, "give up after this long (with --wait: waiting for the completion)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return &exitError{code: 2, msg: "give exactly one WORKFLOW"}
+	}
+	workflow := pos[0]
+
+	raw, source, err := readInput(input, stdin)
+	if err != nil {
+		return err
+	}
+	if err := client.ValidateInput(raw); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	if id != "" {
+		if err := client.ValidateID(id); err != nil {
+			return err
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cl, err := client.New(client.WithConn(conn))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	id, err = cl.Start(ctx, workflow, id, raw)
+	if err != nil {
+		return timeoutHint(ctx, err, timeout)
+	}
+	if !wait {
+		fmt.Fprintln(stdout, id)
+		return nil
+	}
+	comp, err := cl.Wait(ctx, id)
+	if errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(stderr, "stepwise start: request %s still running after %s\n", id, timeout)
+		return &exitError{code: exitTimeout}
+	}
+	if err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(comp, "", "  ")
+	fmt.Fprintf(stdout, "%s\n", b)
+	if comp.Status != machine.Succeeded {
+		return &exitError{code: exitFailed}
+	}
+	return nil
+}
+
+// readInput resolves --input: inline JSON, @FILE, or @- for stdin. It
+// returns the bytes and a name for messages.
+func readInput(input string, stdin io.Reader) ([]byte, string, error) {
+	name, ok := strings.CutPrefix(input, "@")
+	switch {
+	case !ok:
+		return []byte(input), "--input", nil
+	case name == "-":
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, "", fmt.Errorf("read input from stdin: %w", err)
+		}
+		return b, "input from stdin", nil
+	default:
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, "", fmt.Errorf("read input: %w", err)
+		}
+		return b, name, nil
+	}
+}
+
+// timeoutHint explains a deadline hit before anything happened: most
+// often no broker answers at the configured address.
+func timeoutHint(ctx context.Context, err error, timeout time.Duration) error {
+	if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer from the brokers within %s (is --brokers right, and is Kafka or 'stepwise dev' running?): %w", timeout, err)
+	}
+	return err
+}
+
+// parseInterspersed parses flags placed before, between or after the
+// positional arguments (the flag package stops at the first positional
+// one), and returns the positional arguments. A "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &exitError{code: 0}
+			}
+			return nil, &exitError{code: 2}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// clientCmdBroker starts an in-process broker and a stand-in processor
+// that answers starts of workflow "ok" with success, "fail" with failure,
+// and leaves "slow" running; it returns the --brokers flag.
+func clientCmdBroker(t *testing.T) string {
+	t.Helper()
+	p := topology.DefaultPrefix
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, p.Requests(), p.Completions(), p.State()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	in, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(p.Requests()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("cmd-test"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done; in.Close(); out.Close() })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			in.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				var m struct{ Type, Workflow, ID string }
+				if json.Unmarshal(r.Value, &m) != nil || m.Type != "start" {
+					return
+				}
+				now := time.Now().UTC()
+				rec := &machine.Record{Request: m.ID, Workflow: m.Workflow, Partition: r.Partition, Status: machine.Running,
+					Created: now, Updated: now, Steps: map[string]*machine.StepState{
+						"split": {Status: machine.StepSucceeded, Attempt: 1, Started: now.Add(-3 * time.Second), Ended: now.Add(-1500 * time.Millisecond)},
+						"pages": {Status: machine.StepRunning, Children: 4, Done: 3, Started: now.Add(-time.Second)},
+					}}
+				comp := machine.Completion{Request: m.ID, Workflow: m.Workflow, Started: now, Finished: now}
+				switch m.Workflow {
+				case "ok":
+					rec.Status, comp.Status, comp.Output = machine.StatusSucceeded, machine.Succeeded, json.RawMessage(`{"n":1}`)
+				case "fail":
+					rec.Status, comp.Status = machine.StatusFailed, machine.Failed
+					rec.Error = &machine.Failure{Step: "split", Attempt: 3, Message: "bad pdf"}
+					comp.Error = rec.Error
+				}
+				recs := []*kgo.Record{{Topic: p.State(), Partition: r.Partition, Key: r.Key, Value: machine.Encode(rec)}}
+				if comp.Status != "" {
+					b, _ := json.Marshal(comp)
+					recs = append(recs, &kgo.Record{Topic: p.Completions(), Partition: r.Partition, Key: r.Key, Value: b})
+				}
+				if out.BeginTransaction() != nil {
+					return
+				}
+				for _, x := range recs {
+					out.Produce(ctx, x, nil)
+				}
+				_ = out.Flush(ctx)
+				_ = out.EndTransaction(ctx, kgo.TryCommit)
+			})
+		}
+	}()
+	return strings.Join(c.ListenAddrs(), ",")
+}
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func TestStartCommand(t *testing.T) {
+	brokers := clientCmdBroker(t)
+	ctx := context.Background()
+	run := func(stdin string, args ...string) (string, string, error) {
+		var out, errb bytes.Buffer
+		err := startMain(ctx, append([]string{"--brokers", brokers}, args...), strings.NewReader(stdin), &out, &errb)
+		return out.String(), errb.String(), err
+	}
+
+	out, _, err := run("", "ok", "--input", `{"a": 1}`)
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n$`).MatchString(out) {
+		t.Fatalf("start without --wait: %q, %v", out, err)
+	}
+
+	out, _, err = run("", "ok", "--id", "r-ok", "--wait", "--input", `{"a": 1}`)
+	var comp machine.Completion
+	if err != nil || json.Unmarshal([]byte(out), &comp) != nil || comp.Request != "r-ok" || comp.Status != machine.Succeeded || compact(comp.Output) != `{"n":1}` {
+		t.Fatalf("start --wait of a succeeding request: %q, %v", out, err)
+	}
+
+	file := filepath.Join(t.TempDir(), "in.json")
+	if err := os.WriteFile(file, []byte(`{"from": "file"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run("", "--wait", "fail", "--input", "@"+file)
+	if exitCode(err) != exitFailed || !strings.Contains(out, `"status": "failed"`) || !strings.Contains(out, "bad pdf") {
+		t.Fatalf("start --wait of a failing request: exit %d, %q", exitCode(err), out)
+	}
+
+	out, errOut, err := run(`{"from": "stdin"}`, "slow", "--input", "@-", "--wait", "--timeout", "700ms", "--id", "r-slow")
+	if exitCode(err) != exitTimeout || out != "" || !strings.Contains(errOut, "r-slow still running after 700ms") {
+		t.Fatalf("start --wait past the timeout: exit %d, out %q, err %q", exitCode(err), out, errOut)
+	}
+
+	_, _, err = run("", "ok", "--input", "{\n \"a\": 1,\n}")
+	if err == nil || !strings.Contains(err.Error(), "--input: stepwise: invalid input; it must be a JSON object: line 3, column 1") {
+		t.Fatalf("invalid JSON input: %v", err)
+	}
+	_, _, err = run("", "ok", "--input", "[1]")
+	if err == nil || !strings.Contains(err.Error(), "it is an array") {
+		t.Fatalf("array input: %v", err)
+	}
+	_, _, err = run("", "ok", "--id", "no spaces")
+	if err == nil || !strings.Contains(err.Error(), "invalid request id") {
+		t.Fatalf("invalid id: %v", err)
+	}
+	if _, _, err = run(""); exitCode(err) != 2 {
+		t.Fatalf("start without a workflow: exit %d", exitCode(err))
+	}
+}
+
+func TestGetCommand(t *testing.T) {
+	brokers := clientCmdBroker(t)
+	ctx := context.Background()
+	var out, errb bytes.Buffer
+	if err := startMain(ctx, []string{"slow", "--brokers", brokers, "--id", "g-1"}, nil, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	get := func(args ...string) (string, string, error) {
+		var out, errb bytes.Buffer
+		err := getMain(ctx, append([]string{"--brokers", brokers}, args...), &out, &errb)
+		return out.String(), errb.String(), err
+	}
+	// The stand-in processor writes the state shortly after the start.
+	var table string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		o, _, err := get("g-1")
+		if err == nil {
+			table = o
+			break
+		}
+	}
+	for _, want := range []string{
+		"request   g-1", "workflow  slow", "status    running",
+		"STEP   STATUS       ATTEMPT  STARTED                  DURATION  ERROR\n",
+		"split  succeeded    1        ", "  1.5s  ",
+		"pages  running 3/4  -        ",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+
+	o, _, err := get("-o", "json", "g-1")
+	var doc struct {
+		Request  machine.Record   `json:"request"`
+		Children []machine.Record `json:"children"`
+	}
+	if err != nil || json.Unmarshal([]byte(o), &doc) != nil || doc.Request.Request != "g-1" || doc.Request.Steps["pages"].Children != 4 {
+		t.Fatalf("get -o json: %v\n%s", err, o)
+	}
+
+	_, errOut, err := get("nope")
+	if exitCode(err) != 1 || errOut != "stepwise: request nope not found\n" {
+		t.Fatalf("get of an unknown request: exit %d, %q", exitCode(err), errOut)
+	}
+	if _, _, err := get("-o", "yaml", "g-1"); exitCode(err) != 2 {
+		t.Fatalf("get -o yaml: exit %d", exitCode(err))
+	}
+}
+
+func TestCancelCommand(t *testing.T) {
+	brokers := clientCmdBroker(t)
+	var out, errb bytes.Buffer
+	err := cancelMain(context.Background(), []string{"c-1", "--brokers", brokers, "--reason", "user asked"}, &out, &errb)
+	if err != nil || out.String() != "cancel of c-1 sent\n" {
+		t.Fatalf("cancel: %q, %v", out.String(), err)
+	}
+	if err := cancelMain(context.Background(), []string{"--brokers", brokers}, &out, &errb); exitCode(err) != 2 {
+		t.Fatalf("cancel without an id: exit %d", exitCode(err))
+	}
+}
+
+func compact(b []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return "invalid JSON: " + err.Error()
+	}
+	return buf.String()
+}
