@@ -2,7 +2,9 @@
 // is ready for tests, and exits non-zero when it is not ready in time.
 //
 // Ready means: a metadata request to the seeds is answered, the cluster
-// reports a controller and at least -want brokers, and, with -scram, a
+// reports a controller, at least -want brokers and, with -cluster-id, the id
+// the storage was formatted with (so that another cluster already listening
+// on the same port is not taken for ours), and, with -scram, a
 // SCRAM-SHA-512 login as the test user succeeds on that listener (the user is
 // created when the storage is formatted, so this also checks the format).
 //
@@ -27,9 +29,13 @@ import (
 // it not yet complete.
 var errNotReady = errors.New("stepwise: cluster not ready")
 
+// errWrongCluster means something else answers on the probed address.
+var errWrongCluster = errors.New("stepwise: another cluster answers")
+
 func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	want := flag.Int("want", 1, "number of brokers the cluster must report")
+	clusterID := flag.String("cluster-id", "", "cluster id the cluster must report (empty: any)")
 	scramAddr := flag.String("scram", "", "SASL_PLAINTEXT listener to log in to with SCRAM-SHA-512 (empty: skip)")
 	user := flag.String("user", "stepwise", "SCRAM user name")
 	pass := flag.String("password", "stepwise-secret", "SCRAM password")
@@ -42,10 +48,15 @@ func main() {
 	seeds := strings.Split(*brokers, ",")
 	var last error
 	for {
-		last = attempt(ctx, seeds, *want, nil)
+		last = attempt(ctx, seeds, *want, *clusterID, nil)
 		if last == nil && *scramAddr != "" {
 			mech := scram.Auth{User: *user, Pass: *pass}.AsSha512Mechanism()
-			last = attempt(ctx, []string{*scramAddr}, *want, kgo.SASL(mech))
+			last = attempt(ctx, []string{*scramAddr}, *want, *clusterID, kgo.SASL(mech))
+		}
+		if errors.Is(last, errWrongCluster) {
+			// Our broker could not bind the port; waiting will not help.
+			fmt.Fprintf(os.Stderr, "probe: %v\n", last)
+			os.Exit(1)
 		}
 		if last == nil {
 			fmt.Printf("probe: cluster ready after %.1fs\n", time.Since(start).Seconds())
@@ -62,7 +73,7 @@ func main() {
 
 // attempt asks once for the cluster's metadata, bounded to a few seconds so
 // that a broker that accepts connections but does not answer yet is retried.
-func attempt(ctx context.Context, seeds []string, want int, extra kgo.Opt) error {
+func attempt(ctx context.Context, seeds []string, want int, clusterID string, extra kgo.Opt) error {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DialTimeout(2 * time.Second),
@@ -81,6 +92,9 @@ func attempt(ctx context.Context, seeds []string, want int, extra kgo.Opt) error
 	md, err := kadm.NewClient(cl).BrokerMetadata(actx)
 	if err != nil {
 		return err
+	}
+	if clusterID != "" && md.Cluster != clusterID {
+		return fmt.Errorf("%w: %s answers for cluster %q, not %q", errWrongCluster, strings.Join(seeds, ","), md.Cluster, clusterID)
 	}
 	if md.Controller < 0 || len(md.Brokers) < want {
 		return fmt.Errorf("%w: %d of %d brokers, controller %d", errNotReady, len(md.Brokers), want, md.Controller)
