@@ -561,47 +561,29 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, buildStatus(req, s.cfg.Set, o))
 }
 
-// RequestList is GET /api/v1/requests.
-type RequestList struct {
-	Requests   []summary `json:"requests"`
-	NextCursor string    `json:"nextCursor,omitempty"`
-}
-
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	status := q.Get("status")
-	switch machine.Status(status) {
-	case "", machine.Running, machine.StatusSucceeded, machine.StatusFailed, machine.StatusCancelled:
-	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid status %q: use running, succeeded, failed or cancelled", status))
-		return
-	}
 	limit := 50
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid limit %q: give a number from 1 to 1000", v))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%v %q: give a number from 1 to 1000", ErrLimit, v))
 			return
 		}
 		limit = n
 	}
-	var after *cursor
-	if v := q.Get("cursor"); v != "" {
-		c, err := decodeCursor(v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		after = c
+	// Check the parameters before waiting for the view.
+	if _, err := listArgs(q.Get("status"), q.Get("cursor"), limit); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if !s.waitReady(w, r) {
 		return
 	}
-	rows, more := s.view.list(q.Get("workflow"), status, after, limit)
-	out := RequestList{Requests: rows}
-	if more {
-		last := rows[len(rows)-1]
-		out.NextCursor = cursor{Created: last.Created, ID: last.ID}.encode()
+	out, err := s.view.List(q.Get("workflow"), q.Get("status"), q.Get("cursor"), limit)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/url"
 	"slices"
 	"strconv"
@@ -435,28 +434,30 @@ func bound(raw json.RawMessage, limit int, url string) *Payload {
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
-// cursor is a position in a request list: the last row of the previous
+// cursorAt is a position in a request list: the last row of the previous
 // page.
-type cursor struct {
+type cursorAt struct {
 	Created time.Time
 	ID      string
 }
 
-func (c cursor) encode() string {
+func (c cursorAt) encode() string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.Created.UnixNano(), 10) + " " + c.ID))
 }
 
-var errCursor = errors.New("stepwise: invalid cursor; pass the nextCursor of a previous page")
-
-func decodeCursor(s string) (*cursor, error) {
+// decodeCursor parses an encoded cursor; "" is the start (nil).
+func decodeCursor(s string) (*cursorAt, error) {
+	if s == "" {
+		return nil, nil
+	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return nil, errCursor
+		return nil, ErrCursor
 	}
 	ns, id, ok := strings.Cut(string(b), " ")
 	n, err := strconv.ParseInt(ns, 10, 64)
 	if !ok || err != nil || id == "" {
-		return nil, errCursor
+		return nil, ErrCursor
 	}
-	return &cursor{Created: time.Unix(0, n), ID: id}, nil
+	return &cursorAt{Created: time.Unix(0, n), ID: id}, nil
 }

@@ -487,8 +487,8 @@ type held struct {
 	size int
 }
 
-// summary is one row of a request list.
-type summary struct {
+// RequestSummary is one row of a request list.
+type RequestSummary struct {
 	ID       string    `json:"id"`
 	Workflow string    `json:"workflow"`
 	Status   string    `json:"status"`
@@ -497,8 +497,8 @@ type summary struct {
 	Error    string    `json:"error,omitempty"`
 }
 
-func (r *request) summary() summary {
-	s := summary{ID: r.id}
+func (r *request) summary() RequestSummary {
+	s := RequestSummary{ID: r.id}
 	switch {
 	case r.root != nil:
 		s.Workflow, s.Status, s.Created, s.Updated = r.root.Workflow, string(r.root.Status), r.root.Created, r.root.Updated
@@ -520,9 +520,9 @@ func (r *request) summary() summary {
 
 // list returns the summaries matching workflow and status ("" matches
 // any), newest first (ties by id), after the cursor position.
-func (v *View) list(workflow, status string, after *cursor, limit int) (rows []summary, more bool) {
+func (v *View) list(workflow, status string, after *cursorAt, limit int) (rows []RequestSummary, more bool) {
 	v.mu.RLock()
-	all := make([]summary, 0, len(v.mu.reqs))
+	all := make([]RequestSummary, 0, len(v.mu.reqs))
 	for _, r := range v.mu.reqs {
 		s := r.summary()
 		if s.Workflow == "" || (workflow != "" && s.Workflow != workflow) || (status != "" && s.Status != status) {
@@ -531,7 +531,7 @@ func (v *View) list(workflow, status string, after *cursor, limit int) (rows []s
 		all = append(all, s)
 	}
 	v.mu.RUnlock()
-	slices.SortFunc(all, func(a, b summary) int {
+	slices.SortFunc(all, func(a, b RequestSummary) int {
 		if c := b.Created.Compare(a.Created); c != 0 {
 			return c
 		}
@@ -539,7 +539,7 @@ func (v *View) list(workflow, status string, after *cursor, limit int) (rows []s
 	})
 	i := 0
 	if after != nil {
-		i, _ = slices.BinarySearchFunc(all, *after, func(s summary, c cursor) int {
+		i, _ = slices.BinarySearchFunc(all, *after, func(s RequestSummary, c cursorAt) int {
 			if x := c.Created.Compare(s.Created); x != 0 {
 				return x
 			}
@@ -554,6 +554,63 @@ func (v *View) list(workflow, status string, after *cursor, limit int) (rows []s
 		return all[:limit], true
 	}
 	return all, false
+}
+
+// List returns a page of requests, newest first: those of workflow and
+// with status ("" matches any; status is running, succeeded, failed or
+// cancelled), at most limit (1 to 1000), after the cursor of a previous
+// page ("" for the first).
+func (v *View) List(workflow, status, cursor string, limit int) (RequestList, error) {
+	after, err := listArgs(status, cursor, limit)
+	if err != nil {
+		return RequestList{}, err
+	}
+	rows, more := v.list(workflow, status, after, limit)
+	out := RequestList{Requests: rows}
+	if more {
+		last := rows[len(rows)-1]
+		out.NextCursor = cursorAt{Created: last.Created, ID: last.ID}.encode()
+	}
+	return out, nil
+}
+
+// RequestList is a page of requests (GET /api/v1/requests).
+type RequestList struct {
+	Requests   []RequestSummary `json:"requests"`
+	NextCursor string           `json:"nextCursor,omitempty"`
+}
+
+// Errors of List.
+var (
+	ErrStatus = errors.New("stepwise: invalid status")
+	ErrLimit  = errors.New("stepwise: invalid limit")
+	ErrCursor = errors.New("stepwise: invalid cursor; pass the nextCursor of a previous page")
+)
+
+// ValidateList checks the arguments of List without listing: a program
+// can refuse bad ones before the view has caught up.
+func ValidateList(status, cursor string, limit int) error {
+	_, err := listArgs(status, cursor, limit)
+	return err
+}
+
+// listArgs checks the arguments of List and decodes the cursor.
+func listArgs(status, cursor string, limit int) (*cursorAt, error) {
+	if !validStatus(status) {
+		return nil, fmt.Errorf("%w %q: use running, succeeded, failed or cancelled", ErrStatus, status)
+	}
+	if limit < 1 || limit > 1000 {
+		return nil, fmt.Errorf("%w %d: give a number from 1 to 1000", ErrLimit, limit)
+	}
+	return decodeCursor(cursor)
+}
+
+func validStatus(s string) bool {
+	switch machine.Status(s) {
+	case "", machine.Running, machine.StatusSucceeded, machine.StatusFailed, machine.StatusCancelled:
+		return true
+	}
+	return false
 }
 
 // ViewStats are the view's figures, served at /api/v1/stats.
