@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stepwise-run/stepwise/devbroker"
+	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/worker"
@@ -326,4 +327,9 @@ func mustParse(t *testing.T, yaml string) *topology.Set {
 		t.Fatal(err)
 	}
 	return set
+}
+
+// testConn is a connection that is never dialled (views fed by hand).
+func testConn() kconn.Config {
+	return kconn.Config{Brokers: []string{"127.0.0.1:1"}, Prefix: topology.DefaultPrefix}
 }

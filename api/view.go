@@ -57,8 +57,8 @@ type View struct {
 type viewCounters struct {
 	records, tombstones, bad, completions atomic.Uint64
 	catchUpNanos                          atomic.Int64
-	catchUpRecords                        atomic.Uint64
-	started                               atomic.Int64 // unix nanos
+	catchUpRecords                        atomic.Uint64 // tombstones included
+	started                               atomic.Int64  // unix nanos
 }
 
 // request is the view of one request: an immutable snapshot, replaced

@@ -1,0 +1,246 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/devbroker"
+	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// TestViewCatchUpAndMemory fills a state topic with finished requests and
+// running ones with live fan-out children, ends it with an aborted
+// transaction (whose records are never delivered), and checks that a view
+// started afterwards catches up to exactly that content. It reports the
+// catch-up time and the heap the view holds per request.
+func TestViewCatchUpAndMemory(t *testing.T) {
+	const finished, running, children = 20000, 1000, 5
+	log := testLogger(t)
+	b, err := devbroker.Start(devbroker.WithAddr("127.0.0.1:0"), devbroker.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	set := mustParse(t, testYAML)
+	conn := b.Conn(topology.DefaultPrefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.CreateTopics(ctx, set, conn.Prefix, 3); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	now := time.Now().UTC()
+	out := json.RawMessage(`{"text":"` + strings.Repeat("w", 150) + `","n":3}`)
+	var recs []*kgo.Record
+	put := func(r *machine.Record) {
+		recs = append(recs, &kgo.Record{Topic: conn.Prefix.State(), Partition: r.Partition,
+			Key: []byte(machine.RecordKey(r.Request, r.Path)), Value: machine.Encode(r)})
+	}
+	step := func(st machine.StepStatus) *machine.StepState {
+		s := &machine.StepState{Status: st, Attempt: 1, Started: now, Ended: now}
+		if st == machine.StepSucceeded {
+			s.Output = out
+		}
+		return s
+	}
+	for i := range finished {
+		id := fmt.Sprintf("done-%05d", i)
+		put(&machine.Record{Request: id, Workflow: "chain", Partition: int32(i % 3), Status: machine.StatusSucceeded,
+			Input: json.RawMessage(`{"n":3}`), Output: out, Created: now, Updated: now, ExpireAt: now.Add(time.Hour),
+			Steps: map[string]*machine.StepState{"a": step(machine.StepSucceeded), "fan": {Status: machine.StepSucceeded, Children: 3, Done: 3},
+				"b": step(machine.StepSucceeded)}})
+	}
+	for i := range running {
+		id := fmt.Sprintf("run-%04d", i)
+		p := int32(i % 3)
+		put(&machine.Record{Request: id, Workflow: "chain", Partition: p, Status: machine.Running,
+			Input: json.RawMessage(`{"n":5}`), Created: now, Updated: now,
+			Steps: map[string]*machine.StepState{"a": step(machine.StepSucceeded), "fan": {Status: machine.StepRunning, Children: children, Done: 1}}})
+		for c := range children {
+			st := map[string]*machine.StepState{"x": step(machine.StepSucceeded), "y": step(machine.StepRunning)}
+			status := machine.Running
+			if c == 0 {
+				st, status = nil, machine.StatusSucceeded
+			}
+			put(&machine.Record{Request: id, Workflow: "chain", Path: fmt.Sprintf("fan[%d]", c), Task: "per-item", Partition: p,
+				Status: status, Input: json.RawMessage(fmt.Sprintf(`{"item":{"i":%d}}`, c)), Created: now, Updated: now, Steps: st})
+		}
+	}
+	// One finished request forgotten again: a tombstone.
+	recs = append(recs, &kgo.Record{Topic: conn.Prefix.State(), Partition: 0, Key: []byte("done-00000")})
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	start := time.Now()
+	if err := cl2.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %d state records in %s", len(recs), time.Since(start).Round(time.Millisecond))
+
+	// An aborted transaction at the end of every partition: its records
+	// and markers are never handed over, yet catch-up must end.
+	tx, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.TransactionalID("aborter"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(3) {
+		ghost := machine.Encode(&machine.Record{Request: fmt.Sprintf("ghost-%d", p), Workflow: "chain", Partition: p, Status: machine.Running, Created: now})
+		if err := tx.ProduceSync(ctx, &kgo.Record{Topic: conn.Prefix.State(), Partition: p, Key: []byte(fmt.Sprintf("ghost-%d", p)), Value: ghost}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := NewView(conn, WithLogger(log))
+	vctx, vcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- v.Run(vctx) }()
+	select {
+	case <-v.Ready():
+	case <-time.After(60 * time.Second):
+		t.Fatalf("view not caught up: %+v", v.Stats())
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	st := v.Stats()
+	if st.Requests != finished-1+running || st.Children != running*children {
+		t.Errorf("view holds %d requests and %d children, want %d and %d", st.Requests, st.Children, finished-1+running, running*children)
+	}
+	for p := range 3 {
+		if r := v.get(fmt.Sprintf("ghost-%d", p)); r != nil {
+			t.Errorf("an aborted record is in the view: %+v", r)
+		}
+	}
+	if v.get("done-00000") != nil || v.get("done-00001") == nil {
+		t.Errorf("tombstone not applied")
+	}
+	// Progress of a live fan-out from the records read.
+	s := buildStatus(v.get("run-0001"), set, statusOptions{previewLimit: PreviewLimit, instances: 100})
+	if n := s.Nodes["fan/x"]; n.Total != children || n.Succeeded != children {
+		t.Errorf("fan/x of a running request: %+v", n)
+	}
+	if n := s.Nodes["fan/y"]; n.Running != children-1 || n.Succeeded != 1 || n.Status != "running" {
+		t.Errorf("fan/y of a running request: %+v", n)
+	}
+	if s.InstancesTotal != children || len(s.Instances) != children || s.Instances[0].Path != "fan[0]" {
+		t.Errorf("instances %d %+v", s.InstancesTotal, s.Instances)
+	}
+	heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+	t.Logf("catch-up: %d records in %.0f ms (%.0f records/s); heap held: %.1f MiB, %.0f bytes per request (%d requests, %d children); record bytes per request %.0f",
+		st.CatchUpRecords, st.CatchUpMillis, float64(st.CatchUpRecords)/(st.CatchUpMillis/1000), heap/(1<<20), heap/float64(st.Requests),
+		st.Requests, st.Children, float64(st.RecordBytes)/float64(st.Requests))
+	if st.CatchUpRecords != uint64(len(recs)) {
+		t.Errorf("catch-up read %d records (%d of them tombstones), want %d", st.CatchUpRecords, st.Tombstones, len(recs))
+	}
+	vcancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestComparePathsAndNodeOf(t *testing.T) {
+	paths := []string{"docs[10]", "docs[2]/pages[1]", "docs[2]", "docs[2]/pages[10]", "docs[2]/pages[9]", "a[1]"}
+	want := []string{"a[1]", "docs[2]", "docs[2]/pages[1]", "docs[2]/pages[9]", "docs[2]/pages[10]", "docs[10]"}
+	sorted := append([]string(nil), paths...)
+	for i := range sorted {
+		for j := i + 1; j < len(sorted); j++ {
+			if comparePaths(sorted[j], sorted[i]) < 0 {
+				sorted[i], sorted[j] = sorted[j], sorted[i]
+			}
+		}
+	}
+	if fmt.Sprint(sorted) != fmt.Sprint(want) {
+		t.Errorf("sorted %v, want %v", sorted, want)
+	}
+	for in, want := range map[string]string{"ocr": "ocr", "docs[1]/pages[7]/ocr": "docs/pages/ocr", "docs[12]": "docs"} {
+		if got := nodeOf(in); got != want {
+			t.Errorf("nodeOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestBound(t *testing.T) {
+	if p := bound(nil, 10, "u"); p != nil {
+		t.Errorf("empty payload: %+v", p)
+	}
+	if p := bound(json.RawMessage(`{"a":1}`), 10, "u"); p.Truncated || string(p.Value) != `{"a":1}` || p.Size != 7 || p.URL != "u" {
+		t.Errorf("small payload: %+v", p)
+	}
+	// "é" is two bytes: a cut never splits it.
+	p := bound(json.RawMessage(`{"s":"ééééé"}`), 8, "u")
+	if !p.Truncated || p.Value != nil || p.Preview != `{"s":"é` || p.Size != 18 {
+		t.Errorf("cut payload: %+v (%q)", p, p.Preview)
+	}
+}
+
+func TestRememberedWidths(t *testing.T) {
+	// A nested child that finished lost its steps; the view remembers
+	// how many grandchildren it had, so progress stays whole.
+	set := mustParse(t, `
+workflows:
+  - name: nest
+    steps:
+      - name: docs
+        task: doc
+    tasks:
+      - name: doc
+        itemListKey: docs
+        steps:
+          - name: pages
+            task: page
+      - name: page
+        itemListKey: pages
+        steps:
+          - name: ocr
+`)
+	v := NewView(testConn())
+	now := time.Now()
+	v.apply("r", "", &machine.Record{Request: "r", Workflow: "nest", Status: machine.Running, Created: now,
+		Steps: map[string]*machine.StepState{"docs": {Status: machine.StepRunning, Children: 1}}}, 100)
+	v.apply("r", "docs[0]", &machine.Record{Request: "r", Path: "docs[0]", Status: machine.Running,
+		Steps: map[string]*machine.StepState{"pages": {Status: machine.StepRunning, Children: 4, Done: 4}}}, 50)
+	v.apply("r", "docs[0]", &machine.Record{Request: "r", Path: "docs[0]", Status: machine.StatusSucceeded}, 40)
+	r := v.get("r")
+	if r.widths["docs[0]/pages"] != 4 || r.bytes != 140 {
+		t.Fatalf("widths %v, bytes %d", r.widths, r.bytes)
+	}
+	nodes := progress(r, set.Lookup("nest"))
+	if n := nodes["docs/pages/ocr"]; n.Total != 4 || n.Succeeded != 4 || n.Status != "succeeded" {
+		t.Errorf("docs/pages/ocr %+v", n)
+	}
+	if n := nodes["docs/pages"]; n.Children != 4 || n.ChildrenDone != 4 {
+		t.Errorf("docs/pages %+v", n)
+	}
+	v.apply("r", "docs[0]", nil, 0)
+	if r := v.get("r"); len(r.children) != 0 || r.bytes != 100 {
+		t.Errorf("after the tombstone: %d children, %d bytes", len(r.children), r.bytes)
+	}
+	v.apply("r", "", nil, 0)
+	if v.get("r") != nil {
+		t.Errorf("root tombstone left the request")
+	}
+}
