@@ -205,6 +205,9 @@ func devBanner(w io.Writer, b *devbroker.Broker, set *topology.Set, o *devOption
 		fmt.Fprintf(w, "  Data:          in memory (gone on exit)\n")
 	}
 	fmt.Fprintf(w, "  Topic prefix:  %s\n", o.prefix)
+	if o.http != "" {
+		fmt.Fprintf(w, "  Web UI, API:   http://%s/\n", o.http)
+	}
 	fmt.Fprintf(w, "  Workflows:\n")
 	for _, name := range set.Order {
 		fmt.Fprintf(w, "    %-20s from %s\n", name, set.Workflows[name].File)

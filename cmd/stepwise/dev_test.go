@@ -151,7 +151,10 @@ func (p *devProc) stop() {
 func devStart(t *testing.T, bin string, args ...string) (*devProc, string) {
 	t.Helper()
 	addr := devFreeAddr(t)
-	p := devSpawn(t, bin, "stepwise dev", []string{idp.LatencyEnv + "=1ms"}, append([]string{"dev", "--kafka-addr", addr, "--log-level", "warn"}, args...)...)
+	// The HTTP API gets a free port too: 8080 may be taken on a shared
+	// machine.
+	p := devSpawn(t, bin, "stepwise dev", []string{idp.LatencyEnv + "=1ms"},
+		append([]string{"dev", "--kafka-addr", addr, "--http", devFreeAddr(t), "--log-level", "warn"}, args...)...)
 	line := p.waitLine("Kafka broker:", 60*time.Second)
 	if !strings.Contains(line, addr) {
 		t.Fatalf("banner says %q, want the broker on %s", line, addr)
@@ -240,20 +243,57 @@ type devBookOutput struct {
 	Title string `json:"title"`
 }
 
+// devStartCommand runs `stepwise start WORKFLOW --input INPUT --wait`
+// and returns its completion and exit code.
+func devStartCommand(t *testing.T, bin, addr, workflow, input string) (machine.Completion, int) {
+	t.Helper()
+	cmd := exec.Command(bin, "start", workflow, "--input", input, "--wait", "--timeout", "60s", "--brokers", addr)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var c machine.Completion
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatalf("stepwise start %s printed %q (exit %d, stderr %q): not a completion event: %v", workflow, out, code, stderr.String(), err)
+	}
+	return c, code
+}
+
+// TestDevExamplesThroughTheBinary is the newcomer's path: `stepwise dev
+// --examples` in one shell, `stepwise start ... --wait` in another.
 func TestDevExamplesThroughTheBinary(t *testing.T) {
 	bin := devBinary(t)
 	dev, addr := devStart(t, bin, "--examples", "--in-memory")
 
-	a := devSucceeded[idp.Assembled](t, devRequest(t, addr, "idp-1", "idp", `{}`))
-	if a.Summary.Documents != 3 || a.Summary.Pages != 7 || len(a.Documents) != 3 {
-		t.Errorf("idp: %+v", a.Summary)
+	c, code := devStartCommand(t, bin, addr, "idp", "{}")
+	a := devSucceeded[idp.Assembled](t, c)
+	if code != 0 || a.Summary.Documents != 3 || a.Summary.Pages != 7 || len(a.Documents) != 3 {
+		t.Errorf("idp: exit %d, %+v", code, a.Summary)
 	}
-	book := devSucceeded[devBookOutput](t, devRequest(t, addr, "book-1", "book-word-counts", `{}`))
+	for i, d := range a.Documents {
+		if want := idp.DefaultBundle().Documents[i]; d.Name != want.Name || d.Pages != len(want.Pages) || len(d.Fields) == 0 {
+			t.Errorf("idp document %d: %+v", i, d)
+		}
+	}
+	c, code = devStartCommand(t, bin, addr, "book-word-counts", "{}")
+	book := devSucceeded[devBookOutput](t, c)
+	if code != 0 {
+		t.Errorf("book-word-counts: exit %d", code)
+	}
 	devCheckBook(t, book.Summary, book.Title)
 
-	c := devRequest(t, addr, "nope-1", "no-such-workflow", `{}`)
-	if c.Status != machine.Failed || c.Error == nil || !strings.Contains(c.Error.Message, `unknown workflow "no-such-workflow"`) {
-		t.Errorf("unknown workflow: %+v %+v", c, c.Error)
+	c, code = devStartCommand(t, bin, addr, "no-such-workflow", "{}")
+	if code != 1 || c.Status != machine.Failed || c.Error == nil || !strings.Contains(c.Error.Message, `unknown workflow "no-such-workflow"`) {
+		t.Errorf("unknown workflow: exit %d, %+v %+v", code, c, c.Error)
+	}
+	// A raw client (any language's Kafka client) works the same.
+	if c := devRequest(t, addr, "raw-1", "idp", `{"bundle": {"documents": [{"name": "x", "pages": ["Dear Al,"]}]}}`); c.Status != machine.Succeeded {
+		t.Errorf("raw client: %+v", c)
 	}
 	dev.stop()
 }
