@@ -172,6 +172,35 @@ func TestStartWait(t *testing.T) {
 	}
 }
 
+// TestWaitRestart: starting an id that already finished is ignored by the
+// processors; Wait then answers from the state instead of waiting for a
+// completion that was written before the start.
+func TestWaitRestart(t *testing.T) {
+	c := cluster(t)
+	cl := newClient(t, c)
+	p := newProcessor(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Start(ctx, "wc", "again-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, home := p.next()
+	p.txn(true, stateRec(&machine.Record{Request: "again-1", Workflow: "wc", Partition: home, Status: machine.StatusCancelled,
+		Error: &machine.Failure{Message: "user asked"}, Created: t0, Updated: t0}),
+		completionRec(machine.Completion{Request: "again-1", Workflow: "wc", Status: machine.Cancelled,
+			Error: &machine.Failure{Message: "user asked"}, Started: t0, Finished: t0, Partition: home}))
+	if _, err := cl.Start(ctx, "wc", "again-1", nil); err != nil { // a no-op for the processors
+		t.Fatal(err)
+	}
+	comp, err := cl.Wait(ctx, "again-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Status != machine.Cancelled || comp.Error.Message != "user asked" {
+		t.Fatalf("completion %+v", comp)
+	}
+}
+
 // TestWaitOtherClient: Wait on a request this client did not start goes
 // through the state: finished ones answer from it, running ones are
 // followed from the offset noted before the state was read.

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -15,16 +16,30 @@ import (
 // until ctx ends (returning ctx's error).
 //
 // For a request this client started, Wait reads the completions of the
-// home partition from where they ended before the start. For any other it
-// first notes where completions end, then reads the request's state: a
-// finished request's completion is built from its state record, a running
-// one's is awaited from the noted offset. It returns ErrNotFound when the
-// request has no state (never started, or already forgotten).
+// home partition from where they ended before the start; when the caller
+// chose the id, it first reads the request's state, since that id may name
+// a request finished before this start (which was then ignored). For a
+// request started elsewhere, Wait notes where completions end, then reads
+// the request's state: a finished request's completion is built from its
+// state record, a running one's is awaited from the noted offset; it
+// returns ErrNotFound when the request has no state (never started, or
+// already forgotten).
 func (c *Client) Wait(ctx context.Context, id string) (*Completion, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
 	m, ok := c.recall(id)
+	if ok && !m.fresh {
+		st, err := c.Get(ctx, id)
+		switch {
+		case err == nil && st.Request.Status != machine.Running:
+			c.forget(id)
+			return fromRecord(st.Request), nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+		// Running, or not yet recorded: its completion comes after m.
+	}
 	if !ok {
 		ends, err := c.adm.ListEndOffsets(ctx, c.cfg.prefix.Completions())
 		if err == nil {

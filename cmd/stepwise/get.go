@@ -76,6 +76,9 @@ func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return timeoutHint(ctx, err, timeout)
 	}
 	if output == "json" {
+		if st.Children == nil {
+			st.Children = []*machine.Record{} // [] rather than null for scripts
+		}
 		b, _ := json.MarshalIndent(struct {
 			Request  *machine.Record   `json:"request"`
 			Children []*machine.Record `json:"children"`

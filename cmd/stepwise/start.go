@@ -70,7 +70,7 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	if err := client.ValidateInput(raw); err != nil {
-		return fmt.Errorf("%s: %w", source, err)
+		return fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "stepwise: "))
 	}
 	if id != "" {
 		if err := client.ValidateID(id); err != nil {

@@ -61,6 +61,7 @@ func clientCmdBroker(t *testing.T) string {
 				switch m.Workflow {
 				case "ok":
 					rec.Status, comp.Status, comp.Output = machine.StatusSucceeded, machine.Succeeded, json.RawMessage(`{"n":1}`)
+					rec.Output = comp.Output
 				case "fail":
 					rec.Status, comp.Status = machine.StatusFailed, machine.Failed
 					rec.Error = &machine.Failure{Step: "split", Attempt: 3, Message: "bad pdf"}
@@ -131,8 +132,12 @@ func TestStartCommand(t *testing.T) {
 	}
 
 	_, _, err = run("", "ok", "--input", "{\n \"a\": 1,\n}")
-	if err == nil || !strings.Contains(err.Error(), "--input: stepwise: invalid input; it must be a JSON object: line 3, column 1") {
+	if err == nil || !strings.Contains(err.Error(), "--input: invalid input; it must be a JSON object: line 3, column 1") {
 		t.Fatalf("invalid JSON input: %v", err)
+	}
+	_, _, err = run("", "ok", "--input", `{"a":`)
+	if err == nil || !strings.Contains(err.Error(), "line 1, column 6: unexpected end of JSON input") {
+		t.Fatalf("truncated JSON input: %v", err)
 	}
 	_, _, err = run("", "ok", "--input", "[1]")
 	if err == nil || !strings.Contains(err.Error(), "it is an array") {
