@@ -92,7 +92,7 @@ class MemoryBroker:
         """Waits until predicate() holds (checked whenever a record is
         written or an offset committed)."""
         with self.lock:
-            return self.lock.wait_for(predicate, timeout)
+            return bool(self.lock.wait_for(predicate, timeout))
 
     # Transport.
 

@@ -129,7 +129,9 @@ class Reply:
     attempt: str  # copied verbatim, even when unparsable
 
     def record(self, status: str, value: bytes) -> ResultRecord:
-        enc = lambda s: s.encode(*_HEADER_CODEC)  # noqa: E731
+        def enc(s: str) -> bytes:
+            return s.encode(*_HEADER_CODEC)
+
         return ResultRecord(
             topic=self.topic,
             partition=self.partition,

@@ -133,14 +133,17 @@ class _KafkaConsumer:
                 # errors librdkafka reports and retries by itself.
                 log.warning("fetch error", extra={LOG_TOPIC: self.topic, LOG_ERROR: str(m.error())})
                 continue
+            raw = m.headers() or []
+            pairs = raw.items() if isinstance(raw, dict) else raw
+            headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
             out.append(
                 Record(
-                    topic=m.topic(),
-                    partition=m.partition(),
-                    offset=m.offset(),
+                    topic=m.topic() or self.topic,
+                    partition=m.partition() or 0,
+                    offset=m.offset() or 0,
                     key=m.key(),
                     value=m.value(),
-                    headers=m.headers() or [],
+                    headers=headers,
                 )
             )
         return out
@@ -164,8 +167,12 @@ class _KafkaConsumer:
         return [p.partition for p in self.c.assignment() if p.topic == self.topic]
 
     def commit(self, offsets: dict[int, int], asynchronous: bool) -> None:
-        if offsets:
-            self.c.commit(offsets=self._tps([], offsets), asynchronous=asynchronous)
+        if not offsets:
+            return
+        if asynchronous:
+            self.c.commit(offsets=self._tps([], offsets), asynchronous=True)
+        else:
+            self.c.commit(offsets=self._tps([], offsets), asynchronous=False)
 
     def close(self) -> None:
         self.c.close()
@@ -221,7 +228,7 @@ class _KafkaProducer:
                     value=rec.value,
                     key=rec.key,
                     partition=rec.partition,
-                    headers=rec.headers,
+                    headers=list[tuple[str, "str | bytes | None"]](rec.headers),
                     on_delivery=cb,
                 )
                 return
