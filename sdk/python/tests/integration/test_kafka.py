@@ -311,7 +311,7 @@ def test_sigterm_drains_and_commits(env: Env, tmp_path: Path) -> None:
 
 
 def test_sasl_scram(env: Env) -> None:
-    sasl = os.environ.get("KAFKA_SASL_BROKERS", "127.0.0.1:9096")
+    sasl = os.environ.get("KAFKA_SASL_BROKERS") or "127.0.0.1:9096"
     w = Worker(brokers=sasl, prefix=env.prefix, sasl_mechanism="SCRAM-SHA-512", sasl_username="stepwise", sasl_password="stepwise-secret", commit_interval=0.2)
     w.handle("ocr", lambda task: {"secure": True})
     env.send_task("r-sasl", {}, reply_partition=0)
