@@ -544,3 +544,73 @@ func wait(t *testing.T, ch <-chan struct{}) {
 		t.Fatal("timed out waiting for a handler to start")
 	}
 }
+
+// TestRebalanceFinishesRunningTasks: when a second worker joins, the first
+// one finishes the running task of the partition it gives up and commits
+// it before handing the partition over, so no task runs twice.
+func TestRebalanceFinishesRunningTasks(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	runs := map[string][]string{} // request → workers that ran it
+	handler := func(name string) Handler {
+		return func(ctx context.Context, task *Task) (json.RawMessage, error) {
+			mu.Lock()
+			runs[task.Request] = append(runs[task.Request], name)
+			mu.Unlock()
+			time.Sleep(700 * time.Millisecond)
+			return nil, nil
+		}
+	}
+	fast := []Option{WithKafkaOpts(kgo.HeartbeatInterval(100 * time.Millisecond))}
+	e.worker(handler("first"), fast)
+	e.simpleTask(0, "p0", `{}`)
+	e.simpleTask(1, "p1", `{}`)
+	// Both tasks are running in the first worker when the second joins.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(runs)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first worker did not start both tasks")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.worker(handler("second"), fast)
+	for range 2 {
+		if r := e.next(15 * time.Second); r == nil {
+			t.Fatal("a running task was not answered")
+		}
+	}
+	e.waitCommitted(0, 1)
+	e.waitCommitted(1, 1)
+	// Tasks after the rebalance are shared out and each runs once too.
+	for i := range 6 {
+		e.simpleTask(int32(i%2), fmt.Sprintf("after-%d", i), `{}`)
+	}
+	for range 6 {
+		if r := e.next(15 * time.Second); r == nil {
+			t.Fatal("a task after the rebalance was not answered")
+		}
+	}
+	e.waitCommitted(0, 4)
+	e.waitCommitted(1, 4)
+	mu.Lock()
+	defer mu.Unlock()
+	workers := map[string]bool{}
+	for req, by := range runs {
+		if len(by) != 1 {
+			t.Errorf("%s ran %d times (%v)", req, len(by), by)
+		}
+		workers[by[0]] = true
+	}
+	if len(runs) != 8 {
+		t.Errorf("%d tasks ran, want 8", len(runs))
+	}
+	if !workers["second"] {
+		t.Errorf("the second worker got no partition: %v", runs)
+	}
+}
