@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: test ci vet build integration kafka-up kafka-down
+.PHONY: test ci vet build integration kafka-up kafka-down test-sdk browser
 
 build:
 	$(GO) build -o bin/stepwise ./cmd/stepwise
@@ -29,5 +29,16 @@ kafka-up:
 kafka-down:
 	integration/kafka/down
 
+# Worker SDKs in other languages (venvs and node_modules inside their
+# directories). Their broker tests run only when KAFKA_BROKERS is set.
+test-sdk:
+	$(MAKE) -C sdk/python test
+	@if [ -n "$(KAFKA_BROKERS)" ]; then $(MAKE) -C sdk/python test-integration KAFKA_BROKERS=$(KAFKA_BROKERS); fi
+
+# The web UI in a real browser (Debian chromium driven by playwright-core)
+# against `stepwise dev --examples`. Screenshots: integration/browser/artifacts/.
+browser:
+	$(MAKE) -C integration/browser test
+
 # Everything CI runs (.ci/run starts the broker and sets KAFKA_BROKERS).
-ci: test integration
+ci: test integration test-sdk browser
