@@ -149,7 +149,8 @@ func New(opts ...Option) (*Client, error) {
 		return nil, ErrNoBrokers
 	}
 	base = append(base, cfg.kafkaOpts...)
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, base...),
+	// No linger: a start or cancel is one record a caller waits for.
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.ProducerLinger(0)}, base...),
 		// The home partition is the key's murmur2 hash, as with every
 		// Kafka client's default partitioner, so a cancel from any client
 		// reaches the same partition as the start.

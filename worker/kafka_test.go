@@ -29,14 +29,14 @@ const (
 // env is an in-process broker with a task topic of two partitions and a
 // results topic of twelve, plus clients to feed tasks and read results.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	cluster *kfake.Cluster
 	feed    *kgo.Client
 	results *kgo.Client
 	adm     *kadm.Client
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, testTasks), kfake.SeedTopics(12, testResults))
 	if err != nil {
@@ -612,5 +612,56 @@ func TestRebalanceFinishesRunningTasks(t *testing.T) {
 	}
 	if !workers["second"] {
 		t.Errorf("the second worker got no partition: %v", runs)
+	}
+}
+
+// BenchmarkEcho measures tasks per second through one worker (echo
+// handler, concurrency 64) on the in-process broker: feed b.N tasks over two
+// partitions, wait for every result.
+func BenchmarkEcho(b *testing.B) {
+	e := newEnv(b)
+	e.worker(func(ctx context.Context, task *Task) (json.RawMessage, error) { return task.Input, nil }, nil, Concurrency(64))
+	headers := func(id string) []kgo.RecordHeader {
+		return []kgo.RecordHeader{
+			{Key: schemas.HeaderRequest, Value: []byte(id)}, {Key: schemas.HeaderWorkflow, Value: []byte("wf")},
+			{Key: schemas.HeaderStep, Value: []byte("ocr")}, {Key: schemas.HeaderAttempt, Value: []byte("1")},
+			{Key: schemas.HeaderInstance, Value: []byte(id)}, {Key: schemas.HeaderReplyTopic, Value: []byte(testResults)},
+			{Key: schemas.HeaderReplyPartition, Value: []byte("0")},
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		id := fmt.Sprintf("r-%d", i)
+		e.feed.Produce(context.Background(), &kgo.Record{Topic: testTasks, Partition: int32(i % 2), Key: []byte(id),
+			Value: []byte(`{"page": 1}`), Headers: headers(id)}, nil)
+	}
+	got := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for got < b.N && ctx.Err() == nil {
+		got += len(e.results.PollFetches(ctx).Records())
+	}
+	b.StopTimer()
+	if got < b.N {
+		b.Fatalf("%d of %d results", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}
+
+// BenchmarkRoundTrip measures one task at a time: produce it, wait for its
+// result (the latency a step of a request adds in the worker and broker).
+func BenchmarkRoundTrip(b *testing.B) {
+	e := newEnv(b)
+	e.worker(func(ctx context.Context, task *Task) (json.RawMessage, error) { return task.Input, nil }, nil)
+	e.simpleTask(0, "warm-up", `{}`)
+	if e.next(10*time.Second) == nil {
+		b.Fatal("no result")
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		e.simpleTask(int32(i%2), fmt.Sprintf("r-%d", i), `{}`)
+		if e.next(10*time.Second) == nil {
+			b.Fatal("no result")
+		}
 	}
 }

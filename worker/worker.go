@@ -110,7 +110,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		return ErrNoHandlers
 	}
 
-	producer, err := kgo.NewClient(append(append([]kgo.Opt{}, w.base...),
+	// No linger: a result waiting for company delays the next step of its
+	// request, and results of concurrent handlers batch anyway while a
+	// produce request is in flight. WithKafkaOpts may set one.
+	producer, err := kgo.NewClient(append(append([]kgo.Opt{kgo.ProducerLinger(0)}, w.base...),
 		// Results go exactly where the task says: never let a partitioner
 		// choose (a hashed partition would reach the wrong processor).
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
