@@ -86,7 +86,7 @@ func clientCmdBroker(t *testing.T) string {
 	return strings.Join(c.ListenAddrs(), ",")
 }
 
-func exitCode(err error) int {
+func cmdExitCode(err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -113,7 +113,7 @@ func TestStartCommand(t *testing.T) {
 
 	out, _, err = run("", "ok", "--id", "r-ok", "--wait", "--input", `{"a": 1}`)
 	var comp machine.Completion
-	if err != nil || json.Unmarshal([]byte(out), &comp) != nil || comp.Request != "r-ok" || comp.Status != machine.Succeeded || compact(comp.Output) != `{"n":1}` {
+	if err != nil || json.Unmarshal([]byte(out), &comp) != nil || comp.Request != "r-ok" || comp.Status != machine.Succeeded || cmdCompactJSON(comp.Output) != `{"n":1}` {
 		t.Fatalf("start --wait of a succeeding request: %q, %v", out, err)
 	}
 
@@ -122,13 +122,13 @@ func TestStartCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, err = run("", "--wait", "fail", "--input", "@"+file)
-	if exitCode(err) != exitFailed || !strings.Contains(out, `"status": "failed"`) || !strings.Contains(out, "bad pdf") {
-		t.Fatalf("start --wait of a failing request: exit %d, %q", exitCode(err), out)
+	if cmdExitCode(err) != exitFailed || !strings.Contains(out, `"status": "failed"`) || !strings.Contains(out, "bad pdf") {
+		t.Fatalf("start --wait of a failing request: exit %d, %q", cmdExitCode(err), out)
 	}
 
 	out, errOut, err := run(`{"from": "stdin"}`, "slow", "--input", "@-", "--wait", "--timeout", "700ms", "--id", "r-slow")
-	if exitCode(err) != exitTimeout || out != "" || !strings.Contains(errOut, "r-slow still running after 700ms") {
-		t.Fatalf("start --wait past the timeout: exit %d, out %q, err %q", exitCode(err), out, errOut)
+	if cmdExitCode(err) != exitTimeout || out != "" || !strings.Contains(errOut, "r-slow still running after 700ms") {
+		t.Fatalf("start --wait past the timeout: exit %d, out %q, err %q", cmdExitCode(err), out, errOut)
 	}
 
 	_, _, err = run("", "ok", "--input", "{\n \"a\": 1,\n}")
@@ -147,8 +147,8 @@ func TestStartCommand(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "invalid request id") {
 		t.Fatalf("invalid id: %v", err)
 	}
-	if _, _, err = run(""); exitCode(err) != 2 {
-		t.Fatalf("start without a workflow: exit %d", exitCode(err))
+	if _, _, err = run(""); cmdExitCode(err) != 2 {
+		t.Fatalf("start without a workflow: exit %d", cmdExitCode(err))
 	}
 }
 
@@ -194,11 +194,11 @@ func TestGetCommand(t *testing.T) {
 	}
 
 	_, errOut, err := get("nope")
-	if exitCode(err) != 1 || errOut != "stepwise: request nope not found\n" {
-		t.Fatalf("get of an unknown request: exit %d, %q", exitCode(err), errOut)
+	if cmdExitCode(err) != 1 || errOut != "stepwise: request nope not found\n" {
+		t.Fatalf("get of an unknown request: exit %d, %q", cmdExitCode(err), errOut)
 	}
-	if _, _, err := get("-o", "yaml", "g-1"); exitCode(err) != 2 {
-		t.Fatalf("get -o yaml: exit %d", exitCode(err))
+	if _, _, err := get("-o", "yaml", "g-1"); cmdExitCode(err) != 2 {
+		t.Fatalf("get -o yaml: exit %d", cmdExitCode(err))
 	}
 }
 
@@ -209,12 +209,12 @@ func TestCancelCommand(t *testing.T) {
 	if err != nil || out.String() != "cancel of c-1 sent\n" {
 		t.Fatalf("cancel: %q, %v", out.String(), err)
 	}
-	if err := cancelMain(context.Background(), []string{"--brokers", brokers}, &out, &errb); exitCode(err) != 2 {
-		t.Fatalf("cancel without an id: exit %d", exitCode(err))
+	if err := cancelMain(context.Background(), []string{"--brokers", brokers}, &out, &errb); cmdExitCode(err) != 2 {
+		t.Fatalf("cancel without an id: exit %d", cmdExitCode(err))
 	}
 }
 
-func compact(b []byte) string {
+func cmdCompactJSON(b []byte) string {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {
 		return "invalid JSON: " + err.Error()
