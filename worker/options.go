@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -82,7 +83,7 @@ func WithPrefix(p topology.Prefix) Option {
 func WithGroup(name string) Option {
 	return func(c *config) error {
 		if name == "" {
-			return fmt.Errorf("%w: empty group name", ErrBadHandle)
+			return errors.New("stepwise: WithGroup needs a group name")
 		}
 		c.group = name
 		return nil

@@ -57,10 +57,11 @@ func (w *Worker) Use(mw ...Middleware) {
 	w.mu.mws = append(w.mu.mws, mw...)
 }
 
-// Handle registers h for the tasks of queue, consumed from the topic
-// tasks.<queue>. Call it before Run; an invalid call (empty queue, nil
-// handler, a queue registered twice, a concurrency below 1, a call after
-// Run started) makes Run return an error wrapping ErrBadHandle.
+// Handle registers h for the tasks of queue name, consumed from the topic
+// tasks.<name>. Call it before Run: an invalid call (empty name, nil
+// handler, a queue registered twice, a concurrency below 1) makes Run
+// return an error wrapping ErrBadHandle; a call once Run started is logged
+// and ignored.
 func (w *Worker) Handle(name string, h Handler, opts ...HandleOption) {
 	qc := queueConfig{concurrency: DefaultConcurrency}
 	for _, o := range opts {
