@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -405,6 +408,39 @@ func TestTimersOfRestoredRecordsMatchTimersSet(t *testing.T) {
 	for id, tm := range h.timers {
 		if r, ok := restored[id]; !ok || !r.At.Equal(tm.At) {
 			t.Fatalf("timer %s: restored %+v, live %+v", id, r, tm)
+		}
+	}
+}
+
+// The hand-written encoder must write what encoding/json writes for the
+// tagged struct: the same JSON value (raw payloads are copied as they came,
+// where encoding/json would compact and re-escape them).
+func TestEncodeMatchesEncodingJSON(t *testing.T) {
+	wf := linear3()
+	wf.Graph.ByName["b"].Timeout = time.Minute
+	h := newHarness(t, wf, wordCounts())
+	h.start("r1", "linear3", `{"text":"quote \" backslash \\ <tag> & \u2028 tab\t","n":[1, 2]}`)
+	h.ok(h.dispatched("a"), `{"a": "é ünïcode \u0001"}`)
+	h.fail(h.dispatched("b"), "bad\nthing \"quoted\" <x>", true)
+	h.start("r2", "book-word-counts", `{}`)
+	h.ok(h.dispatched("book-split"), `{"sections":[{"id":"6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab"},2]}`)
+	h.start("r3", "nope", `{}`)
+	records := slices.Collect(maps.Values(h.store))
+	records = append(records, &Record{Request: "x", Status: Running, Error: &Failure{Message: "m"}, Steps: map[string]*StepState{}})
+	records = append(records, &Record{Request: "bad utf8 \xff\xfe", Status: Running})
+	for _, r := range records {
+		got := Encode(r)
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("Encode wrote invalid JSON %s: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("Encode differs from encoding/json:\n got  %s\n want %s", got, want)
 		}
 	}
 }

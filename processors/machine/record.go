@@ -73,18 +73,6 @@ const (
 	StepFailed    StepStatus = "failed"
 )
 
-// Encode returns the record's wire form.
-func Encode(r *Record) []byte {
-	r.V = RecordVersion
-	b, err := json.Marshal(r)
-	if err != nil {
-		// Every field is marshalable and raw messages were validated
-		// before they were stored.
-		panic(fmt.Sprintf("stepwise: encode state record: %v", err))
-	}
-	return b
-}
-
 // ErrRecordVersion means a state record was written by a newer Stepwise.
 var ErrRecordVersion = errors.New("stepwise: state record of a newer version; upgrade this processor")
 

@@ -1,0 +1,181 @@
+package machine
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Encode returns the record's wire form: the JSON that encoding/json would
+// write for the tagged fields, "v" first. It is written by hand because
+// every processed event writes at least one record and encoding/json
+// re-validates each raw payload on the way out; payloads here were
+// validated when they arrived, so they are copied as they are.
+func Encode(r *Record) []byte {
+	r.V = RecordVersion
+	b := make([]byte, 0, 256+len(r.Input)+len(r.Output))
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(r.V), 10)
+	b = appendStringField(b, "request", r.Request)
+	b = appendStringField(b, "workflow", r.Workflow)
+	b = appendStringFieldOmit(b, "path", r.Path)
+	b = appendStringFieldOmit(b, "task", r.Task)
+	b = appendStringFieldOmit(b, "id", r.ID)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(r.Partition), 10)
+	b = appendStringField(b, "status", string(r.Status))
+	b = appendRawFieldOmit(b, "input", r.Input)
+	if len(r.Steps) > 0 {
+		b = append(b, `,"steps":{`...)
+		for i, name := range slices.Sorted(maps.Keys(r.Steps)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, name)
+			b = append(b, ':')
+			b = appendStep(b, r.Steps[name])
+		}
+		b = append(b, '}')
+	}
+	b = appendRawFieldOmit(b, "output", r.Output)
+	if f := r.Error; f != nil {
+		b = append(b, `,"error":{`...)
+		if f.Step != "" {
+			b = appendString(b, "step")
+			b = append(b, ':')
+			b = appendString(b, f.Step)
+			b = append(b, ',')
+		}
+		if f.Attempt != 0 {
+			b = append(b, `"attempt":`...)
+			b = strconv.AppendInt(b, int64(f.Attempt), 10)
+			b = append(b, ',')
+		}
+		b = append(b, `"message":`...)
+		b = appendString(b, f.Message)
+		b = append(b, '}')
+	}
+	b = appendTimeField(b, "created", r.Created)
+	b = appendTimeField(b, "updated", r.Updated)
+	b = appendTimeFieldOmit(b, "expireAt", r.ExpireAt)
+	return append(b, '}')
+}
+
+func appendStep(b []byte, s *StepState) []byte {
+	b = append(b, `{"status":`...)
+	b = appendString(b, string(s.Status))
+	if s.Attempt != 0 {
+		b = append(b, `,"attempt":`...)
+		b = strconv.AppendInt(b, int64(s.Attempt), 10)
+	}
+	b = appendRawFieldOmit(b, "output", s.Output)
+	if s.Children != 0 {
+		b = append(b, `,"children":`...)
+		b = strconv.AppendInt(b, int64(s.Children), 10)
+	}
+	if s.Done != 0 {
+		b = append(b, `,"done":`...)
+		b = strconv.AppendInt(b, int64(s.Done), 10)
+	}
+	b = appendStringFieldOmit(b, "error", s.Error)
+	b = appendTimeFieldOmit(b, "started", s.Started)
+	b = appendTimeFieldOmit(b, "ended", s.Ended)
+	b = appendTimeFieldOmit(b, "retryAt", s.RetryAt)
+	b = appendTimeFieldOmit(b, "deadline", s.Deadline)
+	return append(b, '}')
+}
+
+func appendStringField(b []byte, name, v string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendString(b, v)
+}
+
+func appendStringFieldOmit(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return appendStringField(b, name, v)
+}
+
+func appendRawFieldOmit(b []byte, name string, v json.RawMessage) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return append(b, v...)
+}
+
+func appendTimeField(b []byte, name string, t time.Time) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+func appendTimeFieldOmit(b []byte, name string, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	return appendTimeField(b, name, t)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaping as encoding/json does
+// (quotes, backslashes, control characters, HTML-sensitive characters,
+// U+2028/U+2029; invalid UTF-8 becomes U+FFFD).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
