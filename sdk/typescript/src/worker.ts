@@ -23,6 +23,9 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 /** How long stop waits for handlers after aborting their signals at the drain timeout. */
 const ABANDON_GRACE_MS = 5_000;
 
+/** How long stop waits for the clients to leave their groups and close. */
+const DISCONNECT_TIMEOUT_MS = 10_000;
+
 /** Options of a Worker. */
 export interface WorkerOptions {
   /** seed brokers, host:port */
@@ -219,8 +222,12 @@ export class Worker {
       await new Promise<void>((resolve) => this.#stopCtl.signal.addEventListener("abort", () => resolve(), { once: true }));
     }
     await this.#drain();
-    await Promise.allSettled([...this.#queues.values()].map((q) => q.consumer?.disconnect()));
-    await producer.disconnect().catch(() => undefined);
+    // Leave the groups so the partitions move at once; a broker that does
+    // not answer must not hold the process.
+    const left = Promise.allSettled([...[...this.#queues.values()].map((q) => q.consumer?.disconnect()), producer.disconnect()]);
+    if (!(await within(left, DISCONNECT_TIMEOUT_MS))) {
+      this.#log.warn("leaving the consumer groups timed out; the partitions move after the session timeout");
+    }
     if (this.#opts.handleSignals) {
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
@@ -269,6 +276,9 @@ export class Worker {
       sessionTimeout: this.#opts.sessionTimeoutMs,
       heartbeatInterval: Math.max(500, Math.floor(this.#opts.sessionTimeoutMs / 10)),
       maxWaitTimeInMs: 500,
+      // kafkajs restarts a crashed consumer (a broker restarting, say), but
+      // not once the worker stops: a restart then would outlive run.
+      retry: { ...this.#kafkaConfig.retry, restartOnFailure: async () => !this.#stopCtl.signal.aborted },
     });
     q.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {

@@ -17,12 +17,12 @@ function worker(env: Env, extra: Partial<ConstructorParameters<typeof Worker>[0]
   return new Worker({ brokers: brokers(), prefix: env.prefix, logger: quietLogger, handleSignals: false, sessionTimeoutMs: 6000, ...extra });
 }
 
-describe("worker against a real broker", { timeout: 180_000 }, () => {
+describe("worker against a real broker", { timeout: 240_000 }, () => {
   test("KAFKA_BROKERS names a broker", () => {
     assert.ok(brokers().length > 0);
   });
 
-  test("results reach the named partitions with correlation headers; offsets are committed after them", async () => {
+  test("results reach the named partitions with correlation headers; offsets are committed after them", { timeout: 60_000 }, async () => {
     const env = await setUp("echo", 2, 4);
     const reader = await ResultReader.start(env);
     const w = new Worker({ brokers: brokers(), prefix: env.prefix, logger: quietLogger, sessionTimeoutMs: 6000 });
@@ -68,7 +68,7 @@ describe("worker against a real broker", { timeout: 180_000 }, () => {
     }
   });
 
-  test("a commit never passes a running task, and concurrency is bounded", async () => {
+  test("a commit never passes a running task, and concurrency is bounded", { timeout: 60_000 }, async () => {
     const env = await setUp("slow", 1, 1);
     const reader = await ResultReader.start(env);
     const w = worker(env);
@@ -109,7 +109,7 @@ describe("worker against a real broker", { timeout: 180_000 }, () => {
     }
   });
 
-  test("tasks of an aborted transaction never run", async () => {
+  test("tasks of an aborted transaction never run", { timeout: 60_000 }, async () => {
     const env = await setUp("txn", 1, 1);
     const reader = await ResultReader.start(env);
     const txProducer = env.kafka.producer({
@@ -148,7 +148,7 @@ describe("worker against a real broker", { timeout: 180_000 }, () => {
     }
   });
 
-  test("a task left uncommitted by a stopped worker runs again on the next one", async () => {
+  test("a task left uncommitted by a stopped worker runs again on the next one", { timeout: 60_000 }, async () => {
     const env = await setUp("redo", 1, 2);
     const reader = await ResultReader.start(env);
     const group = `${env.prefix}workers.redo`;
