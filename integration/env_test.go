@@ -42,7 +42,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "start one with `make kafka-up` and set %s=127.0.0.1:9092\n", brokersEnv)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBinaries() // built by the process tests (proc_test.go)
+	os.Exit(code)
 }
 
 // brokers returns the seeds from KAFKA_BROKERS, or nil when it is unset.
