@@ -138,12 +138,12 @@ type Run struct {
 
 	// CPU of the processors (or relay) over the window, summed over
 	// replicas; CPUShared says it is this whole process's instead.
-	CPUSeconds  float64 `json:"cpu_s"`
-	CPUCores    float64 `json:"cpu_cores"`
-	CPUShared   bool    `json:"cpu_shared,omitempty"`
-	PeakRSS     int64   `json:"peak_rss_bytes"` // largest replica
-	BenchCPUS   float64 `json:"bench_process_cpu_s"`
-	BenchPeakRSS int64  `json:"bench_process_peak_rss_bytes"`
+	CPUSeconds   float64 `json:"cpu_s"`
+	CPUCores     float64 `json:"cpu_cores"`
+	CPUShared    bool    `json:"cpu_shared,omitempty"`
+	PeakRSS      int64   `json:"peak_rss_bytes"` // largest replica
+	BenchCPUS    float64 `json:"bench_process_cpu_s"`
+	BenchPeakRSS int64   `json:"bench_process_peak_rss_bytes"`
 
 	MaxRecordBytes int           `json:"max_record_bytes"` // largest task, result, completion or state value seen
 	State          *StateFigures `json:"state,omitempty"`

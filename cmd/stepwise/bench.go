@@ -193,4 +193,3 @@ func writeReport(path string, write func(io.Writer) error) error {
 	}
 	return f.Close()
 }
-
