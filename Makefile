@@ -33,7 +33,11 @@ kafka-down:
 # directories). Their broker tests run only when KAFKA_BROKERS is set.
 test-sdk:
 	$(MAKE) -C sdk/python test
-	@if [ -n "$(KAFKA_BROKERS)" ]; then $(MAKE) -C sdk/python test-integration KAFKA_BROKERS=$(KAFKA_BROKERS); fi
+	$(MAKE) -C sdk/typescript test
+	@if [ -n "$(KAFKA_BROKERS)" ]; then \
+		$(MAKE) -C sdk/python test-integration KAFKA_BROKERS=$(KAFKA_BROKERS) && \
+		$(MAKE) -C sdk/typescript test-integration KAFKA_BROKERS=$(KAFKA_BROKERS); \
+	fi
 
 # The web UI in a real browser (Debian chromium driven by playwright-core)
 # against `stepwise dev --examples`. Screenshots: integration/browser/artifacts/.

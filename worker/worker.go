@@ -219,6 +219,11 @@ func (w *Worker) newConsumer(q *queue, h Handler, producer *kgo.Client, fail con
 	opts := append(append([]kgo.Opt{}, w.base...),
 		kgo.ConsumerGroup(w.cfg.group+"."+q.name),
 		kgo.ConsumeTopics(c.topic),
+		// Workers of one queue may be written in several languages and
+		// share its group; the group can only form on a protocol every
+		// member offers. "range" is the one librdkafka (the Python SDK)
+		// offers by default as well.
+		kgo.Balancers(kgo.CooperativeStickyBalancer(), kgo.RangeBalancer()),
 		// Tasks are written in processor transactions: an aborted one must
 		// never run.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
