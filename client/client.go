@@ -29,7 +29,7 @@ var (
 	ErrInvalidInput    = errors.New("stepwise: invalid input; it must be a JSON object")
 	ErrInvalidWorkflow = errors.New("stepwise: no workflow name given")
 	ErrNotFound        = errors.New("stepwise: request not found")
-	ErrNoBrokers       = errors.New("stepwise: no brokers; use WithBrokers, WithConn or WithKafkaOpts(kgo.SeedBrokers(...))")
+	ErrNoBrokers       = kconn.ErrNoBrokers
 )
 
 var idPattern = regexp.MustCompile(schemas.RequestIDPattern)
@@ -65,12 +65,9 @@ type mark struct {
 }
 
 type config struct {
-	brokers   []string
-	conn      *kconn.Config
-	kafkaOpts []kgo.Opt
-	prefix    topology.Prefix
-	prefixSet bool
-	logger    *slog.Logger
+	target kconn.Target
+	prefix topology.Prefix // resolved from target
+	logger *slog.Logger
 }
 
 // Option configures a Client.
@@ -82,7 +79,7 @@ func WithBrokers(brokers ...string) Option {
 		if len(brokers) == 0 {
 			return ErrNoBrokers
 		}
-		c.brokers = append([]string(nil), brokers...)
+		c.target.Brokers = append([]string(nil), brokers...)
 		return nil
 	}
 }
@@ -91,7 +88,7 @@ func WithBrokers(brokers ...string) Option {
 // connection settings. WithPrefix, when also given, wins over conn.Prefix.
 func WithConn(conn kconn.Config) Option {
 	return func(c *config) error {
-		c.conn = &conn
+		c.target.Conn = &conn
 		return nil
 	}
 }
@@ -100,7 +97,7 @@ func WithConn(conn kconn.Config) Option {
 // isolation level the protocol needs are applied after them.
 func WithKafkaOpts(opts ...kgo.Opt) Option {
 	return func(c *config) error {
-		c.kafkaOpts = append(c.kafkaOpts, opts...)
+		c.target.KafkaOpts = append(c.target.KafkaOpts, opts...)
 		return nil
 	}
 }
@@ -108,7 +105,7 @@ func WithKafkaOpts(opts ...kgo.Opt) Option {
 // WithPrefix sets the topic prefix (default "stepwise.").
 func WithPrefix(p topology.Prefix) Option {
 	return func(c *config) error {
-		c.prefix, c.prefixSet = p, true
+		c.target.Prefix, c.target.PrefixSet = p, true
 		return nil
 	}
 }
@@ -131,24 +128,11 @@ func New(opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
-	var base []kgo.Opt
-	if cfg.conn != nil {
-		o, err := cfg.conn.Opts()
-		if err != nil {
-			return nil, err
-		}
-		base = append(base, o...)
-		if !cfg.prefixSet && cfg.conn.Prefix != "" {
-			cfg.prefix = cfg.conn.Prefix
-		}
+	base, prefix, err := cfg.target.Resolve()
+	if err != nil {
+		return nil, err
 	}
-	if len(cfg.brokers) > 0 {
-		base = append(base, kgo.SeedBrokers(cfg.brokers...))
-	}
-	if len(base) == 0 && len(cfg.kafkaOpts) == 0 {
-		return nil, ErrNoBrokers
-	}
-	base = append(base, cfg.kafkaOpts...)
+	cfg.prefix = prefix
 	// No linger: a start or cancel is one record a caller waits for.
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.ProducerLinger(0)}, base...),
 		// The home partition is the key's murmur2 hash, as with every

@@ -1,6 +1,10 @@
 package worker
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/stepwise-run/stepwise/kconn"
+)
 
 // Errors returned by New and Run.
 var (
@@ -11,7 +15,7 @@ var (
 	// ErrRunning: Run was called twice.
 	ErrRunning = errors.New("stepwise: worker is already running")
 	// ErrNoBrokers: neither brokers nor a connection was configured.
-	ErrNoBrokers = errors.New("stepwise: no brokers; use WithBrokers, WithConn or WithKafkaOpts(kgo.SeedBrokers(...))")
+	ErrNoBrokers = kconn.ErrNoBrokers
 	// ErrProduce: a result could not be produced; the task runs again after
 	// a restart.
 	ErrProduce = errors.New("stepwise: producing a result failed")

@@ -21,11 +21,8 @@ const (
 )
 
 type config struct {
-	brokers        []string
-	conn           *kconn.Config
-	kafkaOpts      []kgo.Opt
-	prefix         topology.Prefix
-	prefixSet      bool
+	target         kconn.Target
+	prefix         topology.Prefix // resolved from target
 	group          string
 	logger         *slog.Logger
 	drainTimeout   time.Duration
@@ -42,7 +39,7 @@ func WithBrokers(brokers ...string) Option {
 		if len(brokers) == 0 {
 			return fmt.Errorf("%w: WithBrokers needs at least one broker", ErrNoBrokers)
 		}
-		c.brokers = append([]string(nil), brokers...)
+		c.target.Brokers = append([]string(nil), brokers...)
 		return nil
 	}
 }
@@ -52,7 +49,7 @@ func WithBrokers(brokers ...string) Option {
 // wins over conn.Prefix.
 func WithConn(conn kconn.Config) Option {
 	return func(c *config) error {
-		c.conn = &conn
+		c.target.Conn = &conn
 		return nil
 	}
 }
@@ -64,7 +61,7 @@ func WithConn(conn kconn.Config) Option {
 // and cannot be overridden.
 func WithKafkaOpts(opts ...kgo.Opt) Option {
 	return func(c *config) error {
-		c.kafkaOpts = append(c.kafkaOpts, opts...)
+		c.target.KafkaOpts = append(c.target.KafkaOpts, opts...)
 		return nil
 	}
 }
@@ -72,7 +69,7 @@ func WithKafkaOpts(opts ...kgo.Opt) Option {
 // WithPrefix sets the topic prefix (default "stepwise.").
 func WithPrefix(p topology.Prefix) Option {
 	return func(c *config) error {
-		c.prefix, c.prefixSet = p, true
+		c.target.Prefix, c.target.PrefixSet = p, true
 		return nil
 	}
 }
@@ -157,27 +154,15 @@ func Concurrency(n int) HandleOption {
 // build validates the configuration once and returns the base franz-go
 // options shared by every client of the worker.
 func (c *config) build() ([]kgo.Opt, error) {
-	var opts []kgo.Opt
-	if c.conn != nil {
-		o, err := c.conn.Opts()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, o...)
-		if !c.prefixSet && c.conn.Prefix != "" {
-			c.prefix = c.conn.Prefix
-		}
+	opts, prefix, err := c.target.Resolve()
+	if err != nil {
+		return nil, err
 	}
-	if len(c.brokers) > 0 {
-		opts = append(opts, kgo.SeedBrokers(c.brokers...))
-	}
-	if len(opts) == 0 && len(c.kafkaOpts) == 0 {
-		return nil, ErrNoBrokers
-	}
+	c.prefix = prefix
 	if c.group == "" {
 		c.group = string(c.prefix) + "workers"
 	}
-	return append(opts, c.kafkaOpts...), nil
+	return opts, nil
 }
 
 func defaults() *config {
