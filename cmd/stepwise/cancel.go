@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,15 +27,11 @@ func cancelMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		reason  string
 		timeout time.Duration
 	)
-	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: stepwise cancel ID [--reason TEXT] [flags]\n\n"+
+	fs := newFlagSet("cancel", stderr,
+		"Usage: stepwise cancel ID [--reason TEXT] [flags]\n\n"+
 			"Asks the processors to cancel request ID. It returns once the request to\n"+
 			"cancel is stored; the request then completes as cancelled, unless it\n"+
-			"finished first. Cancelling an unknown or finished request does nothing.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+			"finished first. Cancelling an unknown or finished request does nothing.")
 	conn.RegisterFlags(fs)
 	fs.StringVar(&reason, "reason", "", "why, shown in the completion's error")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")

@@ -45,17 +45,13 @@ type devOptions struct {
 
 func devParse(args []string, stderr io.Writer) (*devOptions, error) {
 	o := &devOptions{}
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: stepwise dev [-f FILE]... [--examples] [flags]\n\n"+
+	fs := newFlagSet("dev", stderr,
+		"Usage: stepwise dev [-f FILE]... [--examples] [flags]\n\n"+
 			"Runs everything a newcomer needs in one process: an embedded Kafka-protocol\n"+
 			"broker listening on --kafka-addr, the topics of the workflows, a processor,\n"+
 			"and with --examples the workers of the bundled examples (word-counts, idp).\n"+
 			"Workers in any language connect to the broker as to a real Kafka cluster.\n"+
-			"Stops cleanly on Ctrl-C.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+			"Stops cleanly on Ctrl-C.")
 	fs.Var(&o.files, "f", "workflow definition file (repeatable)")
 	fs.BoolVar(&o.examples, "examples", false, "load the examples' workflows and run their workers in-process")
 	fs.StringVar(&o.addr, "kafka-addr", devbroker.DefaultAddr, "host:port the broker listens on and advertises (port 0: any free port)")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,17 +32,13 @@ func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		output  string
 		timeout time.Duration
 	)
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: stepwise get ID [-o table|json] [flags]\n\n"+
+	fs := newFlagSet("get", stderr,
+		"Usage: stepwise get ID [-o table|json] [flags]\n\n"+
 			"Shows the committed state of request ID, read from the state topic: its\n"+
 			"status and a table of its started steps (fan-out children included, a\n"+
 			"fan-out step showing done/children), or with -o json the state records.\n"+
 			"Reads every partition of the state topic: fine for a terminal; at volume\n"+
-			"use the HTTP API (stepwise api).\n\nFlags:")
-		fs.PrintDefaults()
-	}
+			"use the HTTP API (stepwise api).")
 	conn.RegisterFlags(fs)
 	fs.StringVar(&output, "o", "table", "output format: table or json")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,17 +32,13 @@ func listMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		limit            int
 		timeout          time.Duration
 	)
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: stepwise list [--workflow W] [--status S] [--limit N] [-o table|json] [flags]\n\n"+
+	fs := newFlagSet("list", stderr,
+		"Usage: stepwise list [--workflow W] [--status S] [--limit N] [-o table|json] [flags]\n\n"+
 			"Lists requests newest first, from the same view of the state topic the\n"+
 			"HTTP API serves (GET /api/v1/requests): read here from every partition,\n"+
 			"so no API server or processor needs to run. Finished requests stay listed\n"+
 			"until the processors forget them (their retention). With more rows than\n"+
-			"--limit, the next page is asked for with --cursor.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+			"--limit, the next page is asked for with --cursor.")
 	conn.RegisterFlags(fs)
 	fs.StringVar(&workflow, "workflow", "", "only requests of this workflow")
 	fs.StringVar(&status, "status", "", "only requests with this status: running, succeeded, failed or cancelled")

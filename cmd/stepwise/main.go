@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"slices"
@@ -69,4 +71,16 @@ func usage() {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(os.Stderr, "\nRun 'stepwise COMMAND -h' for a command's flags.")
+}
+
+// newFlagSet returns the flag set of a subcommand: errors and -h go to
+// stderr, and -h prints usage (what the command does) and then the flags.
+func newFlagSet(name string, stderr io.Writer, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage+"\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	return fs
 }

@@ -40,16 +40,12 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		wait    bool
 		timeout time.Duration
 	)
-	fs := flag.NewFlagSet("start", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: stepwise start WORKFLOW [--id ID] [--input JSON|@FILE|@-] [--wait [--timeout 60s]] [flags]\n\n"+
+	fs := newFlagSet("start", stderr,
+		"Usage: stepwise start WORKFLOW [--id ID] [--input JSON|@FILE|@-] [--wait [--timeout 60s]] [flags]\n\n"+
 			"Starts a request of WORKFLOW and prints its id. With --wait, waits for the\n"+
 			"request to finish and prints its completion event as JSON instead; the exit\n"+
 			"status is then 0 when it succeeded, 1 when it failed or was cancelled, and 2\n"+
-			"when it was still running at --timeout. The request goes on either way.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+			"when it was still running at --timeout. The request goes on either way.")
 	conn.RegisterFlags(fs)
 	fs.StringVar(&id, "id", "", "request id (default: a random UUID); starting an existing id does nothing")
 	fs.StringVar(&input, "input", "{}", "the workflow's input, a JSON object; @FILE reads it from a file, @- from stdin")
