@@ -94,15 +94,23 @@ type env struct {
 	ctx    context.Context
 	Prefix topology.Prefix // "it.<test name>.<random>.", unique per test
 	Admin  *kadm.Client
+	Seeds  []string // the plaintext seed brokers of the cluster
 
 	topics []string // created by CreateTopic, deleted at cleanup
 }
 
 var unsafeTopicChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
-// newEnv returns the environment of test t. Its context ends with the test
-// or after testTimeout, whichever comes first.
+// newEnv returns the environment of test t on the cluster of KAFKA_BROKERS.
+// Its context ends with the test or after testTimeout, whichever comes
+// first.
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvAt(t, brokers())
+}
+
+// newEnvAt is newEnv on the cluster of seeds (a test's private broker).
+func newEnvAt(t *testing.T, seeds []string) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	t.Cleanup(cancel)
@@ -118,6 +126,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{
 		t:      t,
 		ctx:    ctx,
+		Seeds:  seeds,
 		Prefix: topology.Prefix("it." + name + "." + hex.EncodeToString(suffix[:]) + "."),
 	}
 	e.Admin = kadm.NewClient(e.Client())
@@ -173,7 +182,7 @@ func (e *env) deleteTopics() {
 // added, closed when the test ends.
 func (e *env) Client(opts ...kgo.Opt) *kgo.Client {
 	e.t.Helper()
-	return e.newClient(append([]kgo.Opt{kgo.SeedBrokers(brokers()...)}, opts...))
+	return e.newClient(append([]kgo.Opt{kgo.SeedBrokers(e.Seeds...)}, opts...))
 }
 
 // SASLClient returns a client of the SASL_PLAINTEXT listener that

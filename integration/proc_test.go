@@ -219,7 +219,7 @@ func (e *env) newStack(yaml string, partitions int, connFlags ...string) *stack 
 		e.t.Fatal(err)
 	}
 	if len(connFlags) == 0 {
-		connFlags = []string{"--brokers", strings.Join(brokers(), ",")}
+		connFlags = []string{"--brokers", strings.Join(e.Seeds, ",")}
 	}
 	s := &stack{e: e, stepwise: sw, echo: echo, file: file, set: set,
 		conn: append(connFlags, "--prefix", string(e.Prefix))}
@@ -227,9 +227,19 @@ func (e *env) newStack(yaml string, partitions int, connFlags ...string) *stack 
 		e.topics = append(e.topics, spec.Name) // deleted when the test ends
 	}
 	args := append([]string{"topics", "create", "-f", file, "--partitions", fmt.Sprint(partitions)}, s.conn...)
-	out, err := exec.CommandContext(e.ctx, sw, args...).CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("stepwise %s: %v\n%s", strings.Join(args, " "), err, out)
+	// `topics create` describes the topics right after creating them; on a
+	// broker that has just started, the new topics can be missing from
+	// that description for a moment and the command exits 1. Running it
+	// again is safe (it creates only what is missing).
+	for attempt := 1; ; attempt++ {
+		out, err := exec.CommandContext(e.ctx, sw, args...).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			e.t.Fatalf("stepwise %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		time.Sleep(time.Second)
 	}
 	return s
 }
