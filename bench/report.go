@@ -259,6 +259,15 @@ func Targets(rep *Report) []Target {
 	return out
 }
 
+// rate formats requests/s with a decimal below 10, where the wide
+// fan-outs complete a few per second.
+func rate(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // DescribeMachine returns this machine's figures.
@@ -325,8 +334,8 @@ func WriteMarkdown(w io.Writer, rep *Report) {
 				if r.CPUShared {
 					cpu += "*"
 				}
-				fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | %s | %s | %.2f / %.2f | %s | %.0f |\n",
-					s.Scenario, p.Load, r.System, r.RequestsPerS, r.StepsPerS, rat,
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %s | %s | %.2f / %.2f | %s | %.0f |\n",
+					s.Scenario, p.Load, r.System, rate(r.RequestsPerS), r.StepsPerS, rat,
 					fmt.Sprintf("%.1f / %.1f / %.1f / %.1f", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max),
 					r.Overhead.P50, r.Overhead.P99, cpu, mib(r.PeakRSS))
 			}

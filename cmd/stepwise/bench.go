@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stepwise-run/stepwise/bench"
 	"github.com/stepwise-run/stepwise/devbroker"
@@ -131,7 +132,10 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.Partitions = int32(partitions)
 
 	if embedded {
-		b, err := devbroker.Start(devbroker.WithAddr("127.0.0.1:0"), devbroker.WithLogger(log))
+		// The cleaner is held off, as a real broker holds off compacting
+		// the active segment: the state read back after each run still
+		// holds every version the processors wrote.
+		b, err := devbroker.Start(devbroker.WithAddr("127.0.0.1:0"), devbroker.WithLogger(log), devbroker.WithCleanerBackoff(time.Hour))
 		if err != nil {
 			return err
 		}
