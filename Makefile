@@ -46,3 +46,11 @@ browser:
 
 # Everything CI runs (.ci/run starts the broker and sets KAFKA_BROKERS).
 ci: test integration test-sdk browser
+
+# Benchmark: every scenario through Stepwise and the relay, side by side on
+# the embedded broker, with scaling and restore figures. BENCH_FLAGS adds to
+# or overrides the flags, e.g. BENCH_FLAGS="--brokers 127.0.0.1:9092".
+.PHONY: bench
+BENCH_OUT ?= bench/results/latest
+bench: build
+	bin/stepwise bench --scenario all --duration 10s --replicas 1,2,3 --restore 100000 --out $(BENCH_OUT) $(BENCH_FLAGS)
