@@ -243,7 +243,14 @@ type load struct {
 }
 
 // submit starts producing in the background; wait for it with (*load).wait.
+// Each request's input is {"id": <its id>}.
 func (e *env) submit(workflow string, ids []string, rate int) *load {
+	e.t.Helper()
+	return e.submitWith(workflow, ids, rate, func(id string) any { return map[string]any{"id": id} })
+}
+
+// submitWith is submit with the input of each request given by input.
+func (e *env) submitWith(workflow string, ids []string, rate int, input func(id string) any) *load {
 	e.t.Helper()
 	cl := e.Client(append(metadataOpts(), kgo.ProducerLinger(5*time.Millisecond))...)
 	l := &load{home: map[string]int32{}, done: make(chan struct{})}
@@ -257,7 +264,7 @@ func (e *env) submit(workflow string, ids []string, rate int) *load {
 		var errOnce sync.Once
 		for i := 0; i < len(ids); i += per {
 			for _, id := range ids[i:min(i+per, len(ids))] {
-				v, _ := json.Marshal(map[string]any{"type": "start", "workflow": workflow, "id": id, "input": map[string]any{"id": id}})
+				v, _ := json.Marshal(map[string]any{"type": "start", "workflow": workflow, "id": id, "input": input(id)})
 				wg.Add(1)
 				cl.Produce(e.ctx, &kgo.Record{Topic: e.Prefix.Requests(), Key: []byte(id), Value: v}, func(r *kgo.Record, err error) {
 					defer wg.Done()

@@ -198,7 +198,7 @@ type stack struct {
 	e        *env
 	stepwise string
 	echo     string
-	file     string // workflow definition file
+	files    []string // workflow definition files
 	set      *topology.Set
 	conn     []string // connection flags: --brokers, --prefix, SASL...
 	procEnv  []string
@@ -209,24 +209,35 @@ type stack struct {
 // replace the default plaintext --brokers flag when given.
 func (e *env) newStack(yaml string, partitions int, connFlags ...string) *stack {
 	e.t.Helper()
+	return e.newStackOf([][]byte{[]byte(yaml)}, partitions, connFlags...)
+}
+
+// newStackOf is newStack with several definition files.
+func (e *env) newStackOf(yamls [][]byte, partitions int, connFlags ...string) *stack {
+	e.t.Helper()
 	sw, echo := binaries(e.t)
-	file := filepath.Join(e.t.TempDir(), "workflows.yaml")
-	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
-		e.t.Fatal(err)
+	dir := e.t.TempDir()
+	var files []string
+	for i, y := range yamls {
+		file := filepath.Join(dir, fmt.Sprintf("workflows-%d.yaml", i))
+		if err := os.WriteFile(file, y, 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+		files = append(files, file)
 	}
-	set, err := topology.Load(file)
+	set, err := topology.Load(files...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if len(connFlags) == 0 {
 		connFlags = []string{"--brokers", strings.Join(e.Seeds, ",")}
 	}
-	s := &stack{e: e, stepwise: sw, echo: echo, file: file, set: set,
+	s := &stack{e: e, stepwise: sw, echo: echo, files: files, set: set,
 		conn: append(connFlags, "--prefix", string(e.Prefix))}
 	for _, spec := range set.Topics(e.Prefix) {
 		e.topics = append(e.topics, spec.Name) // deleted when the test ends
 	}
-	args := append([]string{"topics", "create", "-f", file, "--partitions", fmt.Sprint(partitions)}, s.conn...)
+	args := append(append([]string{"topics", "create", "--partitions", fmt.Sprint(partitions)}, s.fileFlags()...), s.conn...)
 	// `topics create` describes the topics right after creating them; on a
 	// broker that has just started, the new topics can be missing from
 	// that description for a moment and the command exits 1. Running it
@@ -248,8 +259,25 @@ func (e *env) newStack(yaml string, partitions int, connFlags ...string) *stack 
 // and transaction timeouts (the ones the deployment files use).
 func (s *stack) processor(id string, extra ...string) *proc {
 	s.e.t.Helper()
-	args := append([]string{"run", "-f", s.file, "--replica-id", id, "--client-id", clientID(id)}, s.conn...)
+	args := append(append([]string{"run", "--replica-id", id, "--client-id", clientID(id)}, s.fileFlags()...), s.conn...)
 	return s.e.spawn("processor-"+id, s.stepwise, s.procEnv, append(args, extra...)...)
+}
+
+// fileFlags returns -f FILE for each definition file.
+func (s *stack) fileFlags() []string {
+	var out []string
+	for _, f := range s.files {
+		out = append(out, "-f", f)
+	}
+	return out
+}
+
+// exampleWorkers starts `stepwise workers --example all`: the Go workers of
+// both examples in one process.
+func (s *stack) exampleWorkers(name string, extra ...string) *proc {
+	s.e.t.Helper()
+	args := append([]string{"workers", "--example", "all"}, s.conn...)
+	return s.e.spawn("workers-"+name, s.stepwise, s.procEnv, append(args, extra...)...)
 }
 
 // clientID is the client id a replica reports, so group descriptions can
