@@ -19,6 +19,25 @@
 // accepting SCRAM-SHA-256 and SCRAM-SHA-512 for the user stepwise with the
 // password stepwise-secret.
 //
+// # Process tests
+//
+// The end-to-end and fault tests run Stepwise as separate OS processes, as
+// it is deployed: `go build` makes the stepwise binary and
+// integration/cmd/echoworker (a Go SDK worker answering every task with its
+// input) once per run into a temporary directory; each test creates its
+// topic plan with `stepwise topics create`, starts `stepwise run` replicas
+// and workers as child processes, produces starts keyed by request id and
+// counts completions per id, read_committed (count_test.go): every request
+// must complete exactly once. The kill tests send SIGKILL and measure
+// takeover: from the kill to the first completion produced on each of the
+// dead replica's partitions. Every test prints its counts.
+//
+// TestBrokerRestart stops and restarts a broker, so it never uses the
+// shared cluster: it starts a private one-node cluster with
+// `integration/kafka/up --run-dir DIR --port-offset 1000` (ports 10092,
+// 10096, 10192), stops it with `down --keep` and starts it again with
+// `up --resume`. It needs only what `up` needs (a JDK and the jars).
+//
 // # Isolation
 //
 // Tests share one cluster and may run in parallel. Each test names its
