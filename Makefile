@@ -54,3 +54,11 @@ ci: test integration test-sdk browser
 BENCH_OUT ?= bench/results/latest
 bench: build
 	bin/stepwise bench --scenario all --duration 10s --replicas 1,2,3 --restore 100000 --out $(BENCH_OUT) $(BENCH_FLAGS)
+
+# The idp example with OCR in Python, classify in TypeScript and the rest in
+# Go, checked against the all-Go pipeline: on the broker at KAFKA_BROKERS
+# (topics of a prefix of its own, deleted after), else on a `stepwise dev`
+# it starts. Needs Go, python3 and npm.
+.PHONY: test-mixed
+test-mixed:
+	examples/idp/mixed/run.sh
