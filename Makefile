@@ -45,7 +45,7 @@ browser:
 	$(MAKE) -C integration/browser test
 
 # Everything CI runs (.ci/run starts the broker and sets KAFKA_BROKERS).
-ci: test integration test-sdk browser
+ci: test integration test-sdk browser test-mixed
 
 # Benchmark: every scenario through Stepwise and the relay, side by side on
 # the embedded broker, with scaling and restore figures. BENCH_FLAGS adds to

@@ -165,6 +165,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
 		kgo.ProducerLinger(0),
+		// Tasks and completions are read by clients in every language;
+		// not all of them have every codec (kafkajs has no snappy, which
+		// would be franz-go's default), so the processor writes none.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.ProducerBatchMaxBytes(int32(p.cfg.MaxPayload+4096)),
 		kgo.RecordPartitioner(newHomePartitioner(p.prefix)),
 		kgo.OnPartitionsAssigned(p.assigned),
