@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -73,10 +74,16 @@ type request struct {
 	// instances whose details were dropped when they finished (key: the
 	// step path, "docs[1]/pages"), so progress of nested fan-outs stays
 	// known after the fact. Best effort: lost when the view restarts.
-	widths  map[string]int
-	bytes   int // encoded size of the records held
-	seq     uint64
-	changed time.Time
+	widths map[string]int
+	// progress holds the children finished so far of each running fan-out
+	// step (key: the step path), read from its progress record; it is
+	// copied into the parent record's step state on the way in, since
+	// the processors write the parent only when the fan-out starts and
+	// at the join.
+	progress map[string]int
+	bytes    int // encoded size of the records held
+	seq      uint64
+	changed  time.Time
 }
 
 // ViewOption configures a View.
@@ -337,6 +344,28 @@ func (v *View) apply(id, path string, rec *machine.Record, size int) {
 	}
 	n.seq++
 	n.changed = time.Now()
+	if machine.IsFanoutPath(path) {
+		n.progress = maps.Clone(n.progress)
+		if n.progress == nil {
+			n.progress = map[string]int{}
+		}
+		if rec == nil {
+			delete(n.progress, path)
+		} else {
+			n.progress[path] = rec.Done
+			parentPath, _ := splitStepPath(path)
+			if parentPath == "" && n.root != nil {
+				n.root = withProgress(n.root, n.progress)
+			} else if h, ok := n.children[parentPath]; ok {
+				n.children = maps.Clone(n.children)
+				n.children[parentPath] = held{rec: withProgress(h.rec, n.progress), size: h.size}
+			}
+		}
+		v.mu.reqs[id] = n
+		v.notifyLocked(id)
+		return
+	}
+	rec = withProgress(rec, n.progress)
 	if path == "" {
 		if rec == nil {
 			// The request was forgotten (expired): so is its view.
@@ -368,6 +397,42 @@ func (v *View) apply(id, path string, rec *machine.Record, size int) {
 	}
 	v.mu.reqs[id] = n
 	v.notifyLocked(id)
+}
+
+// withProgress returns rec with the finished-children counts of its running
+// fan-out steps taken from progress (a copy when anything changes).
+func withProgress(rec *machine.Record, progress map[string]int) *machine.Record {
+	if rec == nil || len(progress) == 0 {
+		return rec
+	}
+	var out *machine.Record
+	for name, ss := range rec.Steps {
+		done, ok := progress[machine.StepPath(rec.Path, name)]
+		if !ok || ss.Status != machine.StepRunning || ss.Done == done {
+			continue
+		}
+		if out == nil {
+			c := *rec
+			c.Steps = maps.Clone(rec.Steps)
+			out = &c
+		}
+		sc := *ss
+		sc.Done = done
+		out.Steps[name] = &sc
+	}
+	if out == nil {
+		return rec
+	}
+	return out
+}
+
+// splitStepPath splits "docs[1]/pages" into "docs[1]" and "pages".
+func splitStepPath(p string) (parent, step string) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", p
+	}
+	return p[:i], p[i+1:]
 }
 
 // rememberWidths returns w plus the fan-out widths of prev, a child record

@@ -244,3 +244,31 @@ workflows:
 		t.Errorf("root tombstone left the request")
 	}
 }
+
+// The processors count finished children in a progress record, not in the
+// parent; the view folds the count into the parent's step state, also
+// when the parent is rewritten while the fan-out runs.
+func TestFanoutProgressRecords(t *testing.T) {
+	v := NewView(testConn())
+	now := time.Now()
+	root := func(a machine.StepStatus) *machine.Record {
+		return &machine.Record{Request: "r", Workflow: "chain", Status: machine.Running, Created: now,
+			Steps: map[string]*machine.StepState{"a": {Status: a}, "fan": {Status: machine.StepRunning, Children: 3}}}
+	}
+	v.apply("r", "", root(machine.StepRunning), 100)
+	v.apply("r", "fan", &machine.Record{Kind: machine.KindFanout, Request: "r", Path: "fan", Status: machine.Running, Children: 3, Done: 2}, 60)
+	if got := v.get("r").root.Steps["fan"].Done; got != 2 {
+		t.Fatalf("done after the progress record = %d, want 2", got)
+	}
+	v.apply("r", "", root(machine.StepSucceeded), 100) // the parent rewritten mid-fan-out
+	if got := v.get("r").root.Steps["fan"].Done; got != 2 {
+		t.Fatalf("done after the parent was rewritten = %d, want 2", got)
+	}
+	if n := len(v.get("r").children); n != 0 {
+		t.Fatalf("a progress record was taken for a child: %d children", n)
+	}
+	v.apply("r", "fan", nil, 0)
+	if p := v.get("r").progress; len(p) != 0 {
+		t.Fatalf("progress after the tombstone: %v", p)
+	}
+}

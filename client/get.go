@@ -89,8 +89,28 @@ func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	delete(records, id)
+	var progress []*machine.Record
 	for _, r := range records {
+		if r.Kind == machine.KindFanout {
+			progress = append(progress, r)
+			continue
+		}
 		st.Children = append(st.Children, r)
+	}
+	// A running fan-out's finished children are counted in its progress
+	// record; the parent step's Done is written only at the join.
+	for _, p := range progress {
+		parentPath, step := "", p.Path
+		if i := strings.LastIndexByte(p.Path, '/'); i >= 0 {
+			parentPath, step = p.Path[:i], p.Path[i+1:]
+		}
+		parent := records[machine.RecordKey(id, parentPath)]
+		if parentPath == "" {
+			parent = st.Request
+		}
+		if parent != nil && parent.Steps[step] != nil {
+			parent.Steps[step].Done = p.Done
+		}
 	}
 	slices.SortFunc(st.Children, func(a, b *machine.Record) int { return cmp.Compare(a.Path, b.Path) })
 	return st, nil

@@ -160,8 +160,12 @@ func TestMachineTypes(t *testing.T) {
 		Error:   &machine.Failure{Step: "docs[1]/pages[0]/ocr", Attempt: 3, Message: "bad scan"},
 		Created: now, Updated: now, ExpireAt: now.Add(24 * time.Hour),
 	}
+	progress := &machine.Record{
+		Kind: machine.KindFanout, Request: "r-1", Workflow: "idp", Path: "docs[1]/pages",
+		Partition: 3, Status: machine.Running, Children: 7, Done: 2, Created: now, Updated: now,
+	}
 	state := compile(t, c, "state-record.schema.json")
-	for _, r := range []*machine.Record{request, child} {
+	for _, r := range []*machine.Record{request, child, progress} {
 		b := machine.Encode(r)
 		if err := state.Validate(instance(t, string(b))); err != nil {
 			t.Errorf("machine.Encode output rejected by state-record.schema.json: %v\n%s", err, b)

@@ -19,6 +19,7 @@ func Encode(r *Record) []byte {
 	b := make([]byte, 0, 256+len(r.Input)+len(r.Output))
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(r.V), 10)
+	b = appendStringFieldOmit(b, "kind", r.Kind)
 	b = appendStringField(b, "request", r.Request)
 	b = appendStringField(b, "workflow", r.Workflow)
 	b = appendStringFieldOmit(b, "path", r.Path)
@@ -61,6 +62,14 @@ func Encode(r *Record) []byte {
 	b = appendTimeField(b, "created", r.Created)
 	b = appendTimeField(b, "updated", r.Updated)
 	b = appendTimeFieldOmit(b, "expireAt", r.ExpireAt)
+	if r.Children != 0 {
+		b = append(b, `,"children":`...)
+		b = strconv.AppendInt(b, int64(r.Children), 10)
+	}
+	if r.Done != 0 {
+		b = append(b, `,"done":`...)
+		b = strconv.AppendInt(b, int64(r.Done), 10)
+	}
 	return append(b, '}')
 }
 

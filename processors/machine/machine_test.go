@@ -88,10 +88,19 @@ func TestWordCountsFansOutOverSectionsAndJoinsInOrder(t *testing.T) {
 			t.Fatalf("join ran before every child finished")
 		}
 	}
-	if ss := h.store["book"].Steps["section-counts"]; ss.Done != 2 || ss.Children != 3 {
-		t.Fatalf("fan-out counters = %+v", ss)
+	if ss := h.store["book"].Steps["section-counts"]; ss.Done != 0 || ss.Children != 3 {
+		t.Fatalf("parent fan-out step = %+v: the parent must not be rewritten per child", ss)
+	}
+	if p := h.store["book/section-counts"]; p == nil || p.Kind != KindFanout || p.Done != 2 || p.Children != 3 {
+		t.Fatalf("progress record = %+v", p)
 	}
 	h.ok(h.dispatched("section-counts[1]/segment-word-counts"), `{"section":"counts-1","extra":"second"}`)
+	if _, ok := h.store["book/section-counts"]; ok {
+		t.Fatal("progress record kept after the join")
+	}
+	if ss := h.store["book"].Steps["section-counts"]; ss.Done != 3 {
+		t.Fatalf("parent after the join = %+v", ss)
+	}
 	jsonEq(t, "input of sum-splits", h.dispatched("sum-splits").Input,
 		`{"sections":["counts-0","counts-1","counts-2"],"extra":"first"}`)
 	h.ok(h.dispatched("sum-splits"), `{"sum_splits":"/tmp/counts.tsv"}`)
@@ -441,6 +450,24 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 		_ = json.Unmarshal(want, &w)
 		if !reflect.DeepEqual(g, w) {
 			t.Fatalf("Encode differs from encoding/json:\n got  %s\n want %s", got, want)
+		}
+	}
+}
+
+// A finishing child writes itself and the small progress record, never
+// its parent (whose step outputs may be large), until the join.
+func TestChildResultDoesNotRewriteParent(t *testing.T) {
+	h := newHarness(t, wordCounts())
+	h.start("r", "book-word-counts", `{}`)
+	h.ok(h.dispatched("book-split"), `{"big":"`+strings.Repeat("x", 10000)+`","sections":[1,2,3]}`)
+	for i, want := range [][]string{{"r/section-counts[0]", "r/section-counts"}, {"r/section-counts[1]", "r/section-counts"}} {
+		eff := h.ok(h.dispatched(fmt.Sprintf("section-counts[%d]/segment-word-counts", i)), `{"section":1}`)
+		var keys []string
+		for _, w := range eff.Writes {
+			keys = append(keys, w.Key)
+		}
+		if !slices.Equal(keys, want) {
+			t.Fatalf("child %d wrote %v, want %v", i, keys, want)
 		}
 	}
 }

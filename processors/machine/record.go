@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -14,7 +15,12 @@ const RecordVersion = 1
 
 // Record is one value of the state table: the state of one graph instance,
 // either a whole request (Key == Request, Path == "") or one fan-out child
-// (Key == Request + "/" + Path).
+// (Key == Request + "/" + Path, Path ending in "[i]"), or the progress of
+// one running fan-out step (Kind == KindFanout, Key == Request + "/" + the
+// step's path, e.g. "r/docs[1]/pages"): how many of its children finished.
+// Counting in a record of its own keeps a finishing child from rewriting
+// its parent, whose step outputs may be large: the parent is written when
+// the fan-out starts and at the join, not once per child.
 //
 // Encoding: JSON, field names as tagged below, "v" first. Outputs of the
 // steps are kept raw. A fan-out step keeps only counters here; the outputs of
@@ -22,6 +28,7 @@ const RecordVersion = 1
 // so no record grows with the fan-out width.
 type Record struct {
 	V         int                   `json:"v"`
+	Kind      string                `json:"kind,omitempty"` // "" (instance) or KindFanout
 	Request   string                `json:"request"`
 	Workflow  string                `json:"workflow"`
 	Path      string                `json:"path,omitempty"` // child path, e.g. "docs[1]/pages[2]"; "" for the request
@@ -35,8 +42,18 @@ type Record struct {
 	Error     *Failure              `json:"error,omitempty"`
 	Created   time.Time             `json:"created"`
 	Updated   time.Time             `json:"updated"`
-	ExpireAt  time.Time             `json:"expireAt,omitzero"` // finished requests: when the record is forgotten
+	ExpireAt  time.Time             `json:"expireAt,omitzero"`  // finished requests: when the record is forgotten
+	Children  int                   `json:"children,omitempty"` // fan-out progress: children started
+	Done      int                   `json:"done,omitempty"`     // fan-out progress: children finished
 }
+
+// KindFanout marks a fan-out progress record.
+const KindFanout = "fanout"
+
+// IsFanoutPath reports whether the path of a non-root state key names a
+// fan-out step's progress record rather than a child instance: child paths
+// end in "[i]".
+func IsFanoutPath(path string) bool { return path != "" && !strings.HasSuffix(path, "]") }
 
 // Status of a request or child.
 type Status string

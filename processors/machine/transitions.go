@@ -131,7 +131,7 @@ func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, 
 	if instPath != "" {
 		inst = t.get(RecordKey(request, instPath))
 	}
-	if inst == nil || inst.Status != Running {
+	if inst == nil || inst.Status != Running || inst.Kind != "" {
 		return nil, nil, nil, "unknown or finished instance " + instPath
 	}
 	g := t.graphOf(inst)
@@ -285,6 +285,11 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 		return
 	}
 	ss.Children = len(elems)
+	progress := StepPath(inst.Path, step.Name)
+	t.put(RecordKey(inst.Request, progress), &Record{
+		Kind: KindFanout, Request: inst.Request, Workflow: inst.Workflow, Path: progress,
+		Partition: inst.Partition, Status: Running, Created: t.now, Children: len(elems),
+	})
 	delete(fields, step.Task.ItemListKey)
 	for i, elem := range elems {
 		fields[step.Task.ItemKey] = elem
@@ -398,13 +403,23 @@ func (t *transition) finish(inst *Record, status CompletionStatus, output json.R
 	})
 }
 
-// childDone counts a succeeded child in its parent and runs the join when
-// it was the last one.
+// childDone counts a succeeded child in its fan-out's progress record and,
+// when it was the last one, runs the join in the parent.
 func (t *transition) childDone(child *Record) {
 	parentPath, stepName, _, ok := parentOf(child.Path)
 	if !ok {
 		return
 	}
+	progressKey := RecordKey(child.Request, StepPath(parentPath, stepName))
+	progress := t.mutable(progressKey)
+	if progress == nil || progress.Kind != KindFanout {
+		return
+	}
+	progress.Done++
+	if progress.Done < progress.Children {
+		return
+	}
+	t.put(progressKey, nil)
 	parent := t.mutable(RecordKey(child.Request, parentPath))
 	if parent == nil || parent.Status != Running {
 		return
@@ -413,11 +428,7 @@ func (t *transition) childDone(child *Record) {
 	if ss == nil || ss.Status != StepRunning {
 		return
 	}
-	ss.Done++
-	if ss.Done < ss.Children {
-		return
-	}
-	ss.Status, ss.Ended = StepSucceeded, t.now
+	ss.Done, ss.Status, ss.Ended = ss.Children, StepSucceeded, t.now
 	t.advance(parent, t.graphOf(parent))
 }
 
@@ -426,6 +437,9 @@ func (t *transition) forgetChildren(inst *Record) {
 	for name, ss := range sortedSteps(inst.Steps) {
 		if ss.Children == 0 {
 			continue
+		}
+		if key := RecordKey(inst.Request, StepPath(inst.Path, name)); t.get(key) != nil {
+			t.put(key, nil)
 		}
 		for i := range ss.Children {
 			key := RecordKey(inst.Request, childPath(inst.Path, name, i))
