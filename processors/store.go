@@ -39,7 +39,7 @@ func (p *partition) load(key string, r *machine.Record) {
 			p.timers.clear(t)
 		}
 	}
-	p.records[key] = r
+	p.records[key] = retained(r)
 	for _, t := range machine.TimersOf(r) {
 		p.timers.set(t)
 	}
@@ -101,7 +101,7 @@ func (s *staged) commit() {
 		if r == nil {
 			delete(p.records, k)
 		} else {
-			p.records[k] = r
+			p.records[k] = retained(r)
 		}
 	}
 	for _, op := range s.timers {
@@ -113,5 +113,22 @@ func (s *staged) commit() {
 		case opFired:
 			p.timers.fired(op.timer)
 		}
+	}
+}
+
+// retained is what memory keeps of a committed record. A finished request
+// stays in the state topic whole (for status queries) until it expires,
+// but the machine only needs to know that it finished and when it expires
+// (to ignore a repeated start, late results and cancels, and to forget it):
+// keeping that much holds memory per remembered request to a few hundred
+// bytes, whatever its input and outputs were.
+func retained(r *machine.Record) *machine.Record {
+	if r.Path != "" || r.Status == machine.Running {
+		return r
+	}
+	return &machine.Record{
+		V: r.V, Request: r.Request, Workflow: r.Workflow, ID: r.ID,
+		Partition: r.Partition, Status: r.Status, Error: r.Error,
+		Created: r.Created, Updated: r.Updated, ExpireAt: r.ExpireAt,
 	}
 }

@@ -372,11 +372,10 @@ func (t *transition) clearTimeout(inst *Record, name string, ss *StepState) {
 }
 
 func (t *transition) failRequest(request string, f *Failure) {
-	root := t.mutable(request)
-	if root == nil || root.Status != Running {
+	if root := t.get(request); root == nil || root.Status != Running {
 		return
 	}
-	t.finish(root, Failed, nil, f)
+	t.finish(t.mutable(request), Failed, nil, f)
 }
 
 // finish ends an instance. A child that succeeds reports to its parent's
