@@ -165,6 +165,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
 		kgo.ProducerLinger(0),
+		// Partitions added to the topics are assigned (and used for
+		// dispatch) at the next metadata refresh; franz-go's default of
+		// 5 minutes would leave new requests on them waiting that long.
+		kgo.MetadataMaxAge(10*time.Second),
 		// Tasks and completions are read by clients in every language;
 		// not all of them have every codec (kafkajs has no snappy, which
 		// would be franz-go's default), so the processor writes none.

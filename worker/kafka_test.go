@@ -665,3 +665,41 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// A task may name a reply partition added to the results topic after the
+// worker's producer read its metadata: the worker waits for the partition
+// to show up instead of dropping the result.
+func TestResultToPartitionAddedLater(t *testing.T) {
+	e := newEnv(t)
+	e.worker(func(_ context.Context, t *Task) (json.RawMessage, error) { return t.Input, nil }, nil)
+	// Warm up: the worker's producer learns the results topic (12 partitions).
+	e.simpleTask(0, "warm", `{}`)
+	if e.next(10*time.Second) == nil {
+		t.Fatal("no result for the warm-up task")
+	}
+	if _, err := e.adm.CreatePartitions(context.Background(), 2, testResults); err != nil {
+		t.Fatal(err)
+	}
+	e.task(0, "late", map[string]string{
+		schemas.HeaderRequest: "late", schemas.HeaderWorkflow: "wf", schemas.HeaderStep: "ocr",
+		schemas.HeaderAttempt: "1", schemas.HeaderInstance: "late",
+		schemas.HeaderReplyTopic: testResults, schemas.HeaderReplyPartition: "13",
+	}, []byte(`{"n":1}`))
+	// A fresh reader: the env's one has not seen the new partitions.
+	rd := e.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{testResults: {13: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var r *kgo.Record
+	for r == nil && ctx.Err() == nil {
+		if recs := rd.PollRecords(ctx, 1).Records(); len(recs) > 0 {
+			r = recs[0]
+		}
+	}
+	if r == nil {
+		t.Fatal("the result for the new partition never arrived")
+	}
+	if string(r.Key) != "late" {
+		t.Fatalf("result key %q, want late", r.Key)
+	}
+}

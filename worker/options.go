@@ -17,6 +17,12 @@ const (
 	DefaultConcurrency    = 8
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultCommitInterval = time.Second
+	// DefaultSessionTimeout is how long a worker that stopped answering
+	// keeps its task partitions before the group hands them to another.
+	DefaultSessionTimeout = 10 * time.Second
+	// DefaultMetadataMaxAge bounds how late a worker learns of partitions
+	// added to a task or results topic.
+	DefaultMetadataMaxAge = 15 * time.Second
 	DefaultMaxResultBytes = 1 << 20 // Kafka's default max.message.bytes
 )
 

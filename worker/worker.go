@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -216,7 +217,16 @@ func (w *Worker) newConsumer(q *queue, h Handler, producer *kgo.Client, fail con
 		inClose: make(chan struct{}),
 		log:     w.cfg.logger.With(slog.String(logQueue, q.name)),
 	}
-	opts := append(append([]kgo.Opt{}, w.base...),
+	opts := append([]kgo.Opt{
+		// Defaults WithKafkaOpts may override. A dead worker's tasks wait
+		// for its session to expire (franz-go's default is 45 s); partitions
+		// added to the task topic are seen at the next metadata refresh
+		// (default 5 min).
+		kgo.SessionTimeout(DefaultSessionTimeout),
+		kgo.HeartbeatInterval(time.Second),
+		kgo.MetadataMaxAge(DefaultMetadataMaxAge),
+	}, w.base...)
+	opts = append(opts,
 		kgo.ConsumerGroup(w.cfg.group+"."+q.name),
 		kgo.ConsumeTopics(c.topic),
 		// Workers of one queue may be written in several languages and
@@ -343,9 +353,7 @@ func (c *consumer) process(hardCtx context.Context, rec *kgo.Record, e *entry) {
 	if res.abandoned {
 		return
 	}
-	done := make(chan error, 1)
-	c.producer.Produce(hardCtx, res.record, func(_ *kgo.Record, err error) { done <- err })
-	if err := <-done; err != nil {
+	if err := c.produce(hardCtx, res.record); err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, kgo.ErrRecordTimeout) {
 			// Shutting down, or the cluster is unreachable: leave the task
 			// uncommitted and stop; it runs again after a restart.
@@ -359,6 +367,34 @@ func (c *consumer) process(hardCtx context.Context, rec *kgo.Record, e *entry) {
 			slog.String(logTopic, res.record.Topic), slog.Int(logPartition, int(res.record.Partition)), slog.String(logError, err.Error()))
 	}
 	c.markDone(rec, e)
+}
+
+// unknownPartitionWait bounds how long a result waits for the producer to
+// learn of a reply partition it does not know yet.
+const unknownPartitionWait = 30 * time.Second
+
+// produce sends a result and waits for the broker's answer. A reply
+// partition the producer does not know yet is one added to the results
+// topic since it last read the topic's metadata (processors only name
+// partitions that exist): it refreshes the metadata and tries again for a
+// while, rather than dropping the result and stranding the request.
+func (c *consumer) produce(ctx context.Context, r *kgo.Record) error {
+	deadline := time.Now().Add(unknownPartitionWait)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		done := make(chan error, 1)
+		c.producer.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
+		err := <-done
+		if err == nil || !strings.Contains(err.Error(), "invalid record partitioning choice") || time.Now().After(deadline) {
+			return err
+		}
+		c.log.Info("reply partition not known yet; refreshing metadata", slog.String(logTopic, r.Topic), slog.Int(logPartition, int(r.Partition)))
+		c.producer.ForceMetadataRefresh()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (c *consumer) markDone(rec *kgo.Record, e *entry) {

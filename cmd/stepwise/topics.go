@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -89,16 +90,23 @@ func runTopics(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	// A fresh client: kadm caches metadata, which would not show topics
-	// created a moment ago.
+	// A fresh client each time: kadm caches metadata, which would not show
+	// topics created a moment ago. After a create, a broker may take a
+	// moment to list every new topic: look again for a few seconds before
+	// calling anything missing.
 	var sts []processors.TopicStatus
-	err = withAdmin(opts, func(adm *kadm.Client) error {
-		var err error
-		sts, err = processors.DescribeTopics(ctx, adm, conn.Prefix, specs)
-		return err
-	})
-	if err != nil {
-		return err
+	for settle := time.Now().Add(10 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		err = withAdmin(opts, func(adm *kadm.Client) error {
+			var err error
+			sts, err = processors.DescribeTopics(ctx, adm, conn.Prefix, specs)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if sub != "create" || allOK(sts) || time.Now().After(settle) || ctx.Err() != nil {
+			break
+		}
 	}
 	if !printTopics(os.Stdout, sts) {
 		return &exitError{code: 1}
@@ -113,6 +121,15 @@ func withAdmin(opts []kgo.Opt, fn func(*kadm.Client) error) error {
 	}
 	defer cl.Close()
 	return fn(kadm.NewClient(cl))
+}
+
+func allOK(sts []processors.TopicStatus) bool {
+	for _, st := range sts {
+		if st.Status() != "ok" {
+			return false
+		}
+	}
+	return true
 }
 
 // printTopics prints the table and reports whether every topic is ok.
