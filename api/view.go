@@ -330,39 +330,38 @@ func (v *View) applyState(r *kgo.Record) {
 }
 
 // apply sets (rec != nil) or drops (rec == nil) one record of request id;
-// size is its encoded size.
+// size is its encoded size. It changes the held request in place: a wide
+// fan-out changes one child at a time, and copying every child on each
+// change would cost the square of the width. Readers get copies (get).
 func (v *View) apply(id, path string, rec *machine.Record, size int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	old := v.mu.reqs[id]
-	if old == nil && rec == nil {
-		return
-	}
-	n := &request{id: id}
-	if old != nil {
-		*n = *old
+	n := v.mu.reqs[id]
+	if n == nil {
+		if rec == nil {
+			return
+		}
+		n = &request{id: id}
+		v.mu.reqs[id] = n
 	}
 	n.seq++
 	n.changed = time.Now()
+	defer v.notifyLocked(id)
 	if machine.IsFanoutPath(path) {
-		n.progress = maps.Clone(n.progress)
+		if rec == nil {
+			delete(n.progress, path)
+			return
+		}
 		if n.progress == nil {
 			n.progress = map[string]int{}
 		}
-		if rec == nil {
-			delete(n.progress, path)
-		} else {
-			n.progress[path] = rec.Done
-			parentPath, _ := splitStepPath(path)
-			if parentPath == "" && n.root != nil {
-				n.root = withProgress(n.root, n.progress)
-			} else if h, ok := n.children[parentPath]; ok {
-				n.children = maps.Clone(n.children)
-				n.children[parentPath] = held{rec: withProgress(h.rec, n.progress), size: h.size}
-			}
+		n.progress[path] = rec.Done
+		parentPath, _ := splitStepPath(path)
+		if parentPath == "" && n.root != nil {
+			n.root = withProgress(n.root, n.progress)
+		} else if h, ok := n.children[parentPath]; ok {
+			n.children[parentPath] = held{rec: withProgress(h.rec, n.progress), size: h.size}
 		}
-		v.mu.reqs[id] = n
-		v.notifyLocked(id)
 		return
 	}
 	rec = withProgress(rec, n.progress)
@@ -370,84 +369,27 @@ func (v *View) apply(id, path string, rec *machine.Record, size int) {
 		if rec == nil {
 			// The request was forgotten (expired): so is its view.
 			delete(v.mu.reqs, id)
-			v.notifyLocked(id)
 			return
 		}
 		n.bytes += size - n.rootSize
 		n.root, n.rootSize = rec, size
-	} else {
-		n.children = make(map[string]held, len(n.children)+1)
-		if old != nil {
-			for k, h := range old.children {
-				n.children[k] = h
-			}
-		}
-		if prev, ok := n.children[path]; ok {
-			n.bytes -= prev.size
-			if rec != nil && rec.Steps == nil && prev.rec.Steps != nil {
-				n.widths = rememberWidths(n.widths, path, prev.rec)
-			}
-		}
-		if rec == nil {
-			delete(n.children, path)
-		} else {
-			n.children[path] = held{rec: rec, size: size}
-			n.bytes += size
+		return
+	}
+	if prev, ok := n.children[path]; ok {
+		n.bytes -= prev.size
+		if rec != nil && rec.Steps == nil && prev.rec.Steps != nil {
+			n.widths = rememberWidths(n.widths, path, prev.rec)
 		}
 	}
-	v.mu.reqs[id] = n
-	v.notifyLocked(id)
-}
-
-// withProgress returns rec with the finished-children counts of its running
-// fan-out steps taken from progress (a copy when anything changes).
-func withProgress(rec *machine.Record, progress map[string]int) *machine.Record {
-	if rec == nil || len(progress) == 0 {
-		return rec
+	if rec == nil {
+		delete(n.children, path)
+		return
 	}
-	var out *machine.Record
-	for name, ss := range rec.Steps {
-		done, ok := progress[machine.StepPath(rec.Path, name)]
-		if !ok || ss.Status != machine.StepRunning || ss.Done == done {
-			continue
-		}
-		if out == nil {
-			c := *rec
-			c.Steps = maps.Clone(rec.Steps)
-			out = &c
-		}
-		sc := *ss
-		sc.Done = done
-		out.Steps[name] = &sc
+	if n.children == nil {
+		n.children = map[string]held{}
 	}
-	if out == nil {
-		return rec
-	}
-	return out
-}
-
-// splitStepPath splits "docs[1]/pages" into "docs[1]" and "pages".
-func splitStepPath(p string) (parent, step string) {
-	i := strings.LastIndexByte(p, '/')
-	if i < 0 {
-		return "", p
-	}
-	return p[:i], p[i+1:]
-}
-
-// rememberWidths returns w plus the fan-out widths of prev, a child record
-// about to lose its step details.
-func rememberWidths(w map[string]int, path string, prev *machine.Record) map[string]int {
-	out := make(map[string]int, len(w)+1)
-	for k, n := range w {
-		out[k] = n
-	}
-	for name, ss := range prev.Steps {
-		if ss.Children > 0 {
-			out[machine.StepPath(path, name)] = ss.Children
-		}
-	}
-	return out
+	n.children[path] = held{rec: rec, size: size}
+	n.bytes += size
 }
 
 func (v *View) applyCompletion(r *kgo.Record) {
@@ -460,15 +402,14 @@ func (v *View) applyCompletion(r *kgo.Record) {
 	v.st.completions.Add(1)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	old := v.mu.reqs[c.Request]
-	n := &request{id: c.Request}
-	if old != nil {
-		*n = *old
+	n := v.mu.reqs[c.Request]
+	if n == nil {
+		n = &request{id: c.Request}
+		v.mu.reqs[c.Request] = n
 	}
 	n.seq++
 	n.changed = time.Now()
 	n.completion = &c
-	v.mu.reqs[c.Request] = n
 	v.notifyLocked(c.Request)
 }
 
@@ -481,11 +422,20 @@ func (v *View) notifyLocked(id string) {
 	}
 }
 
-// get returns the current snapshot of request id, or nil.
+// get returns a snapshot of request id, or nil: a copy the caller may read
+// without the lock (the records it points to are never changed).
 func (v *View) get(id string) *request {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return v.mu.reqs[id]
+	r := v.mu.reqs[id]
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.children = maps.Clone(r.children)
+	c.progress = maps.Clone(r.progress)
+	c.widths = maps.Clone(r.widths)
+	return &c
 }
 
 // subscribe returns a channel that receives a value after each change of
@@ -721,4 +671,54 @@ func (v *View) Stats() ViewStats {
 	s.CatchUpMillis = float64(v.st.catchUpNanos.Load()) / 1e6
 	s.CatchUpRecords = v.st.catchUpRecords.Load()
 	return s
+}
+
+// withProgress returns rec with the finished-children counts of its running
+// fan-out steps taken from progress (a copy when anything changes).
+func withProgress(rec *machine.Record, progress map[string]int) *machine.Record {
+	if rec == nil || len(progress) == 0 {
+		return rec
+	}
+	var out *machine.Record
+	for name, ss := range rec.Steps {
+		done, ok := progress[machine.StepPath(rec.Path, name)]
+		if !ok || ss.Status != machine.StepRunning || ss.Done == done {
+			continue
+		}
+		if out == nil {
+			c := *rec
+			c.Steps = maps.Clone(rec.Steps)
+			out = &c
+		}
+		sc := *ss
+		sc.Done = done
+		out.Steps[name] = &sc
+	}
+	if out == nil {
+		return rec
+	}
+	return out
+}
+
+// splitStepPath splits "docs[1]/pages" into "docs[1]" and "pages".
+func splitStepPath(p string) (parent, step string) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", p
+	}
+	return p[:i], p[i+1:]
+}
+
+// rememberWidths returns w plus the fan-out widths of prev, a child record
+// about to lose its step details.
+func rememberWidths(w map[string]int, path string, prev *machine.Record) map[string]int {
+	if w == nil {
+		w = map[string]int{}
+	}
+	for name, ss := range prev.Steps {
+		if ss.Children > 0 {
+			w[machine.StepPath(path, name)] = ss.Children
+		}
+	}
+	return w
 }

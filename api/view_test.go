@@ -272,3 +272,20 @@ func TestFanoutProgressRecords(t *testing.T) {
 		t.Fatalf("progress after the tombstone: %v", p)
 	}
 }
+
+// BenchmarkViewFanoutChild: one child record of a request that already has
+// 10,000 children. Constant per child (the view changes requests in place;
+// copying children on every change cost the square of the width).
+func BenchmarkViewFanoutChild(b *testing.B) {
+	v := NewView(testConn())
+	now := time.Now()
+	v.apply("r", "", &machine.Record{Request: "r", Workflow: "w", Status: machine.Running, Created: now,
+		Steps: map[string]*machine.StepState{"fan": {Status: machine.StepRunning, Children: 10000}}}, 100)
+	for i := range 10000 {
+		v.apply("r", fmt.Sprintf("fan[%d]", i), &machine.Record{Request: "r", Path: fmt.Sprintf("fan[%d]", i), Status: machine.Running}, 50)
+	}
+	done := &machine.Record{Request: "r", Status: machine.StatusSucceeded}
+	for i := 0; b.Loop(); i++ {
+		v.apply("r", fmt.Sprintf("fan[%d]", i%10000), done, 40)
+	}
+}
