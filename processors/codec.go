@@ -103,18 +103,33 @@ func decodeResult(r *kgo.Record) (machine.Event, string) {
 // standard parser reads.
 const deadlineFormat = "2006-01-02T15:04:05.000Z07:00"
 
-// encoder builds the records of a transition's effects.
+// encoder builds the records of a transition's effects. Topic names are
+// built once: every event needs them.
 type encoder struct {
-	prefix topology.Prefix
+	state, completions, results string
+	tasks                       map[string]string // queue -> topic; filled as queues are seen (loop only)
+	prefix                      topology.Prefix
+}
+
+func newEncoder(p topology.Prefix) *encoder {
+	return &encoder{state: p.State(), completions: p.Completions(), results: p.Results(), tasks: map[string]string{}, prefix: p}
+}
+
+func (e *encoder) tasksTopic(queue string) string {
+	t, ok := e.tasks[queue]
+	if !ok {
+		t = e.prefix.Tasks(queue)
+		e.tasks[queue] = t
+	}
+	return t
 }
 
 // records returns every record of eff, state writes first, for home
 // partition part.
-func (e encoder) records(part int32, eff *machine.Effects) []*kgo.Record {
+func (e *encoder) records(part int32, eff *machine.Effects) []*kgo.Record {
 	out := make([]*kgo.Record, 0, len(eff.Writes)+len(eff.Dispatches)+len(eff.Completions))
-	state := e.prefix.State()
 	for _, w := range eff.Writes {
-		r := &kgo.Record{Topic: state, Partition: part, Key: []byte(w.Key)}
+		r := &kgo.Record{Topic: e.state, Partition: part, Key: []byte(w.Key)}
 		if w.Record != nil {
 			r.Value = machine.Encode(w.Record)
 		}
@@ -130,27 +145,27 @@ func (e encoder) records(part int32, eff *machine.Effects) []*kgo.Record {
 			// Output was checked to be JSON before it was stored.
 			panic(fmt.Sprintf("stepwise: encode completion: %v", err))
 		}
-		out = append(out, &kgo.Record{Topic: e.prefix.Completions(), Partition: part, Key: []byte(c.Request), Value: v})
+		out = append(out, &kgo.Record{Topic: e.completions, Partition: part, Key: []byte(c.Request), Value: v})
 	}
 	return out
 }
 
 // task builds the task message of one dispatch (PROTOCOL.md, tasks.<queue>).
 // Its partition is left to the key hash: task topics may have any count.
-func (e encoder) task(d *machine.Dispatch) *kgo.Record {
+func (e *encoder) task(d *machine.Dispatch) *kgo.Record {
 	h := []kgo.RecordHeader{
 		{Key: schemas.HeaderRequest, Value: []byte(d.Request)},
 		{Key: schemas.HeaderWorkflow, Value: []byte(d.Workflow)},
 		{Key: schemas.HeaderStep, Value: []byte(d.Step)},
 		{Key: schemas.HeaderAttempt, Value: []byte(strconv.Itoa(d.Attempt))},
 		{Key: schemas.HeaderInstance, Value: []byte(d.Instance)},
-		{Key: schemas.HeaderReplyTopic, Value: []byte(e.prefix.Results())},
+		{Key: schemas.HeaderReplyTopic, Value: []byte(e.results)},
 		{Key: schemas.HeaderReplyPartition, Value: []byte(strconv.Itoa(int(d.Partition)))},
 	}
 	if !d.Deadline.IsZero() {
 		h = append(h, kgo.RecordHeader{Key: schemas.HeaderDeadline, Value: []byte(d.Deadline.UTC().Format(deadlineFormat))})
 	}
-	return &kgo.Record{Topic: e.prefix.Tasks(d.Queue), Key: []byte(d.Request), Value: d.Input, Headers: h}
+	return &kgo.Record{Topic: e.tasksTopic(d.Queue), Key: []byte(d.Request), Value: d.Input, Headers: h}
 }
 
 // recordSize approximates a record's size on the wire: payload plus a

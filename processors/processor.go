@@ -44,7 +44,7 @@ type Processor struct {
 	cfg    Config
 	log    *slog.Logger
 	m      *machine.Machine
-	enc    encoder
+	enc    *encoder
 	prefix topology.Prefix
 
 	mu struct {
@@ -127,7 +127,7 @@ func New(cfg Config) (*Processor, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("replica", cfg.ReplicaID),
 		m:      machine.New(cfg.Set, opts...),
-		enc:    encoder{prefix: cfg.Conn.Prefix},
+		enc:    newEncoder(cfg.Conn.Prefix),
 		prefix: cfg.Conn.Prefix,
 		poison: map[string]bool{},
 	}

@@ -2,7 +2,6 @@ package machine
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -31,7 +30,13 @@ func Encode(r *Record) []byte {
 	b = appendRawFieldOmit(b, "input", r.Input)
 	if len(r.Steps) > 0 {
 		b = append(b, `,"steps":{`...)
-		for i, name := range slices.Sorted(maps.Keys(r.Steps)) {
+		var buf [16]string // graphs are small: sort the names without allocating
+		names := buf[:0]
+		for name := range r.Steps {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for i, name := range names {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -125,8 +130,50 @@ func appendTimeField(b []byte, name string, t time.Time) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':', '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = appendTime(b, t)
 	return append(b, '"')
+}
+
+// appendTime appends t as time.RFC3339Nano does. The machine's times are
+// UTC, for which it writes the digits itself: formatting times is a good
+// part of encoding a record, and AppendFormat is general.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.Location() != time.UTC || t.Year() < 0 || t.Year() > 9999 {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = append(b, '.')
+		b = appendDigits(b, ns, digits)
+	}
+	return append(b, 'Z')
+}
+
+// appendDigits appends v zero-padded to width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var buf [9]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, buf[:width]...)
 }
 
 func appendTimeFieldOmit(b []byte, name string, t time.Time) []byte {
