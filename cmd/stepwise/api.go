@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/stepwise-run/stepwise/api"
-	"github.com/stepwise-run/stepwise/topology"
 )
 
 func init() {
@@ -51,10 +50,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q; definition files go after -f", fs.Arg(0))}
 	}
-	if len(files) == 0 {
-		return &exitError{code: 2, msg: "no definition file: give one or more with -f"}
-	}
-	set, err := topology.Load(files...)
+	set, err := loadDefinitions(files)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+
+	"github.com/stepwise-run/stepwise/topology"
 )
 
 // command is one subcommand. Each lives in its own file and registers
@@ -83,4 +85,12 @@ func newFlagSet(name string, stderr io.Writer, usage string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// loadDefinitions loads the workflow files given with -f.
+func loadDefinitions(files []string) (*topology.Set, error) {
+	if len(files) == 0 {
+		return nil, &exitError{code: 2, msg: "no definition file: give one or more with -f"}
+	}
+	return topology.Load(files...)
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/stepwise-run/stepwise/processors"
-	"github.com/stepwise-run/stepwise/topology"
 )
 
 func init() {
@@ -51,10 +50,7 @@ func runRun(ctx context.Context, args []string) error {
 		}
 		return &exitError{code: 2}
 	}
-	if len(files) == 0 {
-		return &exitError{code: 2, msg: "no definition file: give one or more with -f"}
-	}
-	set, err := topology.Load(files...)
+	set, err := loadDefinitions(files)
 	if err != nil {
 		return err
 	}

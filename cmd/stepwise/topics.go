@@ -16,7 +16,6 @@ import (
 
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
-	"github.com/stepwise-run/stepwise/topology"
 )
 
 func init() {
@@ -67,10 +66,7 @@ func runTopics(ctx context.Context, args []string) error {
 		}
 		return &exitError{code: 2}
 	}
-	if len(files) == 0 {
-		return &exitError{code: 2, msg: "no definition file: give one or more with -f"}
-	}
-	set, err := topology.Load(files...)
+	set, err := loadDefinitions(files)
 	if err != nil {
 		return err
 	}
