@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
@@ -165,6 +167,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
 		kgo.ProducerLinger(0),
+		kgo.MaxVersions(withoutImplicitTxnPartitions()),
+		// A transaction that begins right after a commit often finds the
+		// coordinator still writing the previous one's markers and must
+		// retry; franz-go's default 20 ms wait was most of each cycle.
+		kgo.ConcurrentTransactionsBackoff(time.Millisecond),
 		// Partitions added to the topics are assigned (and used for
 		// dispatch) at the next metadata refresh; franz-go's default of
 		// 5 minutes would leave new requests on them waiting that long.
@@ -629,4 +636,20 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	}
 	p.mu.Unlock()
 	return nil
+}
+
+// withoutImplicitTxnPartitions caps the request versions so that the
+// processor's transactions use the explicit AddPartitionsToTxn flow rather
+// than the newer one where a produce adds its partition implicitly
+// (KIP-890 part 2, on by default in Kafka 4). Measured here against Kafka
+// 4.4, the implicit flow made a produce that followed a commit too closely
+// fail with CONCURRENT_TRANSACTIONS, then with OUT_OF_ORDER_SEQUENCE_NUMBER
+// after the client's retry, aborting the batch and stalling its partitions
+// for seconds; the explicit flow does not.
+func withoutImplicitTxnPartitions() *kversion.Versions {
+	v := kversion.Stable()
+	v.SetMaxKeyVersion(int16(kmsg.Produce), 11)
+	v.SetMaxKeyVersion(int16(kmsg.EndTxn), 4)
+	v.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 4)
+	return v
 }
