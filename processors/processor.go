@@ -167,7 +167,6 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
 		kgo.ProducerLinger(0),
-		kgo.MaxVersions(withoutImplicitTxnPartitions()),
 		// A transaction that begins right after a commit often finds the
 		// coordinator still writing the previous one's markers and must
 		// retry; franz-go's default 20 ms wait was most of each cycle.
@@ -187,6 +186,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(p.lost),
 	)
 	for {
+		if !p.cfg.ImplicitTxnPartitions {
+			opts = append(opts, kgo.MaxVersions(withoutImplicitTxnPartitions()))
+		}
 		sess, err := kgo.NewGroupTransactSession(opts...)
 		if err != nil {
 			return fmt.Errorf("stepwise: processor client: %w", err)

@@ -134,7 +134,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	conn := b.Conn(prefix)
 
-	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "dev", Logger: log})
+	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "dev", Logger: log, ImplicitTxnPartitions: true})
 	if err != nil {
 		return err
 	}
