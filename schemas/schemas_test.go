@@ -194,41 +194,6 @@ func TestMachineTypes(t *testing.T) {
 	}
 }
 
-// vectorFile is the shape of vectors/worker.json; SDK tests decode the same.
-type vectorFile struct {
-	Description string            `json:"description"`
-	Handlers    map[string]string `json:"handlers"`
-	Cases       []struct {
-		Name string `json:"name"`
-		Task struct {
-			Topic     string            `json:"topic"`
-			Partition int32             `json:"partition"`
-			Key       string            `json:"key"`
-			Headers   map[string]string `json:"headers"`
-			Value     json.RawMessage   `json:"value"`
-			Raw       *string           `json:"raw"`
-		} `json:"task"`
-		Handler struct {
-			Kind      string          `json:"kind"`
-			Value     json.RawMessage `json:"value"`
-			Message   string          `json:"message"`
-			Retryable bool            `json:"retryable"`
-		} `json:"handler"`
-		HandlerCalled *bool `json:"handlerCalled"`
-		Expect        *struct {
-			Topic     string            `json:"topic"`
-			Partition int32             `json:"partition"`
-			Key       string            `json:"key"`
-			Headers   map[string]string `json:"headers"`
-			Value     json.RawMessage   `json:"value"`
-			Error     *struct {
-				Retryable       bool   `json:"retryable"`
-				MessageContains string `json:"messageContains"`
-			} `json:"error"`
-		} `json:"expect"`
-	} `json:"cases"`
-}
-
 // TestVectors checks the worker vectors against the schemas: well-formed
 // tasks and every expected result whose headers were well-formed must
 // validate, so SDKs replaying them learn the protocol and nothing else.
@@ -244,7 +209,7 @@ func TestVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var vf vectorFile
+	var vf WorkerVectors
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&vf); err != nil {

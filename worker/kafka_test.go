@@ -168,48 +168,12 @@ func headerMap(r *kgo.Record) map[string]string {
 	return m
 }
 
-// vectors mirrors schemas/vectors/worker.json.
-type vectors struct {
-	Cases []struct {
-		Name string `json:"name"`
-		Task struct {
-			Partition int32             `json:"partition"`
-			Key       string            `json:"key"`
-			Headers   map[string]string `json:"headers"`
-			Value     json.RawMessage   `json:"value"`
-			Raw       *string           `json:"raw"`
-		} `json:"task"`
-		Handler struct {
-			Kind      string          `json:"kind"`
-			Value     json.RawMessage `json:"value"`
-			Message   string          `json:"message"`
-			Retryable bool            `json:"retryable"`
-		} `json:"handler"`
-		HandlerCalled *bool `json:"handlerCalled"`
-		Expect        *struct {
-			Topic     string            `json:"topic"`
-			Partition int32             `json:"partition"`
-			Key       string            `json:"key"`
-			Headers   map[string]string `json:"headers"`
-			Value     json.RawMessage   `json:"value"`
-			Error     *struct {
-				Retryable       bool   `json:"retryable"`
-				MessageContains string `json:"messageContains"`
-			} `json:"error"`
-		} `json:"expect"`
-	} `json:"cases"`
-}
-
 // TestVectors replays the protocol's conformance vectors: each task is fed
 // to a worker whose handler behaves as the case says, and the result record
 // must be exactly the expected one (or absent, with the task committed).
 func TestVectors(t *testing.T) {
-	b, err := schemas.FS.ReadFile("vectors/worker.json")
+	vs, err := schemas.LoadWorkerVectors()
 	if err != nil {
-		t.Fatal(err)
-	}
-	var vs vectors
-	if err := json.Unmarshal(b, &vs); err != nil {
 		t.Fatal(err)
 	}
 	e := newEnv(t)
