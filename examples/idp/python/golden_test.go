@@ -12,11 +12,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
-	"reflect"
 	"testing"
 
 	"github.com/stepwise-run/stepwise/examples/idp"
+	"github.com/stepwise-run/stepwise/internal/golden"
 	"github.com/stepwise-run/stepwise/worker"
 )
 
@@ -128,36 +127,7 @@ func cases(t *testing.T) []Case {
 }
 
 func TestGolden(t *testing.T) {
-	got := cases(t)
-	if *update {
-		b, err := json.MarshalIndent(got, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(goldenPath, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	b, err := os.ReadFile(goldenPath)
-	if err != nil {
-		t.Fatalf("%v; run go test ./examples/idp/python -update", err)
-	}
-	var want []Case
-	if err := json.Unmarshal(b, &want); err != nil {
-		t.Fatal(err)
-	}
-	if len(want) != len(got) {
-		t.Fatalf("golden has %d cases, the handler gives %d; run with -update", len(want), len(got))
-	}
-	for i := range got {
-		if !sameJSON(t, got[i], want[i]) {
-			t.Errorf("case %d (%s): the Go handler's answer differs from %s; run with -update if the change is intended", i, got[i].Name, goldenPath)
-		}
-	}
+	golden.Check(t, goldenPath, cases(t), *update)
 }
 
 // TestGoldenCoversBothOutcomes keeps the file honest: every page of the
@@ -181,18 +151,4 @@ func TestGoldenCoversBothOutcomes(t *testing.T) {
 	if ok < defaultPages+3 || failed < 10 {
 		t.Errorf("%d reads and %d failures; want every default page (%d) read and at least 10 failures", ok, failed, defaultPages)
 	}
-}
-
-func sameJSON(t *testing.T, a, b Case) bool {
-	t.Helper()
-	var x, y any
-	ab, _ := json.Marshal(a)
-	bb, _ := json.Marshal(b)
-	if err := json.Unmarshal(ab, &x); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(bb, &y); err != nil {
-		t.Fatal(err)
-	}
-	return reflect.DeepEqual(x, y)
 }

@@ -9,11 +9,10 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"os"
-	"reflect"
 	"testing"
 
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
+	"github.com/stepwise-run/stepwise/internal/golden"
 	"github.com/stepwise-run/stepwise/worker"
 )
 
@@ -105,45 +104,5 @@ func cases(t *testing.T) []Case {
 }
 
 func TestGolden(t *testing.T) {
-	got := cases(t)
-	if *update {
-		b, err := json.MarshalIndent(got, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(goldenPath, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	b, err := os.ReadFile(goldenPath)
-	if err != nil {
-		t.Fatalf("%v; run go test ./examples/word-counts/python -update", err)
-	}
-	var want []Case
-	if err := json.Unmarshal(b, &want); err != nil {
-		t.Fatal(err)
-	}
-	if len(want) != len(got) {
-		t.Fatalf("golden has %d cases, the handlers give %d; run with -update", len(want), len(got))
-	}
-	for i := range got {
-		if !sameJSON(t, got[i], want[i]) {
-			t.Errorf("case %d (%s): the Go handlers' answer differs from %s; run with -update if the change is intended", i, got[i].Name, goldenPath)
-		}
-	}
-}
-
-func sameJSON(t *testing.T, a, b Case) bool {
-	t.Helper()
-	var x, y any
-	ab, _ := json.Marshal(a)
-	bb, _ := json.Marshal(b)
-	if err := json.Unmarshal(ab, &x); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(bb, &y); err != nil {
-		t.Fatal(err)
-	}
-	return reflect.DeepEqual(x, y)
+	golden.Check(t, goldenPath, cases(t), *update)
 }
