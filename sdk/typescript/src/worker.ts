@@ -9,11 +9,12 @@ import { runTask, DEFAULT_MAX_RESULT_BYTES, type Handler, type Outcome, type Res
 import { errorMessage, ProduceError, StepwiseError } from "./errors.js";
 import { jsonLogger, LogKey, withFields, type Logger } from "./logger.js";
 import { DEFAULT_PREFIX, defaultGroupStem, tasksTopic, workerGroup } from "./protocol.js";
+import { RangeAssigner } from "./rangeAssigner.js";
 import { Semaphore } from "./semaphore.js";
 import type { TaskRecord } from "./task.js";
 import { OffsetTracker, type Entry } from "./tracker.js";
 
-const { Kafka, logLevel } = kafkajs;
+const { Kafka, logLevel, PartitionAssigners } = kafkajs;
 
 /** Defaults of the options. */
 export const DEFAULT_CONCURRENCY = 8;
@@ -269,6 +270,9 @@ export class Worker {
   async #startConsumer(kafka: InstanceType<typeof Kafka>, q: Queue, producer: ResultSender): Promise<void> {
     const consumer = kafka.consumer({
       groupId: q.group,
+      // "range" first: the protocol Go and Python workers also offer, so
+      // workers of every language can share a queue's group.
+      partitionAssigners: [RangeAssigner, PartitionAssigners.roundRobin],
       // Tasks are written in processor transactions: an aborted one must
       // never run.
       readUncommitted: false,
