@@ -122,7 +122,7 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 		}()
 	}
 
-	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "p1", Logger: log, ImplicitTxnPartitions: true})
+	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "p1", Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

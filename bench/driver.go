@@ -68,11 +68,8 @@ type Config struct {
 	// ProcessorArgs are appended to each `stepwise run` command line
 	// (e.g. --commit-interval 5ms); in-process runs ignore them.
 	ProcessorArgs []string
-	// ImplicitTxnPartitions is the processors' setting of the same name:
-	// on for the embedded broker, as `stepwise dev` runs it.
-	ImplicitTxnPartitions bool
-	Progress              io.Writer // a line per second while a run goes; nil: none
-	Logger                *slog.Logger
+	Progress      io.Writer // a line per second while a run goes; nil: none
+	Logger        *slog.Logger
 }
 
 // DefaultConcurrency is the closed loop's bound per scenario: enough
@@ -208,7 +205,7 @@ func (r *runner) createTopics(ctx context.Context, sc *Scenario, p topology.Pref
 // startProcessor starts replica id of sc's processors under p.
 func (r *runner) startProcessor(ctx context.Context, sc *Scenario, p topology.Prefix, id string) (system, error) {
 	if len(r.cfg.Exec) == 0 {
-		proc, err := processors.New(processors.Config{Conn: r.conn(p), Set: sc.Set, ReplicaID: id, Logger: r.cfg.Logger, ImplicitTxnPartitions: r.cfg.ImplicitTxnPartitions})
+		proc, err := processors.New(processors.Config{Conn: r.conn(p), Set: sc.Set, ReplicaID: id, Logger: r.cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -223,9 +220,6 @@ func (r *runner) startProcessor(ctx context.Context, sc *Scenario, p topology.Pr
 	}
 	argv := append(append([]string{}, r.cfg.Exec...), "run", "-f", file, "--replica-id", id, "--log-level", "info")
 	argv = append(argv, ConnArgs(r.conn(p))...)
-	if r.cfg.ImplicitTxnPartitions {
-		argv = append(argv, "--implicit-txn-partitions")
-	}
 	argv = append(argv, r.cfg.ProcessorArgs...)
 	return startChild(argv, connEnv(r.cfg.Conn), os.Stderr)
 }

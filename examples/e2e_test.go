@@ -68,7 +68,7 @@ func newStack(t *testing.T) *stack {
 	}
 	conn := b.Conn(prefix)
 
-	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "e2e", Logger: testLogger(t), ImplicitTxnPartitions: true})
+	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "e2e", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

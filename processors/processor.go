@@ -167,10 +167,6 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(p.cfg.FetchMaxWait),
 		kgo.ProducerLinger(0),
-		// A transaction that begins right after a commit often finds the
-		// coordinator still writing the previous one's markers and must
-		// retry; franz-go's default 20 ms wait was most of each cycle.
-		kgo.ConcurrentTransactionsBackoff(time.Millisecond),
 		// Partitions added to the topics are assigned (and used for
 		// dispatch) at the next metadata refresh; franz-go's default of
 		// 5 minutes would leave new requests on them waiting that long.
@@ -185,10 +181,13 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.lost),
 	)
+	if p.cfg.ExplicitTxnPartitions {
+		// A transaction that begins right after a commit often finds the
+		// coordinator still writing the previous one's markers and must
+		// retry; franz-go's default 20 ms wait was most of each cycle.
+		opts = append(opts, kgo.MaxVersions(withoutImplicitTxnPartitions()), kgo.ConcurrentTransactionsBackoff(time.Millisecond))
+	}
 	for {
-		if !p.cfg.ImplicitTxnPartitions {
-			opts = append(opts, kgo.MaxVersions(withoutImplicitTxnPartitions()))
-		}
 		sess, err := kgo.NewGroupTransactSession(opts...)
 		if err != nil {
 			return fmt.Errorf("stepwise: processor client: %w", err)
@@ -643,11 +642,8 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 // withoutImplicitTxnPartitions caps the request versions so that the
 // processor's transactions use the explicit AddPartitionsToTxn flow rather
 // than the newer one where a produce adds its partition implicitly
-// (KIP-890 part 2, on by default in Kafka 4). Measured here against Kafka
-// 4.4, the implicit flow made a produce that followed a commit too closely
-// fail with CONCURRENT_TRANSACTIONS, then with OUT_OF_ORDER_SEQUENCE_NUMBER
-// after the client's retry, aborting the batch and stalling its partitions
-// for seconds; the explicit flow does not.
+// (KIP-890 part 2, on by default in Kafka 4). See
+// Config.ExplicitTxnPartitions.
 func withoutImplicitTxnPartitions() *kversion.Versions {
 	v := kversion.Stable()
 	v.SetMaxKeyVersion(int16(kmsg.Produce), 11)

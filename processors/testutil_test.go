@@ -128,7 +128,7 @@ type replica struct {
 func (e *env) startProcessor(id string, tweak ...func(*Config)) *replica {
 	e.t.Helper()
 	d := &killDialer{}
-	cfg := Config{Conn: e.conn, Set: e.set, ReplicaID: id, Logger: testLogger(e.t), ImplicitTxnPartitions: true,
+	cfg := Config{Conn: e.conn, Set: e.set, ReplicaID: id, Logger: testLogger(e.t),
 		ExtraOpts: []kgo.Opt{kgo.Dialer(d.DialContext)}}
 	for _, f := range tweak {
 		f(&cfg)

@@ -143,7 +143,6 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		prefix := conn.Prefix
 		conn = b.Conn(prefix)
 		plan.Broker = "embedded (kfake, in the bench process) on " + strings.Join(b.Addrs(), ",")
-		cfg.ImplicitTxnPartitions = true
 	} else {
 		plan.Broker = "Kafka at " + strings.Join(conn.Brokers, ",")
 	}

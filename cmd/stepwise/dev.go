@@ -134,7 +134,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	conn := b.Conn(prefix)
 
-	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "dev", Logger: log, ImplicitTxnPartitions: true})
+	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "dev", Logger: log})
 	if err != nil {
 		return err
 	}

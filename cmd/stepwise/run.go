@@ -32,7 +32,7 @@ func runRun(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", processors.DefaultHeartbeat, "group heartbeat interval")
 	fs.DurationVar(&cfg.RebalanceTimeout, "rebalance-timeout", processors.DefaultRebalanceTimeout, "group rebalance timeout; also bounds a partition restore")
 	fs.DurationVar(&cfg.TxnTimeout, "txn-timeout", processors.DefaultTxnTimeout, "transaction timeout: above the slowest batch; bounds takeover after a crash")
-	fs.BoolVar(&cfg.ImplicitTxnPartitions, "implicit-txn-partitions", false, "let produces register transaction partitions (Kafka 4's KIP-890 part 2); for the embedded broker, see docs/operations.md")
+	fs.BoolVar(&cfg.ExplicitTxnPartitions, "explicit-txn-partitions", false, "experimental: register transaction partitions explicitly (faster on Kafka 4.4, see docs/operations.md before using it)")
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "let one transaction span polls for this long (0: commit every poll)")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", processors.DefaultMaxBatch, "records per poll")
 	fs.IntVar(&cfg.MaxPayload, "max-payload", processors.DefaultMaxPayload, "largest record produced, bytes (keep under the brokers' max.message.bytes)")
