@@ -196,16 +196,10 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 		case "name":
 			w.name = l.str(f.val, p)
 		case "vhosts":
-			for _, item := range l.list(f.val, p) {
-				if s := l.str(item, p); s.set {
-					w.vhosts = append(w.vhosts, s)
-				}
-			}
+			w.vhosts = l.strs(f.val, p)
 		case "steps":
 			w.stepsAt = at(f.key)
-			for i, item := range l.list(f.val, p) {
-				w.steps = append(w.steps, l.step(item, fmt.Sprintf("%s[%d]", p, i)))
-			}
+			w.steps = l.steps(f.val, p)
 		case "tasks":
 			for i, item := range l.list(f.val, p) {
 				w.tasks = append(w.tasks, l.task(item, fmt.Sprintf("%s[%d]", p, i)))
@@ -249,12 +243,19 @@ func (l *loader) task(n *yaml.Node, path string) *taskSpec {
 			}
 		case "steps":
 			t.stepsAt = at(f.key)
-			for i, item := range l.list(f.val, p) {
-				t.steps = append(t.steps, l.step(item, fmt.Sprintf("%s[%d]", p, i)))
-			}
+			t.steps = l.steps(f.val, p)
 		}
 	}
 	return t
+}
+
+// steps reads a list of steps; each is reported under path[i].
+func (l *loader) steps(n *yaml.Node, path string) []*stepSpec {
+	var out []*stepSpec
+	for i, item := range l.list(n, path) {
+		out = append(out, l.step(item, fmt.Sprintf("%s[%d]", path, i)))
+	}
+	return out
 }
 
 func (l *loader) step(n *yaml.Node, path string) *stepSpec {
@@ -268,11 +269,7 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 		case "name":
 			s.name = l.str(f.val, p)
 		case "depends":
-			for _, item := range l.list(f.val, p) {
-				if d := l.str(item, p); d.set {
-					s.depends = append(s.depends, d)
-				}
-			}
+			s.depends = l.strs(f.val, p)
 		case "task":
 			s.task = l.str(f.val, p)
 		case "queue":
@@ -342,6 +339,18 @@ func (l *loader) duration(n *yaml.Node, path string) duration {
 
 // str reads a string field. Any non-null scalar is taken as written, as
 // YAML decoders into Go strings do (so "name: true" is the name "true").
+// strs reads a list of strings, reporting entries under path itself (the
+// position points at the entry), and keeps the ones that are set.
+func (l *loader) strs(n *yaml.Node, path string) []str {
+	var out []str
+	for _, item := range l.list(n, path) {
+		if v := l.str(item, path); v.set {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func (l *loader) str(n *yaml.Node, path string) str {
 	v := l.scalar(n, path)
 	if v == nil {
