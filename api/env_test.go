@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepwise-run/stepwise/devbroker"
+	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/topology"

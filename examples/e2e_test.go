@@ -16,10 +16,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/devbroker"
 	"github.com/stepwise-run/stepwise/examples"
 	"github.com/stepwise-run/stepwise/examples/idp"
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
+	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stepwise-run/stepwise/devbroker"
 	"github.com/stepwise-run/stepwise/examples/idp"
 	"github.com/stepwise-run/stepwise/internal/bench"
+	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/kconn"
 )
 

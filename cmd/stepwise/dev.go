@@ -12,9 +12,9 @@ import (
 	"sync"
 
 	"github.com/stepwise-run/stepwise/api"
-	"github.com/stepwise-run/stepwise/devbroker"
 	"github.com/stepwise-run/stepwise/examples"
 	"github.com/stepwise-run/stepwise/examples/idp"
+	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/worker"

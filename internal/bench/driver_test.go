@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepwise-run/stepwise/devbroker"
+	"github.com/stepwise-run/stepwise/internal/devbroker"
 )
 
 // TestSmokeKfake drives linear3 through both systems on an embedded broker
