@@ -37,9 +37,8 @@
 // aborted batch (a rebalance, a produce error) is dropped and its records
 // are consumed again.
 //
-// # Administration
+// # Topics
 //
-// EnsureTopics creates the topic plan of a workflow set; CheckTopics
-// refuses a cluster whose topics differ from it (a processor checks before
-// it starts).
+// A processor refuses to start on a cluster whose topics differ from the
+// plan of its workflow set (topics.Check); package topics creates them.
 package processors

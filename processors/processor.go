@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -221,7 +222,7 @@ func (p *Processor) checkTopics(ctx context.Context) error {
 		return fmt.Errorf("stepwise: admin client: %w", err)
 	}
 	defer cl.Close()
-	return CheckTopics(ctx, kadm.NewClient(cl), p.prefix, p.cfg.Set.Topics(p.prefix))
+	return topics.Check(ctx, kadm.NewClient(cl), p.prefix, p.cfg.Set.Topics(p.prefix))
 }
 
 // partitionNumbers returns the partition numbers of the processors' input

@@ -1,11 +1,15 @@
 package processors
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/topics"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -59,5 +63,24 @@ func TestCommitInterval(t *testing.T) {
 	comps.exactlyOnce(t, reqs, machine.Succeeded)
 	if st := r.p.Stats(); st.Committed == 0 || st.Events < uint64(4*len(reqs)) {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// A processor refuses to start on a cluster without its topics and says
+// how to fix it.
+func TestProcessorRefusesMissingTopics(t *testing.T) {
+	e := newEnv(t, threeSteps, 2)
+	if _, err := e.admin().DeleteTopics(context.Background(), e.conn.Prefix.State()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.startProcessor("p1")
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if !errors.Is(err, topics.ErrDrift) || !strings.Contains(err.Error(), "stepwise topics create") {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("processor started without its state topic")
 	}
 }

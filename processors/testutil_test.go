@@ -23,6 +23,7 @@ import (
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -70,7 +71,7 @@ func newEnv(t testing.TB, yaml string, parts int32) *env {
 	e := &env{t: t, cluster: c, set: set, parts: parts,
 		conn: kconn.Config{Brokers: c.ListenAddrs(), Prefix: topology.DefaultPrefix}}
 	adm := e.admin()
-	if err := EnsureTopics(context.Background(), adm, set.Topics(e.conn.Prefix), parts, 1); err != nil {
+	if err := topics.Ensure(context.Background(), adm, set.Topics(e.conn.Prefix), parts, 1); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors"
+	"github.com/stepwise-run/stepwise/topics"
 )
 
 func init() {
@@ -80,7 +80,7 @@ func runTopics(ctx context.Context, args []string) error {
 			return &exitError{code: 2, msg: "--partitions must be positive (or -1 for the broker's default)"}
 		}
 		err := withAdmin(opts, func(adm *kadm.Client) error {
-			return processors.EnsureTopics(ctx, adm, specs, int32(*partitions), int16(*rf))
+			return topics.Ensure(ctx, adm, specs, int32(*partitions), int16(*rf))
 		})
 		if err != nil {
 			return err
@@ -90,11 +90,11 @@ func runTopics(ctx context.Context, args []string) error {
 	// topics created a moment ago. After a create, a broker may take a
 	// moment to list every new topic: look again for a few seconds before
 	// calling anything missing.
-	var sts []processors.TopicStatus
+	var sts []topics.Topic
 	for settle := time.Now().Add(10 * time.Second); ; time.Sleep(300 * time.Millisecond) {
 		err = withAdmin(opts, func(adm *kadm.Client) error {
 			var err error
-			sts, err = processors.DescribeTopics(ctx, adm, conn.Prefix, specs)
+			sts, err = topics.Describe(ctx, adm, conn.Prefix, specs)
 			return err
 		})
 		if err != nil {
@@ -119,7 +119,7 @@ func withAdmin(opts []kgo.Opt, fn func(*kadm.Client) error) error {
 	return fn(kadm.NewClient(cl))
 }
 
-func allOK(sts []processors.TopicStatus) bool {
+func allOK(sts []topics.Topic) bool {
 	for _, st := range sts {
 		if st.Status() != "ok" {
 			return false
@@ -129,7 +129,7 @@ func allOK(sts []processors.TopicStatus) bool {
 }
 
 // printTopics prints the table and reports whether every topic is ok.
-func printTopics(w io.Writer, sts []processors.TopicStatus) bool {
+func printTopics(w io.Writer, sts []topics.Topic) bool {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tRF\tCLEANUP\tSTATUS")
 	ok := true

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
+	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/worker"
 )
@@ -199,7 +200,7 @@ func (r *runner) createTopics(ctx context.Context, sc *Scenario, p topology.Pref
 		return err
 	}
 	defer cl.Close()
-	return processors.EnsureTopics(ctx, kadm.NewClient(cl), sc.Set.Topics(p), r.cfg.Partitions, r.cfg.ReplicationFactor)
+	return topics.Ensure(ctx, kadm.NewClient(cl), sc.Set.Topics(p), r.cfg.Partitions, r.cfg.ReplicationFactor)
 }
 
 // startProcessor starts replica id of sc's processors under p.

@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors"
+	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -168,7 +168,7 @@ func (b *Broker) Conn(p topology.Prefix) kconn.Config {
 func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
 
 // CreateTopics creates the topic plan of set (shared topics and one task
-// topic per queue) with partitions partitions, as processors.EnsureTopics
+// topic per queue) with partitions partitions, as topics.Ensure
 // does; topics that exist are left as they are. It is what lets a
 // processor, whose topic check refuses a missing plan, start at once.
 func (b *Broker) CreateTopics(ctx context.Context, set *topology.Set, p topology.Prefix, partitions int32) error {
@@ -177,7 +177,7 @@ func (b *Broker) CreateTopics(ctx context.Context, set *topology.Set, p topology
 		return fmt.Errorf("stepwise: dev broker admin client: %w", err)
 	}
 	defer cl.Close()
-	return processors.EnsureTopics(ctx, kadm.NewClient(cl), set.Topics(p), partitions, 1)
+	return topics.Ensure(ctx, kadm.NewClient(cl), set.Topics(p), partitions, 1)
 }
 
 // Close stops the broker, writing its data to the data directory first

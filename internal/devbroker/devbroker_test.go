@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/processors"
+	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -84,7 +84,7 @@ func TestCreateTopicsMakesThePlanTheProcessorChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := processors.CheckTopics(ctx, kadm.NewClient(cl), topology.DefaultPrefix, set.Topics(topology.DefaultPrefix)); err != nil {
+	if err := topics.Check(ctx, kadm.NewClient(cl), topology.DefaultPrefix, set.Topics(topology.DefaultPrefix)); err != nil {
 		t.Fatalf("plan check after CreateTopics: %v", err)
 	}
 }

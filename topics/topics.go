@@ -1,4 +1,4 @@
-package processors
+package topics
 
 import (
 	"context"
@@ -32,19 +32,19 @@ func CompactedConfigs() map[string]*string {
 	}
 }
 
-// ErrTopicDrift is wrapped by the error CheckTopics returns when the
+// ErrDrift is wrapped by the error Check returns when the
 // cluster's topics differ from the plan.
-var ErrTopicDrift = errors.New("stepwise: kafka topics do not match the topic plan")
+var ErrDrift = errors.New("stepwise: kafka topics do not match the topic plan")
 
-// TopicDriftError lists every difference between the plan and the cluster.
-type TopicDriftError struct {
+// DriftError lists every difference between the plan and the cluster.
+type DriftError struct {
 	Problems []string // one line each: "<topic>: <what is wrong>"
 	Fix      string   // what to run or do about it
 }
 
-func (e *TopicDriftError) Error() string {
+func (e *DriftError) Error() string {
 	var b strings.Builder
-	b.WriteString(ErrTopicDrift.Error())
+	b.WriteString(ErrDrift.Error())
 	b.WriteString(":")
 	for _, p := range e.Problems {
 		b.WriteString("\n  - ")
@@ -57,10 +57,10 @@ func (e *TopicDriftError) Error() string {
 	return b.String()
 }
 
-func (e *TopicDriftError) Unwrap() error { return ErrTopicDrift }
+func (e *DriftError) Unwrap() error { return ErrDrift }
 
-// TopicStatus is what the cluster has for one topic of the plan.
-type TopicStatus struct {
+// Topic is what the cluster has for one topic of the plan.
+type Topic struct {
 	Spec              topology.TopicSpec
 	Exists            bool
 	Partitions        int32
@@ -70,7 +70,7 @@ type TopicStatus struct {
 }
 
 // Status is "ok", "missing" or "drift: <reasons>".
-func (s TopicStatus) Status() string {
+func (s Topic) Status() string {
 	switch {
 	case !s.Exists:
 		return "missing"
@@ -93,10 +93,10 @@ func coPartitioned(p topology.Prefix) []string {
 	return []string{p.Requests(), p.Results(), p.State(), p.Completions()}
 }
 
-// DescribeTopics compares the cluster's topics with specs. The partition
+// Describe compares the cluster's topics with specs. The partition
 // counts of the co-partitioned topics (requests, results, state, completions)
 // are compared with the count of requests.
-func DescribeTopics(ctx context.Context, adm *kadm.Client, p topology.Prefix, specs []topology.TopicSpec) ([]TopicStatus, error) {
+func Describe(ctx context.Context, adm *kadm.Client, p topology.Prefix, specs []topology.TopicSpec) ([]Topic, error) {
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		names[i] = s.Name
@@ -115,9 +115,9 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, p topology.Prefix, sp
 	if err != nil {
 		return nil, fmt.Errorf("stepwise: describe topic configs: %w", err)
 	}
-	out := make([]TopicStatus, len(specs))
+	out := make([]Topic, len(specs))
 	for i, spec := range specs {
-		st := TopicStatus{Spec: spec}
+		st := Topic{Spec: spec}
 		d, ok := details[spec.Name]
 		if ok && d.Err == nil {
 			st.Exists = true
@@ -132,7 +132,7 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, p topology.Prefix, sp
 		}
 		out[i] = st
 	}
-	byName := map[string]*TopicStatus{}
+	byName := map[string]*Topic{}
 	for i := range out {
 		byName[out[i].Spec.Name] = &out[i]
 	}
@@ -146,13 +146,13 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, p topology.Prefix, sp
 	return out, nil
 }
 
-// CheckTopics returns nil when every topic of specs exists as planned, else
-// a *TopicDriftError naming each difference and how to fix it. Processors
+// Check returns nil when every topic of specs exists as planned, else
+// a *DriftError naming each difference and how to fix it. Processors
 // call it before joining their group: running on a wrong plan (a state
 // topic that is not compacted, a results topic with fewer partitions than
 // requests) would lose requests rather than fail loudly.
-func CheckTopics(ctx context.Context, adm *kadm.Client, p topology.Prefix, specs []topology.TopicSpec) error {
-	sts, err := DescribeTopics(ctx, adm, p, specs)
+func Check(ctx context.Context, adm *kadm.Client, p topology.Prefix, specs []topology.TopicSpec) error {
+	sts, err := Describe(ctx, adm, p, specs)
 	if err != nil {
 		return err
 	}
@@ -184,16 +184,16 @@ func CheckTopics(ctx context.Context, adm *kadm.Client, p topology.Prefix, specs
 		fix = append(fix, "Partition counts only grow: add partitions to the smaller of "+strings.Join(coPartitioned(p), ", ")+
 			" until they are equal (kafka-topics.sh --alter --topic T --partitions N).")
 	}
-	return &TopicDriftError{Problems: problems, Fix: strings.Join(fix, "\n")}
+	return &DriftError{Problems: problems, Fix: strings.Join(fix, "\n")}
 }
 
-// EnsureTopics creates the topics of specs that do not exist, with
+// Ensure creates the topics of specs that do not exist, with
 // partitions partitions (-1: broker default) and replication factor rf (-1:
 // broker default); compacted ones get CompactedConfigs. Existing topics
 // whose cleanup policy differs from the plan have it set. Partition counts
-// of existing topics are left alone; CheckTopics reports a mismatch.
+// of existing topics are left alone; Check reports a mismatch.
 // Running it again changes nothing.
-func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []topology.TopicSpec, partitions int32, rf int16) error {
+func Ensure(ctx context.Context, adm *kadm.Client, specs []topology.TopicSpec, partitions int32, rf int16) error {
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		names[i] = s.Name

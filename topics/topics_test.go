@@ -1,28 +1,49 @@
-package processors
+package topics
 
 import (
 	"context"
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/stepwise-run/stepwise/internal/kfaketest"
+	"github.com/stepwise-run/stepwise/topology"
 )
 
+// chain is a workflow on three queues, so the plan has three task topics.
+const chain = `
+workflows:
+  - name: chain
+    steps:
+      - name: a
+      - name: b
+        depends: [a]
+      - name: c
+        depends: [b]
+`
+
 func TestTopics(t *testing.T) {
-	e := newEnv(t, threeSteps, 3) // EnsureTopics ran
-	ctx := context.Background()
-	adm := e.admin()
-	p := e.conn.Prefix
-	specs := e.set.Topics(p)
-	if err := CheckTopics(ctx, adm, p, specs); err != nil {
+	c := kfaketest.Cluster(t)
+	set, err := topology.Parse("test.yaml", []byte(chain))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureTopics(ctx, adm, specs, 3, 1); err != nil {
-		t.Fatalf("second EnsureTopics: %v", err)
+	ctx := context.Background()
+	p := topology.DefaultPrefix
+	specs := set.Topics(p)
+	if err := Ensure(ctx, kfaketest.Admin(t, c), specs, 3, 1); err != nil {
+		t.Fatal(err)
 	}
-	sts, err := DescribeTopics(ctx, adm, p, specs)
+	adm := kfaketest.Admin(t, c) // after creating: kadm caches metadata
+	if err := Check(ctx, adm, p, specs); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(ctx, adm, specs, 3, 1); err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+	sts, err := Describe(ctx, adm, p, specs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,10 +67,10 @@ func TestTopics(t *testing.T) {
 	if _, err := adm.CreatePartitions(ctx, 2, p.Completions()); err != nil {
 		t.Fatal(err)
 	}
-	err = CheckTopics(ctx, adm, p, specs)
-	var drift *TopicDriftError
-	if !errors.As(err, &drift) || !errors.Is(err, ErrTopicDrift) {
-		t.Fatalf("err = %v, want a TopicDriftError", err)
+	err = Check(ctx, adm, p, specs)
+	var drift *DriftError
+	if !errors.As(err, &drift) || !errors.Is(err, ErrDrift) {
+		t.Fatalf("err = %v, want a DriftError", err)
 	}
 	msg := err.Error()
 	for _, want := range []string{
@@ -67,32 +88,13 @@ func TestTopics(t *testing.T) {
 		t.Errorf("problems: %q", drift.Problems)
 	}
 
-	// EnsureTopics repairs what it can: the missing topic and the policy.
+	// Ensure repairs what it can: the missing topic and the policy.
 	// (A fresh client each time: kadm caches metadata for a few seconds.)
-	if err := EnsureTopics(ctx, e.admin(), specs, 3, 1); err != nil {
+	if err := Ensure(ctx, kfaketest.Admin(t, c), specs, 3, 1); err != nil {
 		t.Fatal(err)
 	}
-	err = CheckTopics(ctx, e.admin(), p, specs)
+	err = Check(ctx, kfaketest.Admin(t, c), p, specs)
 	if !errors.As(err, &drift) || len(drift.Problems) != 1 || !strings.Contains(drift.Problems[0], p.Completions()) {
 		t.Fatalf("after repair: %v", err)
-	}
-}
-
-// A processor refuses to start on a cluster without its topics and says
-// how to fix it.
-func TestProcessorRefusesMissingTopics(t *testing.T) {
-	e := newEnv(t, threeSteps, 2)
-	if _, err := e.admin().DeleteTopics(context.Background(), e.conn.Prefix.State()); err != nil {
-		t.Fatal(err)
-	}
-	r := e.startProcessor("p1")
-	select {
-	case err := <-r.done:
-		r.done <- err
-		if !errors.Is(err, ErrTopicDrift) || !strings.Contains(err.Error(), "stepwise topics create") {
-			t.Fatalf("Run = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("processor started without its state topic")
 	}
 }
