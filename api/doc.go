@@ -29,6 +29,10 @@
 //	/api/v1/requests/{id}/events  server-sent events of one request
 //	/                        the web UI (embedded assets, no CDN)
 //
+// Every /api/v1 endpoint needs a scope (read, start, operate, admin) of a
+// bearer token once Config.Tokens has any (auth.go); unsafe methods take
+// only JSON bodies from the API's own origin.
+//
 // Payloads are bounded in status documents (PreviewLimit); the full payload
 // of a step is fetched on its own.
 package api

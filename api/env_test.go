@@ -63,6 +63,8 @@ type testEnv struct {
 
 	// release unblocks the "a" steps of inputs with "hold": true.
 	release chan struct{}
+	// token is sent as a bearer token by do when set.
+	token string
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -226,6 +228,12 @@ func (e *testEnv) do(method, path string, body string, out any, hdr ...string) (
 	req, err := http.NewRequest(method, e.base+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])

@@ -20,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stepwise-run/stepwise/api"
 	"github.com/stepwise-run/stepwise/examples"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/topology"
@@ -352,6 +353,18 @@ func hostPort(t *testing.T, where, s string) (string, int) {
 	return s[:i], p
 }
 
+// checkAPIAuth checks that an API serving beyond loopback has tokens (a
+// tokens file or the environment variable) and is not told to go without.
+func checkAPIAuth(t *testing.T, where string, flags map[string][]string, tokensEnv bool) {
+	t.Helper()
+	if _, ok := flags["insecure-no-auth"]; ok {
+		t.Errorf("%s: --insecure-no-auth in a deployment file", where)
+	}
+	if !tokensEnv && len(flags["tokens-file"]) == 0 {
+		t.Errorf("%s: stepwise api without tokens: set $%s or --tokens-file", where, api.TokensEnv)
+	}
+}
+
 // TestCompose checks docker-compose.yml: the broker image and settings
 // match the tested broker, every stepwise command line uses existing flags
 // with the tested processor settings, addresses point at the broker's
@@ -490,6 +503,8 @@ func TestCompose(t *testing.T) {
 		case "workers":
 			checkExamplesFlag(t, inv, flags)
 		case "api":
+			_, tokensEnv := svc.Environment[api.TokensEnv]
+			checkAPIAuth(t, where, flags, tokensEnv)
 			for _, a := range flags["http"] {
 				_, p := hostPort(t, where, a)
 				if !slices.ContainsFunc(svc.Ports, func(s string) bool { return strings.HasSuffix(s, fmt.Sprintf(":%d", p)) }) {
@@ -624,6 +639,8 @@ func TestManifests(t *testing.T) {
 				}
 			case "workers":
 				checkExamplesFlag(t, inv, flags)
+			case "api":
+				checkAPIAuth(t, where, flags, vars[api.TokensEnv])
 			}
 		}
 	}

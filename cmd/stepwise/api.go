@@ -32,6 +32,8 @@ func runAPI(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Addr, "http", api.DefaultAddr, "address to serve HTTP on")
 	fs.Int64Var(&cfg.MaxBody, "max-body", api.DefaultMaxBody, "largest start input accepted, bytes")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", api.DefaultMaxWait, "longest ?wait of a start")
+	tokensFile := fs.String("tokens-file", "", "file of bearer tokens the API accepts, one \"NAME SCOPES TOKEN\" a line (also $"+api.TokensEnv+")")
+	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve a non-loopback --http address without any token")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.Usage = func() {
@@ -55,6 +57,9 @@ func runAPI(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Set = set
+	if cfg.Tokens, err = api.LoadTokens(*tokensFile); err != nil {
+		return err
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return api.Serve(ctx, cfg)
 }

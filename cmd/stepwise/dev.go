@@ -40,6 +40,8 @@ type devOptions struct {
 	partitions int
 	prefix     string
 	http       string
+	tokensFile string
+	noAuth     bool
 	logLevel   slog.Level
 }
 
@@ -60,6 +62,8 @@ func devParse(args []string, stderr io.Writer) (*devOptions, error) {
 	fs.IntVar(&o.partitions, "partitions", devbroker.DefaultPartitions, "partitions of each topic created")
 	fs.StringVar(&o.prefix, "prefix", string(topology.DefaultPrefix), "topic prefix")
 	fs.StringVar(&o.http, "http", api.DefaultAddr, "address of the HTTP API and web UI (\"\": none)")
+	fs.StringVar(&o.tokensFile, "tokens-file", "", "file of bearer tokens the API accepts (also $"+api.TokensEnv+"); none: no token needed on loopback")
+	fs.BoolVar(&o.noAuth, "insecure-no-auth", false, "serve a non-loopback --http address without any token")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -140,7 +144,12 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	runs := map[string]func(context.Context) error{"processor": p.Run}
 	if o.http != "" {
-		srv, err := api.New(api.Config{Addr: o.http, Conn: conn, Set: set, Logger: log.With("component", "api")})
+		tokens, err := api.LoadTokens(o.tokensFile)
+		if err != nil {
+			return err
+		}
+		srv, err := api.New(api.Config{Addr: o.http, Conn: conn, Set: set, Logger: log.With("component", "api"),
+			Tokens: tokens, InsecureNoAuth: o.noAuth})
 		if err != nil {
 			return err
 		}

@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -23,6 +23,11 @@ const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 
 let dev, devLog = "", context, page, base, scratch;
 
+// The API runs with tokens: the test's own calls use the admin one, the
+// page signs in with the UI's (read, start, operate).
+const adminToken = "browser-admin-" + Math.random().toString(16).slice(2).padEnd(16, "0");
+const uiToken = "browser-ui-" + Math.random().toString(16).slice(2).padEnd(16, "0");
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -34,8 +39,9 @@ function freePort() {
   });
 }
 
-async function api(path, opts) {
-  const resp = await fetch(base + "/api/v1" + path, opts);
+async function api(path, opts = {}) {
+  const headers = { Authorization: "Bearer " + adminToken, ...(opts.headers || {}) };
+  const resp = await fetch(base + "/api/v1" + path, { ...opts, headers });
   const body = await resp.json();
   return { status: resp.status, body };
 }
@@ -58,12 +64,14 @@ before(async () => {
     bin = join(scratch, "stepwise");
     execFileSync("go", ["build", "-o", bin, "./cmd/stepwise"], { cwd: repo, stdio: "inherit" });
   }
+  const tokens = join(scratch, "tokens");
+  writeFileSync(tokens, `admin admin ${adminToken}\nui read,start,operate ${uiToken}\n`, { mode: 0o600 });
   const [httpPort, kafkaPort] = [await freePort(), await freePort()];
   base = `http://127.0.0.1:${httpPort}`;
   // Slow steps (OCR 4×) so that a request runs for a few seconds and the
   // page can be seen changing while it does.
   dev = spawn(bin, ["dev", "--examples", "--in-memory", "--http", `127.0.0.1:${httpPort}`,
-    "--kafka-addr", `127.0.0.1:${kafkaPort}`, "--log-level", "warn"], {
+    "--kafka-addr", `127.0.0.1:${kafkaPort}`, "--tokens-file", tokens, "--log-level", "warn"], {
     cwd: scratch, env: { ...process.env, STEPWISE_IDP_LATENCY: "150ms" }, stdio: ["ignore", "pipe", "pipe"],
   });
   dev.stdout.on("data", (b) => { devLog += b; });
@@ -107,6 +115,22 @@ async function idpDAG() {
     groups: body.dag.nodes.filter((n) => n.kind === "fanout").length,
   };
 }
+
+test("the UI asks for a token and signs in with it", async () => {
+  const anon = await fetch(base + "/api/v1/workflows");
+  assert.equal(anon.status, 401, "the API without a token");
+  await page.goto(base + "/");
+  await page.locator("#sign-in").waitFor();
+  await shot("sign-in");
+  await page.locator("#token").fill("not-the-token-0123456789");
+  await page.locator('#sign-in button[type="submit"]').click();
+  await page.locator("#sign-in-error", { hasText: "unknown token" }).waitFor();
+  await page.locator("#token").fill(uiToken);
+  await page.locator('#sign-in button[type="submit"]').click();
+  await page.locator('section[data-workflow="idp"]').waitFor();
+  assert.match(await page.locator("#whoami").innerText(), /^ui \(read, start, operate\)$/);
+  assert.ok(!(await page.content()).includes(uiToken), "the token is not put into the page");
+});
 
 test("workflows page draws every workflow's DAG", async () => {
   const want = await idpDAG();

@@ -85,8 +85,22 @@
     }
   }
 
+  // ---- Authentication --------------------------------------------------------
+  // The API may require a bearer token. The UI keeps it in this tab's
+  // session storage (gone when the tab closes) and sends it on every call;
+  // a 401 shows the sign-in form.
+
+  const tokenKey = "stepwise-token";
+  let token = sessionStorage.getItem(tokenKey) || "";
+
+  function authHeaders(headers) {
+    const h = new Headers(headers || {});
+    if (token) h.set("Authorization", "Bearer " + token);
+    return h;
+  }
+
   async function api(path, opts) {
-    const resp = await fetch("api/v1" + path, opts);
+    const resp = await fetch("api/v1" + path, { ...(opts || {}), headers: authHeaders(opts && opts.headers) });
     const text = await resp.text();
     let body = null;
     try {
@@ -94,11 +108,89 @@
     } catch (e) {
       throw new APIError(resp.status, "unreadable answer: " + text.slice(0, 200));
     }
+    if (resp.status === 401) signIn((body && body.error) || "a token is required");
     if (!resp.ok) throw new APIError(resp.status, (body && body.error) || resp.statusText);
     return body;
   }
 
+  // signIn replaces the page with the token form; after a token the API
+  // accepts, the page the user was on is shown again.
+  function signIn(why) {
+    if (document.getElementById("sign-in")) return;
+    for (const f of teardown) f();
+    teardown = [];
+    const input = el("input", { type: "password", id: "token", autocomplete: "off", size: 48, placeholder: "bearer token" });
+    const msg = el("p", { class: "error", id: "sign-in-error", text: token ? why : "" });
+    const form = el("form", { id: "sign-in", class: "card" },
+      el("p", { text: "This Stepwise API needs a token. Ask its operator for one (scopes: read to look, start to start requests, operate to cancel)." }),
+      el("div", { class: "row" }, input, el("button", { type: "submit", text: "Sign in" })), msg);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const resp = await fetch("api/v1/auth", { headers: { Authorization: "Bearer " + input.value.trim() } });
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => null);
+        msg.textContent = (body && body.error) || resp.statusText;
+        return;
+      }
+      token = input.value.trim();
+      sessionStorage.setItem(tokenKey, token);
+      showIdentity(await resp.json());
+      route();
+    });
+    main.replaceChildren(el("h1", { text: "Sign in" }), form);
+    input.focus();
+  }
+
+  function showIdentity(id) {
+    const box = document.getElementById("identity");
+    if (!id.required) return box.replaceChildren();
+    const out = el("a", { href: "#/", id: "sign-out", text: "sign out" });
+    out.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      token = "";
+      sessionStorage.removeItem(tokenKey);
+      box.replaceChildren();
+      signIn("");
+    });
+    box.replaceChildren(el("span", { id: "whoami", text: id.name + " (" + id.scopes.join(", ") + ")" }), " ", out);
+  }
+
+  // streamEvents reads server-sent events with fetch (EventSource cannot
+  // send a token) and calls on(name, data) for each. It resolves when the
+  // stream ends; abort() on the returned controller stops it.
+  function streamEvents(path, on) {
+    const ctl = new AbortController();
+    const done = (async () => {
+      const resp = await fetch("api/v1" + path, { headers: authHeaders({ Accept: "text/event-stream" }), signal: ctl.signal });
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => null);
+        if (resp.status === 401) signIn((body && body.error) || "a token is required");
+        throw new APIError(resp.status, (body && body.error) || resp.statusText);
+      }
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += value;
+        let end;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          const chunk = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          let name = "message", data = "";
+          for (const line of chunk.split("\n")) {
+            if (line.startsWith("event: ")) name = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (data) on(name, data);
+        }
+      }
+    })();
+    return { ctl, done };
+  }
+
   function showError(where, err) {
+    if (err.status === 401) return; // the sign-in form is shown instead
     where.replaceChildren(el("p", { class: "error", text: String(err.message || err) }));
   }
 
@@ -367,7 +459,7 @@
     let closed = false;
     let source = null;
     let retry = null;
-    teardown.push(() => { closed = true; if (source) source.close(); clearTimeout(retry); });
+    teardown.push(() => { closed = true; if (source) source.ctl.abort(); clearTimeout(retry); });
 
     const render = async (st) => {
       if (dagFor !== st.workflow) {
@@ -392,34 +484,28 @@
 
     const connect = () => {
       if (closed) return;
-      source = new EventSource("api/v1/requests/" + enc(id) + "/events");
-      source.addEventListener("status", (ev) => {
-        live.textContent = "live";
-        live.classList.add("on");
-        render(JSON.parse(ev.data));
+      let ended = false;
+      source = streamEvents("/requests/" + enc(id) + "/events", (name, data) => {
+        if (name === "status") {
+          live.textContent = "live";
+          live.classList.add("on");
+          render(JSON.parse(data));
+        } else if (name === "end" || name === "gone") {
+          ended = true;
+          live.textContent = name === "end" ? "finished" : "forgotten";
+          live.classList.remove("on");
+        }
       });
-      source.addEventListener("end", () => {
-        source.close();
-        live.textContent = "finished";
+      source.done.then(() => {
+        if (ended || closed) return;
+        retry = setTimeout(connect, 1000); // the server went away: try again
+      }, (err) => {
+        if (closed || err.name === "AbortError" || err.status === 401) return;
         live.classList.remove("on");
-      });
-      source.addEventListener("gone", () => {
-        source.close();
-        live.textContent = "forgotten";
-        live.classList.remove("on");
-      });
-      source.onerror = () => {
-        if (source.readyState !== EventSource.CLOSED) return; // reconnecting by itself
-        live.classList.remove("on");
-        if (live.textContent === "finished" || live.textContent === "forgotten") return;
-        // Refused (unknown yet, or the server restarted): ask why, and
-        // try again shortly.
-        api("/requests/" + enc(id)).then(render, (err) => {
-          live.textContent = err.status === 404 ? "waiting for the request to appear" : "disconnected";
-          if (err.status === 404) head.replaceChildren(el("p", { class: "muted", text: err.message }));
-        });
+        live.textContent = err.status === 404 ? "waiting for the request to appear" : "disconnected";
+        if (err.status === 404) head.replaceChildren(el("p", { class: "muted", text: err.message }));
         retry = setTimeout(connect, 1000);
-      };
+      });
     };
     connect();
   }
@@ -521,8 +607,18 @@
     box.replaceChildren(...parts);
   }
 
+  // payloadLink opens a payload in a new tab: fetched with the token (a
+  // plain link could not send it) and shown from a blob.
   function payloadLink(p, label) {
-    return el("a", { href: p.url.replace(/^\//, ""), target: "_blank", rel: "noopener", text: label + " (" + numberFmt.format(p.size) + " B" + (p.truncated ? ", truncated" : "") + ")" });
+    const a = el("a", { href: p.url.replace(/^\//, ""), target: "_blank", rel: "noopener", text: label + " (" + numberFmt.format(p.size) + " B" + (p.truncated ? ", truncated" : "") + ")" });
+    a.addEventListener("click", async (ev) => {
+      if (!token) return;
+      ev.preventDefault();
+      const resp = await fetch(a.getAttribute("href"), { headers: authHeaders() });
+      const blob = new Blob([await resp.text()], { type: "application/json" });
+      window.open(URL.createObjectURL(blob), "_blank", "noopener");
+    });
+    return a;
   }
 
   // payloadText shows a payload as indented JSON text (or the cut preview).
@@ -550,5 +646,7 @@
   }
 
   window.addEventListener("hashchange", route);
-  route();
+  api("/auth").then(showIdentity, () => { /* the sign-in form is shown */ }).then(() => {
+    if (!document.getElementById("sign-in")) route();
+  });
 })();
