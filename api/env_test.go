@@ -22,6 +22,7 @@ import (
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/view"
 	"github.com/stepwise-run/stepwise/worker"
 )
 
@@ -267,11 +268,11 @@ func (e *testEnv) expectError(method, path, body string, code int, want string, 
 }
 
 // waitStatus polls a request until its status is want.
-func (e *testEnv) waitStatus(id, want string) *Status {
+func (e *testEnv) waitStatus(id, want string) *view.Status {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		var st Status
+		var st view.Status
 		code, raw := e.do("GET", "/api/v1/requests/"+id, "", &st)
 		if code == http.StatusOK && st.Status == want {
 			return &st
@@ -337,7 +338,7 @@ func mustParse(t *testing.T, yaml string) *topology.Set {
 	return set
 }
 
-// testConn is a connection that is never dialled (views fed by hand).
+// testConn is a connection that is never dialled.
 func testConn() kconn.Config {
 	return kconn.Config{Brokers: []string{"127.0.0.1:1"}, Prefix: topology.DefaultPrefix}
 }

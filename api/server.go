@@ -22,6 +22,7 @@ import (
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/view"
 )
 
 // Defaults of Config.
@@ -53,7 +54,7 @@ type Config struct {
 
 	MaxBody      int64         // largest start body, bytes; default DefaultMaxBody
 	MaxWait      time.Duration // bound of ?wait; default DefaultMaxWait
-	PreviewLimit int           // inline payload bound; default PreviewLimit
+	PreviewLimit int           // inline payload bound; default view.PreviewLimit
 
 	// Sender produces starts and cancels; default: a Kafka producer on
 	// Conn. ClientOpts are appended to every Kafka client built here.
@@ -72,7 +73,7 @@ type Config struct {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	view   *View
+	view   *view.View
 	sender Sender
 	mux    *http.ServeMux
 	dags   map[string]DAG
@@ -115,7 +116,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxWait = DefaultMaxWait
 	}
 	if cfg.PreviewLimit <= 0 {
-		cfg.PreviewLimit = PreviewLimit
+		cfg.PreviewLimit = view.PreviewLimit
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -134,7 +135,7 @@ func New(cfg Config) (*Server, error) {
 	s.crossOrigin.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: the API takes "+r.Method+" calls only from its own origin")
 	}))
-	s.view = NewView(cfg.Conn, WithLogger(cfg.Logger), WithClientOpts(cfg.ClientOpts...))
+	s.view = view.New(cfg.Conn, view.WithLogger(cfg.Logger), view.WithClientOpts(cfg.ClientOpts...))
 	s.sender = cfg.Sender
 	if s.sender == nil {
 		cs, err := newSender(cfg.Conn, cfg.ClientOpts...)
@@ -151,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 // View returns the server's view of requests.
-func (s *Server) View() *View { return s.view }
+func (s *Server) View() *view.View { return s.view }
 
 // Handler returns the server's HTTP handler (API and UI).
 func (s *Server) Handler() http.Handler { return s.mux }
@@ -285,7 +286,7 @@ func (s *Server) waitReady(w http.ResponseWriter, r *http.Request) bool {
 	case <-r.Context().Done():
 	}
 	w.Header().Set("Retry-After", "2")
-	writeError(w, http.StatusServiceUnavailable, ErrNotReady.Error())
+	writeError(w, http.StatusServiceUnavailable, view.ErrNotReady.Error())
 	return false
 }
 
@@ -462,8 +463,8 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 		id = client.NewID()
 	}
 	if !fresh {
-		if old := s.view.get(id); old != nil && old.summary().Workflow != "" {
-			if got := old.summary().Workflow; got != wf.Name {
+		if old := s.view.Get(id); old != nil && old.Summary().Workflow != "" {
+			if got := old.Summary().Workflow; got != wf.Name {
 				writeError(w, http.StatusConflict, fmt.Sprintf("request %q already exists for workflow %q", id, got))
 				return
 			}
@@ -485,33 +486,24 @@ func (s *Server) answerStart(w http.ResponseWriter, r *http.Request, workflow, i
 	loc := "/api/v1/requests/" + id
 	w.Header().Set("Location", loc)
 	if wait > 0 {
-		req, ok := s.view.waitFor(r.Context(), id, wait, func(q *request) bool {
-			_, done := q.finished()
+		req, ok := s.view.WaitFor(r.Context(), id, wait, func(q *view.Request) bool {
+			_, done := q.Finished()
 			return done
 		})
 		if ok {
-			writeJSON(w, http.StatusOK, completionOf(req))
+			c, _ := req.Completion()
+			writeJSON(w, http.StatusOK, c)
 			return
 		}
 		writeJSON(w, http.StatusAccepted, Accepted{ID: id, Workflow: workflow, Status: string(machine.Running), URL: loc})
 		return
 	}
-	req, _ := s.view.waitFor(r.Context(), id, seenWait, func(q *request) bool { return q != nil && q.summary().Workflow != "" })
+	req, _ := s.view.WaitFor(r.Context(), id, seenWait, func(q *view.Request) bool { return q != nil && q.Summary().Workflow != "" })
 	status := string(machine.Running)
-	if req != nil && req.summary().Status != "" {
-		status = req.summary().Status
+	if req != nil && req.Summary().Status != "" {
+		status = req.Summary().Status
 	}
 	writeJSON(w, code, Accepted{ID: id, Workflow: workflow, Status: status, URL: loc})
-}
-
-// completionOf returns the completion of a finished request, as the
-// completions topic carries it (completion.schema.json).
-func completionOf(r *request) machine.Completion {
-	if r.root != nil && r.root.Status != machine.Running {
-		return machine.Completion{Request: r.id, Workflow: r.root.Workflow, Status: machine.CompletionStatus(r.root.Status),
-			Output: r.root.Output, Error: r.root.Error, Started: r.root.Created, Finished: r.root.Updated}
-	}
-	return *r.completion
 }
 
 // checkInput returns body as a start's input (an empty body is {}), or why
@@ -549,29 +541,29 @@ func jsonKind(c byte) string {
 
 // requestOr404 returns the view's request id, or writes 404 (or 503 while
 // the view catches up) and returns nil.
-func (s *Server) requestOr404(w http.ResponseWriter, r *http.Request) *request {
+func (s *Server) requestOr404(w http.ResponseWriter, r *http.Request) *view.Request {
 	id := r.PathValue("id")
-	if req := s.view.get(id); req != nil && req.summary().Workflow != "" {
+	if req := s.view.Get(id); req != nil && req.Summary().Workflow != "" {
 		return req
 	}
 	if !s.waitReady(w, r) {
 		return nil
 	}
-	if req := s.view.get(id); req != nil && req.summary().Workflow != "" {
+	if req := s.view.Get(id); req != nil && req.Summary().Workflow != "" {
 		return req
 	}
 	writeError(w, http.StatusNotFound, fmt.Sprintf("unknown request %q (never started, or forgotten after its retention)", id))
 	return nil
 }
 
-func (s *Server) statusOptions(r *http.Request) (statusOptions, string) {
-	o := statusOptions{previewLimit: s.cfg.PreviewLimit, instances: 100}
+func (s *Server) statusOptions(r *http.Request) (view.StatusOptions, string) {
+	o := view.StatusOptions{PreviewLimit: s.cfg.PreviewLimit, Instances: 100}
 	if v := r.URL.Query().Get("instances"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 10000 {
 			return o, "invalid instances " + strconv.Quote(v) + ": give a number from 0 to 10000"
 		}
-		o.instances = n
+		o.Instances = n
 	}
 	return o, ""
 }
@@ -586,16 +578,16 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if req == nil {
 		return
 	}
-	if req.root == nil {
+	if !req.HasRoot() {
 		// Only the completion was read: the state records of the same
 		// transaction are on another topic and follow at once.
-		req, _ = s.view.waitFor(r.Context(), req.id, rootWait, func(q *request) bool { return q == nil || q.root != nil })
+		req, _ = s.view.WaitFor(r.Context(), req.ID(), rootWait, func(q *view.Request) bool { return q == nil || q.HasRoot() })
 		if req == nil {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown request %q (forgotten after its retention)", r.PathValue("id")))
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, buildStatus(req, s.cfg.Set, o))
+	writeJSON(w, http.StatusOK, view.BuildStatus(req, s.cfg.Set, o))
 }
 
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
@@ -604,13 +596,13 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%v %q: give a number from 1 to 1000", ErrLimit, v))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%v %q: give a number from 1 to 1000", view.ErrLimit, v))
 			return
 		}
 		limit = n
 	}
 	// Check the parameters before waiting for the view.
-	if _, err := listArgs(q.Get("status"), q.Get("cursor"), limit); err != nil {
+	if err := view.ValidateList(q.Get("status"), q.Get("cursor"), limit); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -641,7 +633,7 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request) {
 		} else {
 			inst = ""
 		}
-		if rec := req.instance(inst); rec != nil && rec.Steps[name] != nil {
+		if rec := req.Instance(inst); rec != nil && rec.Steps[name] != nil {
 			raw = rec.Steps[name].Output
 		}
 	} else {
@@ -657,9 +649,9 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "give ?step=PATH, or ?part=input|output with an optional &instance=PATH")
 			return
 		}
-		if inst == "" && req.root == nil && part == "output" && req.completion != nil {
-			raw = req.completion.Output
-		} else if rec := req.instance(inst); rec != nil {
+		if c, ok := req.Completion(); inst == "" && !req.HasRoot() && part == "output" && ok {
+			raw = c.Output
+		} else if rec := req.Instance(inst); rec != nil {
 			raw = rec.Input
 			if part == "output" {
 				raw = rec.Output
@@ -667,24 +659,13 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(raw) == 0 {
-		writeError(w, http.StatusNotFound, "no payload for "+what+" of request "+strconv.Quote(req.id)+" (not produced yet, or dropped when its instance finished)")
+		writeError(w, http.StatusNotFound, "no payload for "+what+" of request "+strconv.Quote(req.ID())+" (not produced yet, or dropped when its instance finished)")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Disposition", "inline")
 	_, _ = w.Write(raw)
-}
-
-// instance returns the record of the instance at path ("" for the root).
-func (r *request) instance(path string) *machine.Record {
-	if path == "" {
-		return r.root
-	}
-	if h, ok := r.children[path]; ok {
-		return h.rec
-	}
-	return nil
 }
 
 // cancelBodyIn is the optional body of POST .../cancel.
@@ -714,15 +695,15 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	if req == nil {
 		return
 	}
-	if st, done := req.finished(); done {
-		writeError(w, http.StatusConflict, fmt.Sprintf("request %q already %s", req.id, st))
+	if st, done := req.Finished(); done {
+		writeError(w, http.StatusConflict, fmt.Sprintf("request %q already %s", req.ID(), st))
 		return
 	}
-	if err := s.sender.Cancel(r.Context(), req.id, in.Reason); err != nil {
+	if err := s.sender.Cancel(r.Context(), req.ID(), in.Reason); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "the cancel could not be written to Kafka: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusAccepted, Accepted{ID: req.id, Workflow: req.summary().Workflow, Status: "cancelling", URL: "/api/v1/requests/" + req.id})
+	writeJSON(w, http.StatusAccepted, Accepted{ID: req.ID(), Workflow: req.Summary().Workflow, Status: "cancelling", URL: "/api/v1/requests/" + req.ID()})
 }
 
 // events streams a request's status document as server-sent events: one
@@ -743,7 +724,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "streaming is not supported by this connection")
 		return
 	}
-	changes, unsubscribe := s.view.subscribe(req.id)
+	changes, unsubscribe := s.view.Subscribe(req.ID())
 	defer unsubscribe()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -763,18 +744,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer heartbeat.Stop()
 	var last uint64
 	for {
-		cur := s.view.get(req.id)
-		if cur == nil || cur.summary().Workflow == "" {
-			send("gone", apiError{Error: "request " + strconv.Quote(req.id) + " was forgotten"})
+		cur := s.view.Get(req.ID())
+		if cur == nil || cur.Summary().Workflow == "" {
+			send("gone", apiError{Error: "request " + strconv.Quote(req.ID()) + " was forgotten"})
 			return
 		}
-		if cur.seq != last || last == 0 {
-			last = cur.seq
-			if !send("status", buildStatus(cur, s.cfg.Set, o)) {
+		if cur.Seq() != last || last == 0 {
+			last = cur.Seq()
+			if !send("status", view.BuildStatus(cur, s.cfg.Set, o)) {
 				return
 			}
-			if _, done := cur.finished(); done {
-				send("end", map[string]string{"status": cur.summary().Status})
+			if _, done := cur.Finished(); done {
+				send("end", map[string]string{"status": cur.Summary().Status})
 				return
 			}
 		}

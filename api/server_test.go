@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/view"
 )
 
 func TestWorkflows(t *testing.T) {
@@ -183,27 +184,6 @@ func TestFailedRequest(t *testing.T) {
 	}
 }
 
-func TestFailureInsideFanOut(t *testing.T) {
-	// A child's failure names a step path; the child records are gone
-	// with the request, so the DAG node is found from the path.
-	r := &request{id: "r", root: &machine.Record{Request: "r", Workflow: "chain", Status: machine.StatusFailed,
-		Error: &machine.Failure{Step: "fan[1]/y", Attempt: 2, Message: "bad item"},
-		Steps: map[string]*machine.StepState{
-			"a":   {Status: machine.StepSucceeded, Attempt: 1},
-			"fan": {Status: machine.StepRunning, Children: 3, Done: 1},
-		}}}
-	set := mustParse(t, testYAML)
-	nodes := progress(r, set.Lookup("chain"))
-	for id, want := range map[string]string{"a": "succeeded", "fan": "failed", "fan/y": "failed", "fan/x": "pending", "b": "pending"} {
-		if nodes[id].Status != want {
-			t.Errorf("node %s: %+v, want %s", id, nodes[id], want)
-		}
-	}
-	if nodes["fan/y"].Error != "bad item" {
-		t.Errorf("fan/y error %q", nodes["fan/y"].Error)
-	}
-}
-
 func TestCancel(t *testing.T) {
 	e := newTestEnv(t)
 	defer close(e.release)
@@ -292,7 +272,7 @@ func TestListRequests(t *testing.T) {
 	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?wait=20s&id=l-fail", `{"n": 1, "fail": "no"}`, nil); code != 200 {
 		t.Fatalf("start: %d %s", code, raw)
 	}
-	var page RequestList
+	var page view.RequestList
 	var got []string
 	cursor := ""
 	for pages := 0; ; pages++ {
@@ -303,7 +283,7 @@ func TestListRequests(t *testing.T) {
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}
-		page = RequestList{}
+		page = view.RequestList{}
 		if code, raw := e.do("GET", path, "", &page); code != 200 || len(page.Requests) > 2 {
 			t.Fatalf("list: %d %s", code, raw)
 		}
@@ -322,13 +302,13 @@ func TestListRequests(t *testing.T) {
 	if want := []string{"l-004", "l-003", "l-002", "l-001", "l-000"}; !slices.Equal(got, want) {
 		t.Errorf("paged ids %v, want %v", got, want)
 	}
-	var failed RequestList
+	var failed view.RequestList
 	if code, raw := e.do("GET", "/api/v1/requests?status=failed", "", &failed); code != 200 || len(failed.Requests) != 1 ||
 		failed.Requests[0].ID != "l-fail" || failed.Requests[0].Error != "no" {
 		_, everything := e.do("GET", "/api/v1/requests", "", nil)
 		t.Errorf("failed list: %d %s; all: %s", code, raw, everything)
 	}
-	var all RequestList
+	var all view.RequestList
 	if code, _ := e.do("GET", "/api/v1/requests", "", &all); code != 200 || len(all.Requests) != 6 {
 		t.Errorf("whole list %+v", all)
 	}
@@ -336,7 +316,7 @@ func TestListRequests(t *testing.T) {
 	e.expectError("GET", "/api/v1/requests?limit=0", "", 400, "invalid limit")
 	e.expectError("GET", "/api/v1/requests?cursor=!!", "", 400, "invalid cursor")
 
-	var st ViewStats
+	var st view.Stats
 	if code, raw := e.do("GET", "/api/v1/stats", "", &st); code != 200 || !st.Ready || st.Requests != 6 || st.RecordBytes == 0 || st.CatchUpMillis <= 0 {
 		t.Errorf("stats: %d %s", code, raw)
 	}
@@ -365,7 +345,7 @@ func TestEvents(t *testing.T) {
 		return ev.name == "end"
 	})
 	var statuses []string
-	var last Status
+	var last view.Status
 	for _, ev := range evs {
 		if ev.name != "status" {
 			continue

@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/stepwise-run/stepwise/api"
 	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/view"
 )
 
 func init() {
@@ -58,14 +58,14 @@ func listMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &exitError{code: 2, msg: fmt.Sprintf("-o %q: use table or json", output)}
 	}
 	// Refuse bad arguments before reading the whole topic.
-	if err := api.ValidateList(status, cursor, limit); err != nil {
+	if err := view.ValidateList(status, cursor, limit); err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	v := api.NewView(conn, api.WithLogger(quiet))
+	v := view.New(conn, view.WithLogger(quiet))
 	done := make(chan error, 1)
 	go func() { done <- v.Run(ctx) }()
 	select {
@@ -94,7 +94,7 @@ func listMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // printList writes a page of requests as a table.
-func printList(w io.Writer, page api.RequestList, now time.Time) {
+func printList(w io.Writer, page view.RequestList, now time.Time) {
 	if len(page.Requests) == 0 {
 		fmt.Fprintln(w, "no request")
 		return

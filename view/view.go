@@ -1,4 +1,4 @@
-package api
+package view
 
 import (
 	"context"
@@ -37,7 +37,7 @@ const entryOverhead = 512
 // Invariants: mu.reqs holds an entry for every request with at least one
 // record (or a completion) in the view; an entry's bytes is the sum of the
 // encoded sizes of its records. Entries are replaced, never changed in
-// place, once published: readers may keep a *request after unlocking.
+// place, once published: readers may keep a *Request after unlocking.
 type View struct {
 	conn kconn.Config
 	log  *slog.Logger
@@ -48,7 +48,7 @@ type View struct {
 
 	mu struct {
 		sync.RWMutex
-		reqs map[string]*request
+		reqs map[string]*Request
 		subs map[string]map[chan struct{}]struct{} // request id => subscribers
 	}
 
@@ -62,9 +62,10 @@ type viewCounters struct {
 	started                               atomic.Int64  // unix nanos
 }
 
-// request is the view of one request: an immutable snapshot, replaced
-// whole on every change.
-type request struct {
+// Request is the view of one request. The view changes the one it holds in
+// place; Get hands out copies, which the caller may read without a lock
+// (the records they point to are never changed).
+type Request struct {
 	id         string
 	root       *machine.Record // nil until the root record is read
 	rootSize   int
@@ -86,24 +87,24 @@ type request struct {
 	changed  time.Time
 }
 
-// ViewOption configures a View.
-type ViewOption func(*View)
+// Option configures a View.
+type Option func(*View)
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) ViewOption { return func(v *View) { v.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(v *View) { v.log = l } }
 
 // WithClientOpts appends options to the view's Kafka client.
-func WithClientOpts(opts ...kgo.Opt) ViewOption {
+func WithClientOpts(opts ...kgo.Opt) Option {
 	return func(v *View) { v.opts = append(v.opts, opts...) }
 }
 
 // NewView returns a view of the installation conn points at. Run fills it.
-func NewView(conn kconn.Config, opts ...ViewOption) *View {
+func New(conn kconn.Config, opts ...Option) *View {
 	v := &View{conn: conn, log: slog.Default(), ready: make(chan struct{})}
 	for _, o := range opts {
 		o(v)
 	}
-	v.mu.reqs = map[string]*request{}
+	v.mu.reqs = map[string]*Request{}
 	v.mu.subs = map[string]map[chan struct{}]struct{}{}
 	return v
 }
@@ -341,7 +342,7 @@ func (v *View) apply(id, path string, rec *machine.Record, size int) {
 		if rec == nil {
 			return
 		}
-		n = &request{id: id}
+		n = &Request{id: id}
 		v.mu.reqs[id] = n
 	}
 	n.seq++
@@ -404,7 +405,7 @@ func (v *View) applyCompletion(r *kgo.Record) {
 	defer v.mu.Unlock()
 	n := v.mu.reqs[c.Request]
 	if n == nil {
-		n = &request{id: c.Request}
+		n = &Request{id: c.Request}
 		v.mu.reqs[c.Request] = n
 	}
 	n.seq++
@@ -422,9 +423,9 @@ func (v *View) notifyLocked(id string) {
 	}
 }
 
-// get returns a snapshot of request id, or nil: a copy the caller may read
+// Get returns a snapshot of request id, or nil: a copy the caller may read
 // without the lock (the records it points to are never changed).
-func (v *View) get(id string) *request {
+func (v *View) Get(id string) *Request {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	r := v.mu.reqs[id]
@@ -438,10 +439,10 @@ func (v *View) get(id string) *request {
 	return &c
 }
 
-// subscribe returns a channel that receives a value after each change of
+// Subscribe returns a channel that receives a value after each change of
 // request id (changes may be coalesced), and the function that ends the
 // subscription.
-func (v *View) subscribe(id string) (<-chan struct{}, func()) {
+func (v *View) Subscribe(id string) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	v.mu.Lock()
 	if v.mu.subs[id] == nil {
@@ -459,31 +460,31 @@ func (v *View) subscribe(id string) (<-chan struct{}, func()) {
 	}
 }
 
-// waitFor waits until cond holds for request id's snapshot (nil when the
+// WaitFor waits until cond holds for request id's snapshot (nil when the
 // view has none), ctx ends, or timeout passes; it returns the last
 // snapshot and whether cond held.
-func (v *View) waitFor(ctx context.Context, id string, timeout time.Duration, cond func(*request) bool) (*request, bool) {
-	ch, cancel := v.subscribe(id)
+func (v *View) WaitFor(ctx context.Context, id string, timeout time.Duration, cond func(*Request) bool) (*Request, bool) {
+	ch, cancel := v.Subscribe(id)
 	defer cancel()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
-		r := v.get(id)
+		r := v.Get(id)
 		if cond(r) {
 			return r, true
 		}
 		select {
 		case <-ch:
 		case <-t.C:
-			return v.get(id), false
+			return v.Get(id), false
 		case <-ctx.Done():
-			return v.get(id), false
+			return v.Get(id), false
 		}
 	}
 }
 
-// finished reports whether a request has ended, and how.
-func (r *request) finished() (machine.CompletionStatus, bool) {
+// Finished reports whether a request has ended, and how.
+func (r *Request) Finished() (machine.CompletionStatus, bool) {
 	if r == nil {
 		return "", false
 	}
@@ -494,6 +495,43 @@ func (r *request) finished() (machine.CompletionStatus, bool) {
 		return r.completion.Status, true
 	}
 	return "", false
+}
+
+// ID is the request's id.
+func (r *Request) ID() string { return r.id }
+
+// HasRoot reports whether the request's root record was read (a request
+// may be known from its completion alone for a moment).
+func (r *Request) HasRoot() bool { return r.root != nil }
+
+// Seq grows with every change the view saw of the request.
+func (r *Request) Seq() uint64 { return r.seq }
+
+// Instance returns the record of the instance at path ("" for the root),
+// or nil.
+func (r *Request) Instance(path string) *machine.Record {
+	if path == "" {
+		return r.root
+	}
+	if h, ok := r.children[path]; ok {
+		return h.rec
+	}
+	return nil
+}
+
+// Completion returns the completion of a finished request, as the
+// completions topic carries it (completion.schema.json): from the root
+// record when it is read, else the completion seen. ok is false while the
+// request runs.
+func (r *Request) Completion() (c machine.Completion, ok bool) {
+	if r.root != nil && r.root.Status != machine.Running {
+		return machine.Completion{Request: r.id, Workflow: r.root.Workflow, Status: machine.CompletionStatus(r.root.Status),
+			Output: r.root.Output, Error: r.root.Error, Started: r.root.Created, Finished: r.root.Updated}, true
+	}
+	if r.completion != nil {
+		return *r.completion, true
+	}
+	return machine.Completion{}, false
 }
 
 // held is a child record and its encoded size.
@@ -512,7 +550,8 @@ type RequestSummary struct {
 	Error    string    `json:"error,omitempty"`
 }
 
-func (r *request) summary() RequestSummary {
+// Summary is r as one row of a request list.
+func (r *Request) Summary() RequestSummary {
 	s := RequestSummary{ID: r.id}
 	switch {
 	case r.root != nil:
@@ -539,7 +578,7 @@ func (v *View) list(workflow, status string, after *cursorAt, limit int) (rows [
 	v.mu.RLock()
 	all := make([]RequestSummary, 0, len(v.mu.reqs))
 	for _, r := range v.mu.reqs {
-		s := r.summary()
+		s := r.Summary()
 		if s.Workflow == "" || (workflow != "" && s.Workflow != workflow) || (status != "" && s.Status != status) {
 			continue
 		}
@@ -628,8 +667,8 @@ func validStatus(s string) bool {
 	return false
 }
 
-// ViewStats are the view's figures, served at /api/v1/stats.
-type ViewStats struct {
+// Stats are the view's figures, served at /api/v1/stats.
+type Stats struct {
 	Ready          bool    `json:"ready"`
 	Requests       int     `json:"requests"`
 	Children       int     `json:"children"`       // fan-out child records held
@@ -646,9 +685,9 @@ type ViewStats struct {
 }
 
 // Stats returns the view's current figures.
-func (v *View) Stats() ViewStats {
+func (v *View) Stats() Stats {
 	v.mu.RLock()
-	s := ViewStats{Requests: len(v.mu.reqs)}
+	s := Stats{Requests: len(v.mu.reqs)}
 	for _, r := range v.mu.reqs {
 		s.Children += len(r.children)
 		s.RecordBytes += int64(r.bytes)

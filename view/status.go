@@ -1,4 +1,4 @@
-package api
+package view
 
 import (
 	"cmp"
@@ -108,15 +108,15 @@ type NodeProgress struct {
 	Error        string     `json:"error,omitempty"`      // a failure message seen
 }
 
-// statusOptions bound a status document.
-type statusOptions struct {
-	previewLimit int
-	instances    int // live children listed at most
+// StatusOptions bound a status document.
+type StatusOptions struct {
+	PreviewLimit int // payloads larger than this are cut (see Payload)
+	Instances    int // live children listed at most
 }
 
-// buildStatus renders r (which must have a root record or a completion)
+// BuildStatus renders r (which must have a root record or a completion)
 // as a status document.
-func buildStatus(r *request, set *topology.Set, o statusOptions) *Status {
+func BuildStatus(r *Request, set *topology.Set, o StatusOptions) *Status {
 	base := "/api/v1/requests/" + url.PathEscape(r.id) + "/payload"
 	s := &Status{ID: r.id, Seq: r.seq, Steps: []StepView{}, Instances: []Instance{}, Nodes: map[string]*NodeProgress{}}
 	if r.root == nil {
@@ -124,7 +124,7 @@ func buildStatus(r *request, set *topology.Set, o statusOptions) *Status {
 		s.Workflow, s.Status, s.Partition, s.Created, s.Updated = c.Workflow, string(c.Status), c.Partition, c.Started, c.Finished
 		s.Finished = &c.Finished
 		s.Error = c.Error
-		s.Output = bound(c.Output, o.previewLimit, base+"?part=output")
+		s.Output = bound(c.Output, o.PreviewLimit, base+"?part=output")
 		return s
 	}
 	root := r.root
@@ -133,8 +133,8 @@ func buildStatus(r *request, set *topology.Set, o statusOptions) *Status {
 	if root.Status != machine.Running {
 		s.Finished = &s.Updated
 	}
-	s.Input = bound(root.Input, o.previewLimit, base+"?part=input")
-	s.Output = bound(root.Output, o.previewLimit, base+"?part=output")
+	s.Input = bound(root.Input, o.PreviewLimit, base+"?part=input")
+	s.Output = bound(root.Output, o.PreviewLimit, base+"?part=output")
 	s.Error = root.Error
 
 	w := set.Lookup(root.Workflow)
@@ -142,7 +142,7 @@ func buildStatus(r *request, set *topology.Set, o statusOptions) *Status {
 	if w != nil {
 		g = w.Graph
 	}
-	s.Steps = stepViews(root, g, "", o.previewLimit, base)
+	s.Steps = stepViews(root, g, "", o.PreviewLimit, base)
 
 	paths := make([]string, 0, len(r.children))
 	for p := range r.children {
@@ -150,16 +150,16 @@ func buildStatus(r *request, set *topology.Set, o statusOptions) *Status {
 	}
 	slices.SortFunc(paths, comparePaths)
 	s.InstancesTotal = len(paths)
-	for _, p := range paths[:min(len(paths), o.instances)] {
+	for _, p := range paths[:min(len(paths), o.Instances)] {
 		c := r.children[p].rec
 		inst := Instance{Path: p, Task: c.Task, ID: c.ID, Status: string(c.Status), Created: c.Created,
-			Input:  bound(c.Input, o.previewLimit, base+"?part=input&instance="+url.QueryEscape(p)),
-			Output: bound(c.Output, o.previewLimit, base+"?part=output&instance="+url.QueryEscape(p))}
+			Input:  bound(c.Input, o.PreviewLimit, base+"?part=input&instance="+url.QueryEscape(p)),
+			Output: bound(c.Output, o.PreviewLimit, base+"?part=output&instance="+url.QueryEscape(p))}
 		var tg *topology.Graph
 		if w != nil && w.Tasks[c.Task] != nil {
 			tg = w.Tasks[c.Task].Graph
 		}
-		inst.Steps = stepViews(c, tg, nodeOf(p), o.previewLimit, base)
+		inst.Steps = stepViews(c, tg, nodeOf(p), o.PreviewLimit, base)
 		s.Instances = append(s.Instances, inst)
 	}
 	if w != nil {
@@ -210,7 +210,7 @@ func stepViews(inst *machine.Record, g *topology.Graph, nodePrefix string, limit
 }
 
 // progress sums the step states of every DAG node of w over r's records.
-func progress(r *request, w *topology.Workflow) map[string]*NodeProgress {
+func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 	nodes := map[string]*NodeProgress{}
 	get := func(id string) *NodeProgress {
 		p := nodes[id]

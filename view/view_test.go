@@ -1,4 +1,4 @@
-package api
+package view
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/internal/devbroker"
+	"github.com/stepwise-run/stepwise/internal/testlog"
+	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -23,7 +25,7 @@ import (
 // catch-up time and the heap the view holds per request.
 func TestViewCatchUpAndMemory(t *testing.T) {
 	const finished, running, children = 20000, 1000, 5
-	log := testLogger(t)
+	log := testlog.New(t)
 	b, err := devbroker.Start(devbroker.WithAddr("127.0.0.1:0"), devbroker.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func TestViewCatchUpAndMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	v := NewView(conn, WithLogger(log))
+	v := New(conn, WithLogger(log))
 	vctx, vcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- v.Run(vctx) }()
@@ -131,15 +133,15 @@ func TestViewCatchUpAndMemory(t *testing.T) {
 		t.Errorf("view holds %d requests and %d children, want %d and %d", st.Requests, st.Children, finished-1+running, running*children)
 	}
 	for p := range 3 {
-		if r := v.get(fmt.Sprintf("ghost-%d", p)); r != nil {
+		if r := v.Get(fmt.Sprintf("ghost-%d", p)); r != nil {
 			t.Errorf("an aborted record is in the view: %+v", r)
 		}
 	}
-	if v.get("done-00000") != nil || v.get("done-00001") == nil {
+	if v.Get("done-00000") != nil || v.Get("done-00001") == nil {
 		t.Errorf("tombstone not applied")
 	}
 	// Progress of a live fan-out from the records read.
-	s := buildStatus(v.get("run-0001"), set, statusOptions{previewLimit: PreviewLimit, instances: 100})
+	s := BuildStatus(v.Get("run-0001"), set, StatusOptions{PreviewLimit: PreviewLimit, Instances: 100})
 	if n := s.Nodes["fan/x"]; n.Total != children || n.Succeeded != children {
 		t.Errorf("fan/x of a running request: %+v", n)
 	}
@@ -159,6 +161,27 @@ func TestViewCatchUpAndMemory(t *testing.T) {
 	vcancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFailureInsideFanOut(t *testing.T) {
+	// A child's failure names a step path; the child records are gone
+	// with the request, so the DAG node is found from the path.
+	r := &Request{id: "r", root: &machine.Record{Request: "r", Workflow: "chain", Status: machine.StatusFailed,
+		Error: &machine.Failure{Step: "fan[1]/y", Attempt: 2, Message: "bad item"},
+		Steps: map[string]*machine.StepState{
+			"a":   {Status: machine.StepSucceeded, Attempt: 1},
+			"fan": {Status: machine.StepRunning, Children: 3, Done: 1},
+		}}}
+	set := mustParse(t, testYAML)
+	nodes := progress(r, set.Lookup("chain"))
+	for id, want := range map[string]string{"a": "succeeded", "fan": "failed", "fan/y": "failed", "fan/x": "pending", "b": "pending"} {
+		if nodes[id].Status != want {
+			t.Errorf("node %s: %+v, want %s", id, nodes[id], want)
+		}
+	}
+	if nodes["fan/y"].Error != "bad item" {
+		t.Errorf("fan/y error %q", nodes["fan/y"].Error)
 	}
 }
 
@@ -217,14 +240,14 @@ workflows:
         steps:
           - name: ocr
 `)
-	v := NewView(testConn())
+	v := New(testConn())
 	now := time.Now()
 	v.apply("r", "", &machine.Record{Request: "r", Workflow: "nest", Status: machine.Running, Created: now,
 		Steps: map[string]*machine.StepState{"docs": {Status: machine.StepRunning, Children: 1}}}, 100)
 	v.apply("r", "docs[0]", &machine.Record{Request: "r", Path: "docs[0]", Status: machine.Running,
 		Steps: map[string]*machine.StepState{"pages": {Status: machine.StepRunning, Children: 4, Done: 4}}}, 50)
 	v.apply("r", "docs[0]", &machine.Record{Request: "r", Path: "docs[0]", Status: machine.StatusSucceeded}, 40)
-	r := v.get("r")
+	r := v.Get("r")
 	if r.widths["docs[0]/pages"] != 4 || r.bytes != 140 {
 		t.Fatalf("widths %v, bytes %d", r.widths, r.bytes)
 	}
@@ -236,11 +259,11 @@ workflows:
 		t.Errorf("docs/pages %+v", n)
 	}
 	v.apply("r", "docs[0]", nil, 0)
-	if r := v.get("r"); len(r.children) != 0 || r.bytes != 100 {
+	if r := v.Get("r"); len(r.children) != 0 || r.bytes != 100 {
 		t.Errorf("after the tombstone: %d children, %d bytes", len(r.children), r.bytes)
 	}
 	v.apply("r", "", nil, 0)
-	if v.get("r") != nil {
+	if v.Get("r") != nil {
 		t.Errorf("root tombstone left the request")
 	}
 }
@@ -249,7 +272,7 @@ workflows:
 // parent; the view folds the count into the parent's step state, also
 // when the parent is rewritten while the fan-out runs.
 func TestFanoutProgressRecords(t *testing.T) {
-	v := NewView(testConn())
+	v := New(testConn())
 	now := time.Now()
 	root := func(a machine.StepStatus) *machine.Record {
 		return &machine.Record{Request: "r", Workflow: "chain", Status: machine.Running, Created: now,
@@ -257,18 +280,18 @@ func TestFanoutProgressRecords(t *testing.T) {
 	}
 	v.apply("r", "", root(machine.StepRunning), 100)
 	v.apply("r", "fan", &machine.Record{Kind: machine.KindFanout, Request: "r", Path: "fan", Status: machine.Running, Children: 3, Done: 2}, 60)
-	if got := v.get("r").root.Steps["fan"].Done; got != 2 {
+	if got := v.Get("r").root.Steps["fan"].Done; got != 2 {
 		t.Fatalf("done after the progress record = %d, want 2", got)
 	}
 	v.apply("r", "", root(machine.StepSucceeded), 100) // the parent rewritten mid-fan-out
-	if got := v.get("r").root.Steps["fan"].Done; got != 2 {
+	if got := v.Get("r").root.Steps["fan"].Done; got != 2 {
 		t.Fatalf("done after the parent was rewritten = %d, want 2", got)
 	}
-	if n := len(v.get("r").children); n != 0 {
+	if n := len(v.Get("r").children); n != 0 {
 		t.Fatalf("a progress record was taken for a child: %d children", n)
 	}
 	v.apply("r", "fan", nil, 0)
-	if p := v.get("r").progress; len(p) != 0 {
+	if p := v.Get("r").progress; len(p) != 0 {
 		t.Fatalf("progress after the tombstone: %v", p)
 	}
 }
@@ -277,7 +300,7 @@ func TestFanoutProgressRecords(t *testing.T) {
 // 10,000 children. Constant per child (the view changes requests in place;
 // copying children on every change cost the square of the width).
 func BenchmarkViewFanoutChild(b *testing.B) {
-	v := NewView(testConn())
+	v := New(testConn())
 	now := time.Now()
 	v.apply("r", "", &machine.Record{Request: "r", Workflow: "w", Status: machine.Running, Created: now,
 		Steps: map[string]*machine.StepState{"fan": {Status: machine.StepRunning, Children: 10000}}}, 100)
@@ -288,4 +311,38 @@ func BenchmarkViewFanoutChild(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		v.apply("r", fmt.Sprintf("fan[%d]", i%10000), done, 40)
 	}
+}
+
+// testYAML has a fan-out between two plain steps.
+const testYAML = `
+workflows:
+  - name: chain
+    steps:
+      - name: a
+      - name: fan
+        task: per-item
+        depends: [a]
+      - name: b
+        depends: [fan]
+    tasks:
+      - name: per-item
+        itemListKey: items
+        steps:
+          - name: x
+          - name: y
+            depends: [x]
+`
+
+func mustParse(t *testing.T, yaml string) *topology.Set {
+	t.Helper()
+	set, err := topology.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// testConn is a connection that is never dialled (views fed by hand).
+func testConn() kconn.Config {
+	return kconn.Config{Brokers: []string{"127.0.0.1:1"}, Prefix: topology.DefaultPrefix}
 }

@@ -1,0 +1,38 @@
+// Package testlog gives tests a logger that writes to the test's log. It
+// sits beside the data flow: processors, API, view and example tests hand
+// it to the parts they run, so a failing test shows what those parts said.
+package testlog
+
+import (
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// New returns a logger of warnings and errors to t's log (set
+// STEPWISE_TEST_LOG=debug to see everything). Lines logged after the test
+// ended are dropped: a stopped part's client may wind down on its own and
+// log late, which testing forbids.
+func New(t testing.TB) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("STEPWISE_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	w := &writer{t: t}
+	t.Cleanup(func() { w.done.Store(true) })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type writer struct {
+	t    testing.TB
+	done atomic.Bool
+}
+
+func (w *writer) Write(b []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimSpace(string(b)))
+	}
+	return len(b), nil
+}
