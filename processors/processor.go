@@ -147,13 +147,14 @@ func (p *Processor) connOpts() []kgo.Opt {
 	return append(opts, p.cfg.ExtraOpts...)
 }
 
-// Run checks the topics, joins the processors' group and processes until
-// ctx is done. Then it finishes the open transaction, leaves the group and
-// returns nil. It returns an error when the topics do not match the plan or
+// Run waits for the topics of the plan, joins the processors' group and
+// processes until ctx is done. Then it finishes the open transaction, leaves
+// the group and returns nil. It returns an error when a topic's cleanup
+// policy does not match the plan, when ctx ends before the topics exist, or
 // the transactional producer failed for good (fenced by a newer replica of
 // the same id, for one).
 func (p *Processor) Run(ctx context.Context) error {
-	if err := p.checkTopics(ctx); err != nil {
+	if err := p.waitTopics(ctx); err != nil {
 		return err
 	}
 	opts := append(p.connOpts(),
@@ -216,13 +217,40 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
-func (p *Processor) checkTopics(ctx context.Context) error {
+// Backoff of waitTopics between two checks of the topic plan.
+const (
+	topicsFirstWait = 500 * time.Millisecond
+	topicsMaxWait   = 5 * time.Second
+)
+
+// waitTopics returns once the cluster's topics match the plan. Processors
+// are started together with `stepwise topics create` (a Deployment next to
+// a Job), so topics that are missing, or co-partitioned topics whose counts
+// differ while partitions are being added, are waited for: logged at each
+// check and checked again with a doubling backoff until ctx ends. A wrong
+// cleanup policy is returned at once: nothing being created fixes it.
+func (p *Processor) waitTopics(ctx context.Context) error {
 	cl, err := kgo.NewClient(p.connOpts()...)
 	if err != nil {
 		return fmt.Errorf("stepwise: admin client: %w", err)
 	}
 	defer cl.Close()
-	return topics.Check(ctx, kadm.NewClient(cl), p.prefix, p.cfg.Set.Topics(p.prefix))
+	adm := kadm.NewClient(cl)
+	wait := topicsFirstWait
+	for {
+		err := topics.Check(ctx, adm, p.prefix, p.cfg.Set.Topics(p.prefix))
+		var drift *topics.DriftError
+		if err == nil || !errors.As(err, &drift) || !drift.Passing {
+			return err
+		}
+		p.log.Warn("waiting for the topics of the plan", "problems", drift.Problems, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stepwise: stopped while waiting for topics: %w", err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, topicsMaxWait)
+	}
 }
 
 // partitionNumbers returns the partition numbers of the processors' input

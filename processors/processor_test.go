@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topics"
 )
@@ -66,11 +68,38 @@ func TestCommitInterval(t *testing.T) {
 	}
 }
 
-// A processor refuses to start on a cluster without its topics and says
-// how to fix it.
-func TestProcessorRefusesMissingTopics(t *testing.T) {
+// A processor started before its topics exist (a Deployment applied with
+// the `topics create` Job) waits for them and then runs; before, it exited
+// at once with the drift error.
+func TestProcessorWaitsForMissingTopics(t *testing.T) {
 	e := newEnv(t, threeSteps, 2)
-	if _, err := e.admin().DeleteTopics(context.Background(), e.conn.Prefix.State()); err != nil {
+	ctx := context.Background()
+	p := e.conn.Prefix
+	if _, err := e.admin().DeleteTopics(ctx, p.State(), p.Tasks("b")); err != nil {
+		t.Fatal(err)
+	}
+	r := e.startProcessor("p1")
+	select {
+	case err := <-r.done:
+		t.Fatalf("processor exited while its topics were missing: %v", err)
+	case <-time.After(3 * time.Second):
+	}
+	if err := topics.Ensure(ctx, e.admin(), e.set.Topics(p), 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	comp := e.watchCompletions()
+	e.startWorker(echo)
+	reqs := ids("wait", 5)
+	e.start("chain", reqs...)
+	comp.wait(t, reqs, time.Minute)
+	comp.exactlyOnce(t, reqs, machine.Succeeded)
+}
+
+// A wrong cleanup policy is not something a running `topics create` fixes:
+// the processor refuses to start and says how to fix it.
+func TestProcessorRefusesWrongPolicy(t *testing.T) {
+	e := newEnv(t, threeSteps, 2)
+	if _, err := e.admin().AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("delete")}}, e.conn.Prefix.State()); err != nil {
 		t.Fatal(err)
 	}
 	r := e.startProcessor("p1")
@@ -81,6 +110,6 @@ func TestProcessorRefusesMissingTopics(t *testing.T) {
 			t.Fatalf("Run = %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("processor started without its state topic")
+		t.Fatal("processor started on a state topic that is not compacted")
 	}
 }

@@ -40,6 +40,11 @@ var ErrDrift = errors.New("stepwise: kafka topics do not match the topic plan")
 type DriftError struct {
 	Problems []string // one line each: "<topic>: <what is wrong>"
 	Fix      string   // what to run or do about it
+	// Passing is true when every problem is one that a `topics create`
+	// or a partition increase still under way leaves for a moment: a
+	// missing topic, co-partitioned topics with unequal counts. A wrong
+	// cleanup policy is never passing.
+	Passing bool
 }
 
 func (e *DriftError) Error() string {
@@ -184,7 +189,7 @@ func Check(ctx context.Context, adm *kadm.Client, p topology.Prefix, specs []top
 		fix = append(fix, "Partition counts only grow: add partitions to the smaller of "+strings.Join(coPartitioned(p), ", ")+
 			" until they are equal (kafka-topics.sh --alter --topic T --partitions N).")
 	}
-	return &DriftError{Problems: problems, Fix: strings.Join(fix, "\n")}
+	return &DriftError{Problems: problems, Fix: strings.Join(fix, "\n"), Passing: !policy}
 }
 
 // Ensure creates the topics of specs that do not exist, with

@@ -84,8 +84,8 @@ func TestTopics(t *testing.T) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
 	}
-	if len(drift.Problems) != 3 {
-		t.Errorf("problems: %q", drift.Problems)
+	if len(drift.Problems) != 3 || drift.Passing {
+		t.Errorf("problems: %q, passing %v (a wrong policy never passes)", drift.Problems, drift.Passing)
 	}
 
 	// Ensure repairs what it can: the missing topic and the policy.
@@ -94,7 +94,7 @@ func TestTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = Check(ctx, kfaketest.Admin(t, c), p, specs)
-	if !errors.As(err, &drift) || len(drift.Problems) != 1 || !strings.Contains(drift.Problems[0], p.Completions()) {
+	if !errors.As(err, &drift) || len(drift.Problems) != 1 || !strings.Contains(drift.Problems[0], p.Completions()) || !drift.Passing {
 		t.Fatalf("after repair: %v", err)
 	}
 }

@@ -277,8 +277,11 @@ func joinComma(s []string) string {
 	return b.String()
 }
 
-// waitGroupStable waits until group has n members and is stable.
-func (r *runner) waitGroupStable(ctx context.Context, p topology.Prefix, group string, n int, timeout time.Duration) error {
+// waitGroupStable waits until group has a member for each of systems and
+// is stable. A system that exits meanwhile ends the wait with its own
+// error (a child's last output), which says more than the group's state.
+func (r *runner) waitGroupStable(ctx context.Context, p topology.Prefix, group string, systems []system, timeout time.Duration) error {
+	n := len(systems)
 	cl, err := r.client(p)
 	if err != nil {
 		return err
@@ -288,6 +291,11 @@ func (r *runner) waitGroupStable(ctx context.Context, p topology.Prefix, group s
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for time.Now().Before(deadline) {
+		for _, s := range systems {
+			if err := s.exited(); err != nil {
+				return fmt.Errorf("stepwise: group %s: a member did not start: %w", group, err)
+			}
+		}
 		gs, err := adm.DescribeGroups(ctx, group)
 		if err == nil {
 			if g, ok := gs[group]; ok && g.Err == nil {
@@ -419,7 +427,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		})
 	}
 
-	if err := r.waitGroupStable(ctx, p, group, len(systems), 60*time.Second); err != nil {
+	if err := r.waitGroupStable(ctx, p, group, systems, 60*time.Second); err != nil {
 		return nil, err
 	}
 	// Warm up: a few requests on every partition, so the group has joined,

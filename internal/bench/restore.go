@@ -39,7 +39,7 @@ func (r *runner) restore(ctx context.Context, n int) (*Restore, error) {
 		}
 	}()
 	group := processors.GroupID(p)
-	if err := r.waitGroupStable(ctx, p, group, 1, 60*time.Second); err != nil {
+	if err := r.waitGroupStable(ctx, p, group, []system{holder}, 60*time.Second); err != nil {
 		return nil, err
 	}
 	res := &Restore{InFlight: n}

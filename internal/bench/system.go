@@ -26,6 +26,9 @@ type system interface {
 	restored() restoreFigures
 	// stop ends it and waits.
 	stop() error
+	// exited returns a non-nil error once it has ended by itself (a
+	// processor that failed at start), naming why.
+	exited() error
 }
 
 type usage struct {
@@ -92,15 +95,28 @@ func parseStatusKB(status, key string) int64 {
 // inProcess is a system running as goroutines of this process.
 type inProcess struct {
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when run has returned err
+	err    error
 	stats  func() restoreFigures // nil for the relay
 }
 
 func startInProcess(ctx context.Context, run func(context.Context) error, stats func() restoreFigures) *inProcess {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &inProcess{cancel: cancel, done: make(chan error, 1), stats: stats}
-	go func() { s.done <- run(ctx) }()
+	s := &inProcess{cancel: cancel, done: make(chan struct{}), stats: stats}
+	go func() {
+		s.err = run(ctx)
+		close(s.done)
+	}()
 	return s
+}
+
+func (s *inProcess) exited() error {
+	select {
+	case <-s.done:
+		return fmt.Errorf("stepwise: in-process system ended: %v", s.err)
+	default:
+		return nil
+	}
 }
 
 func (s *inProcess) usage() usage {
@@ -119,8 +135,8 @@ func (s *inProcess) restored() restoreFigures {
 func (s *inProcess) stop() error {
 	s.cancel()
 	select {
-	case err := <-s.done:
-		return err
+	case <-s.done:
+		return s.err
 	case <-time.After(30 * time.Second):
 		return errors.New("stepwise: in-process system did not stop within 30s")
 	}
@@ -128,16 +144,22 @@ func (s *inProcess) stop() error {
 
 // child is a system running as a child process (`stepwise run`, or the
 // relay mode of `stepwise bench`). Its stderr is read for the restore
-// lines of the processor's log; warnings and errors are passed on.
+// lines of the processor's log; warnings and errors are passed on, and the
+// last lines are kept to say why it exited if it does.
 type child struct {
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{} // closed when the process has exited with err
+	err  error
 	mu   struct {
 		sync.Mutex
 		rest restoreFigures
-		last usage // the latest figures read while it ran
+		last usage    // the latest figures read while it ran
+		tail []string // the last tailLines lines of stderr
 	}
 }
+
+// tailLines is how many of a child's last stderr lines its exit reports.
+const tailLines = 5
 
 // The processor's log line after a restore, as slog's text handler writes
 // it (see processors.Processor.assigned).
@@ -157,12 +179,18 @@ func startChild(argv []string, env []string, logTo io.Writer) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("stepwise: start %s: %w", strings.Join(argv, " "), err)
 	}
-	c := &child{cmd: cmd, done: make(chan error, 1)}
+	c := &child{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
 			line := sc.Text()
+			c.mu.Lock()
+			c.mu.tail = append(c.mu.tail, line)
+			if len(c.mu.tail) > tailLines {
+				c.mu.tail = c.mu.tail[1:]
+			}
+			c.mu.Unlock()
 			if m := restoredLine.FindStringSubmatch(line); m != nil {
 				n, _ := strconv.ParseUint(m[1], 10, 64)
 				d, _ := time.ParseDuration(m[2])
@@ -176,9 +204,24 @@ func startChild(argv []string, env []string, logTo io.Writer) (*child, error) {
 				fmt.Fprintf(logTo, "[pid %d] %s\n", cmd.Process.Pid, line)
 			}
 		}
-		c.done <- cmd.Wait()
+		c.err = cmd.Wait()
+		close(c.done)
 	}()
 	return c, nil
+}
+
+// exited reports the child's exit status and its last stderr lines (where
+// `stepwise run` prints a fatal error) once it has exited.
+func (c *child) exited() error {
+	select {
+	case <-c.done:
+	default:
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Errorf("stepwise: %s (pid %d) exited: %v; its last output:\n  %s",
+		strings.Join(c.cmd.Args, " "), c.cmd.Process.Pid, c.err, strings.Join(c.mu.tail, "\n  "))
 }
 
 func (c *child) usage() usage {
@@ -204,8 +247,8 @@ func (c *child) stop() error {
 	c.usage() // keep the last figures
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-c.done:
-		return err
+	case <-c.done:
+		return c.err
 	case <-time.After(20 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-c.done
