@@ -1,6 +1,9 @@
 package topology
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // compile turns validated specs into the model. It assumes validate found
 // nothing: every reference resolves and no graph has a cycle.
@@ -16,8 +19,9 @@ func compile(specs []*fileSpec) *Set {
 					namespaces = append(namespaces, ns)
 				}
 			}
+			transports := fileTransports(f)
 			for _, ns := range namespaces {
-				wf := compileWorkflow(f.file, w, ns)
+				wf := compileWorkflow(f.file, w, ns, transports)
 				set.Workflows[wf.Name] = wf
 				set.Order = append(set.Order, wf.Name)
 			}
@@ -29,8 +33,8 @@ func compile(specs []*fileSpec) *Set {
 // compileWorkflow builds one workflow for one namespace. Each namespace
 // gets its own Task values because the queues of their steps differ; within
 // one workflow a task is compiled once and shared by every step using it.
-func compileWorkflow(file string, w *workflowSpec, namespace string) *Workflow {
-	c := compiler{namespace: namespace, retry: DefaultRetry, tasks: map[string]*Task{}}
+func compileWorkflow(file string, w *workflowSpec, namespace string, transports map[string]string) *Workflow {
+	c := compiler{namespace: namespace, retry: DefaultRetry, tasks: map[string]*Task{}, transports: transports}
 	if d := w.defaults; d != nil {
 		c.retry = mergeRetry(c.retry, d.retry)
 		if d.timeout.set {
@@ -61,6 +65,20 @@ type compiler struct {
 	retry     RetryPolicy // DefaultRetry with the workflow's defaults applied
 	timeout   time.Duration
 	tasks     map[string]*Task
+	// transports maps each queue the file marked (unqualified name) to
+	// its transport; unmarked queues are TransportKafka.
+	transports map[string]string
+}
+
+// fileTransports returns the transport of every queue the file marked.
+func fileTransports(f *fileSpec) map[string]string {
+	out := map[string]string{}
+	forEachStep(f, func(s *stepSpec) {
+		if s.transport.set {
+			out[s.queueName()] = s.transport.val
+		}
+	})
+	return out
 }
 
 func (c *compiler) graph(specs []*stepSpec) *Graph {
@@ -81,6 +99,7 @@ func (c *compiler) graph(specs []*stepSpec) *Graph {
 				queue = s.queue.val
 			}
 			st.Queue = qualifyQueue(c.namespace, queue)
+			st.Transport = cmp.Or(c.transports[queue], TransportKafka)
 			st.Retry = mergeRetry(c.retry, s.retry)
 			st.Timeout = c.timeout
 			if s.timeout.set {

@@ -273,7 +273,7 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 		case "task":
 			s.task = l.str(f.val, p)
 		case "queue":
-			s.queue = l.str(f.val, p)
+			l.queue(s, f.val, p)
 		case "retry":
 			s.retry = l.retry(f.val, p)
 		case "timeout":
@@ -281,6 +281,32 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 		}
 	}
 	return s
+}
+
+// queue reads a step's queue: a name ("queue: ocr") or a mapping
+// ("queue: {name: ocr, transport: amqp}") whose name defaults to the
+// step's name.
+func (l *loader) queue(s *stepSpec, n *yaml.Node, path string) {
+	r := l.resolve(n)
+	if r == nil || r.Kind != yaml.MappingNode {
+		s.queue = l.str(n, path)
+		return
+	}
+	fields, _ := l.fields(r, path, "name", "transport")
+	for _, f := range fields {
+		switch f.name {
+		case "name":
+			s.queue = l.str(f.val, path+".name")
+		case "transport":
+			s.transport = l.str(f.val, path+".transport")
+		}
+	}
+	if !s.queue.set {
+		s.queue.at = at(r)
+	}
+	if !s.transport.set {
+		s.transport.at = at(r)
+	}
 }
 
 func (l *loader) retry(n *yaml.Node, path string) *retrySpec {

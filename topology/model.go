@@ -64,6 +64,11 @@ type Step struct {
 	Successors []*Step
 	Queue      string // resolved queue (namespace-prefixed); "" for a fan-out step
 	Task       *Task  // non-nil for a fan-out step
+	// Transport is how the queue's tasks reach workers: TransportKafka
+	// (workers consume the task topic) or TransportAMQP (the AMQP bridge
+	// relays them to RabbitMQ). Every step of a queue has the same one.
+	// "" for a fan-out step.
+	Transport string
 	Retry      RetryPolicy
 	Timeout    time.Duration // 0: no timeout
 }
@@ -114,7 +119,16 @@ func (s *Set) Lookup(name string) *Workflow {
 }
 
 // Queues returns every queue used by the set, sorted and without repeats.
-func (s *Set) Queues() []string {
+func (s *Set) Queues() []string { return s.queues(func(*Step) bool { return true }) }
+
+// QueuesOver returns the queues of the set served over transport
+// (TransportKafka or TransportAMQP), sorted and without repeats.
+func (s *Set) QueuesOver(transport string) []string {
+	return s.queues(func(st *Step) bool { return st.Transport == transport })
+}
+
+// queues returns the queues of the dispatched steps that keep says yes to.
+func (s *Set) queues(keep func(*Step) bool) []string {
 	seen := map[string]bool{}
 	// Each task is walked once: tasks shared by several steps at several
 	// nesting levels would otherwise be walked exponentially often.
@@ -130,7 +144,7 @@ func (s *Set) Queues() []string {
 				}
 				continue
 			}
-			if !seen[st.Queue] {
+			if !seen[st.Queue] && keep(st) {
 				seen[st.Queue] = true
 				out = append(out, st.Queue)
 			}

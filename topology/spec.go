@@ -68,7 +68,10 @@ type stepSpec struct {
 	depends []str
 	task    str
 	queue   str
-	retry   *retrySpec
+	// transport is the queue's "transport" when the queue was written as
+	// a mapping ({name: ocr, transport: amqp}); unset for a plain name.
+	transport str
+	retry     *retrySpec
 	timeout duration
 }
 

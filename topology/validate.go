@@ -41,7 +41,11 @@ const nameRule = "a letter, then at most 99 letters, digits, '_' or '-'"
 //   - the dependencies form no cycle (reported once per cycle as
 //     "a -> b -> a", arrows pointing from a step to the one that depends on
 //     it);
-//   - a queue matches NamePattern;
+//   - a queue matches NamePattern; its transport, when written
+//     ({name: ocr, transport: amqp}), is "kafka" or "amqp";
+//   - a queue has one transport: steps of the file naming the same queue
+//     do not mark it with different transports (a step that writes none
+//     takes the queue's);
 //   - a task names a task of the same workflow; such a fan-out step has no
 //     queue, retry or timeout of its own (it is never dispatched: its
 //     task's steps are);
@@ -84,6 +88,72 @@ func validate(f *fileSpec, l *errorList) {
 			seen[name] = w.path
 		}
 	}
+	checkTransports(f, l)
+}
+
+// Transports a queue can be served over (see Step.Transport).
+const (
+	TransportKafka = "kafka" // workers consume the queue's task topic (the default)
+	TransportAMQP  = "amqp"  // `stepwise bridge amqp` relays it to a RabbitMQ queue of the same name
+)
+
+// checkTransports checks each transport written and that every queue of
+// the file has one transport.
+func checkTransports(f *fileSpec, l *errorList) {
+	first := map[string]*stepSpec{} // queue -> the step that first set its transport
+	forEachStep(f, func(s *stepSpec) {
+		t := s.transport
+		if !t.set {
+			return
+		}
+		if t.val != TransportKafka && t.val != TransportAMQP {
+			l.add(t.at, s.path+".queue.transport", "unknown transport %q: must be %q or %q", t.val, TransportKafka, TransportAMQP)
+			return
+		}
+		q := s.queueName()
+		prev, ok := first[q]
+		if !ok {
+			first[q] = s
+			return
+		}
+		if prev.transport.val != t.val {
+			l.add(t.at, s.path+".queue.transport", "queue %q is served over %s at %s:%d:%d (%s); a queue has one transport",
+				q, prev.transport.val, f.file, prev.transport.at.line, prev.transport.at.col, prev.path+".queue.transport")
+		}
+	})
+}
+
+// forEachStep calls fn for every step of the file, workflows' and tasks'.
+func forEachStep(f *fileSpec, fn func(*stepSpec)) {
+	for _, w := range f.workflows {
+		if w.bad {
+			continue
+		}
+		for _, s := range w.steps {
+			if !s.bad {
+				fn(s)
+			}
+		}
+		for _, t := range w.tasks {
+			if t.bad {
+				continue
+			}
+			for _, s := range t.steps {
+				if !s.bad {
+					fn(s)
+				}
+			}
+		}
+	}
+}
+
+// queueName is the queue the step is dispatched to, before any namespace:
+// its queue, or its own name.
+func (s *stepSpec) queueName() string {
+	if s.queue.set {
+		return s.queue.val
+	}
+	return s.name.val
 }
 
 // compiledNames returns the names the workflow is started by: its name,
@@ -251,7 +321,7 @@ func validateGraph(steps []*stepSpec, w *workflowSpec, l *errorList) {
 				}
 				l.add(s.task.at, s.path+".task", "%s", msg)
 			}
-			if s.queue.set {
+			if s.queue.set || s.transport.set {
 				l.add(s.queue.at, s.path+".queue", "a fan-out step (task: %s) has no queue: its task's steps are dispatched, each to its own queue", s.task.val)
 			}
 			if s.retry != nil {
