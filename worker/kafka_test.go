@@ -667,3 +667,31 @@ func TestResultToPartitionAddedLater(t *testing.T) {
 		t.Fatalf("result key %q, want late", r.Key)
 	}
 }
+
+// TestAfterResult: the AfterResult callback runs once per produced result,
+// after the broker acknowledged it, with the task the handler ran.
+func TestAfterResult(t *testing.T) {
+	e := newEnv(t)
+	e.simpleTask(0, "r-1", `{}`)
+	answered := make(chan *Task, 2)
+	e.worker(func(ctx context.Context, task *Task) (json.RawMessage, error) {
+		return JSON(map[string]bool{"ok": true})
+	}, nil, AfterResult(func(task *Task) { answered <- task }))
+	r := e.next(10 * time.Second)
+	if r == nil {
+		t.Fatal("no result")
+	}
+	select {
+	case task := <-answered:
+		if task.Request != "r-1" || task.Step != "ocr" || task.Attempt != 1 {
+			t.Fatalf("AfterResult got %+v", task)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AfterResult not called after the result was produced")
+	}
+	select {
+	case task := <-answered:
+		t.Fatalf("AfterResult called twice (%+v)", task)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

@@ -149,6 +149,16 @@ type HandleOption func(*queueConfig)
 
 type queueConfig struct {
 	concurrency int
+	answered    func(*Task)
+}
+
+// AfterResult calls fn once the result of a task the handler ran is
+// acknowledged by the broker, before its offset may be committed; never
+// when no result was produced (the task then runs again). A relay to
+// another system uses it to acknowledge its side only once the result is
+// safe in Kafka.
+func AfterResult(fn func(*Task)) HandleOption {
+	return func(q *queueConfig) { q.answered = fn }
 }
 
 // Concurrency bounds the handlers of the queue running at once in this

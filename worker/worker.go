@@ -89,7 +89,7 @@ func (w *Worker) Handle(name string, h Handler, opts ...HandleOption) {
 		return
 	}
 	w.mu.names[name] = true
-	w.mu.queues = append(w.mu.queues, &queue{name: name, handler: h, concurrency: qc.concurrency})
+	w.mu.queues = append(w.mu.queues, &queue{name: name, handler: h, concurrency: qc.concurrency, answered: qc.answered})
 }
 
 // Run consumes until ctx is cancelled, then drains (see the package
@@ -189,6 +189,7 @@ type queue struct {
 	name        string
 	handler     Handler
 	concurrency int
+	answered    func(*Task) // AfterResult; nil when not set
 }
 
 // consumer runs one queue: its own client and consumer group, so each queue
@@ -365,6 +366,8 @@ func (c *consumer) process(hardCtx context.Context, rec *kgo.Record, e *entry) {
 		// make every restart fail the same way.
 		c.log.Error("result refused by the broker; dropped", slog.String(logRequest, string(res.record.Key)), slog.String(logStep, res.step),
 			slog.String(logTopic, res.record.Topic), slog.Int(logPartition, int(res.record.Partition)), slog.String(logError, err.Error()))
+	} else if res.task != nil && c.q.answered != nil {
+		c.q.answered(res.task)
 	}
 	c.markDone(rec, e)
 }
@@ -407,7 +410,8 @@ func (c *consumer) markDone(rec *kgo.Record, e *entry) {
 type result struct {
 	record    *kgo.Record
 	step      string
-	abandoned bool // the drain timeout cut the handler short: no answer, no commit
+	task      *Task // the task the handler ran; nil when it did not run
+	abandoned bool  // the drain timeout cut the handler short: no answer, no commit
 }
 
 // outcome reads the task, runs the handler, and builds the result record;
@@ -435,6 +439,7 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 			defer cancel()
 		}
 		out, err := c.h(ctx, t)
+		res.task = t
 		if hardCtx.Err() != nil {
 			res.abandoned = true
 			return res
