@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/stepwise-run/stepwise/internal/bridge"
+	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/worker"
+)
+
+func init() {
+	register(command{
+		name:    "bridge",
+		summary: "serve queues of a workflow from RabbitMQ workers (bridge amqp)",
+		run:     runBridge,
+	})
+}
+
+// amqpURLEnv is the variable the original manager's workers read their
+// RabbitMQ address from; the bridge takes it as the default of --amqp-url.
+const amqpURLEnv = "AMQP_SERVER"
+
+func runBridge(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "amqp" {
+		return &exitError{code: 2, msg: "usage: stepwise bridge amqp -f FILE --amqp-url URL [--queues Q,...] (the only bridge is amqp)"}
+	}
+	return runBridgeAMQP(ctx, args[1:])
+}
+
+func runBridgeAMQP(ctx context.Context, args []string) error {
+	var (
+		conn        = kconn.Default()
+		files       fileFlags
+		queues      = queueSet{}
+		url         string
+		replyQueue  string
+		concurrency int
+		level       slog.Level
+	)
+	fs := flag.NewFlagSet("bridge amqp", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: stepwise bridge amqp -f FILE... --amqp-url URL [--queues Q,...] [flags]\n\n"+
+			"Serves queues of the workflows from RabbitMQ: each task of a bridged queue is\n"+
+			"published to the AMQP queue of the same name in the original manager's format,\n"+
+			"and each reply is produced as the step's result. The queues are those given\n"+
+			"with --queues, else every queue marked 'transport: amqp' in the files.\n"+
+			"Stateless: run as many replicas as you like (docs/migrating.md).\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	conn.RegisterFlags(fs)
+	fs.Var(&files, "f", "workflow definition file (repeatable)")
+	fs.StringVar(&url, "amqp-url", os.Getenv(amqpURLEnv), "RabbitMQ to serve the queues from, amqp://user:password@host:port/vhost (default $"+amqpURLEnv+")")
+	fs.Var(queues, "queues", "queues to bridge (comma-separated); default: those marked 'transport: amqp'")
+	fs.StringVar(&replyQueue, "reply-queue", "", "this replica's reply queue, stable across its restarts (default <prefix>bridge.replies.<host>-<pid>)")
+	fs.IntVar(&concurrency, "concurrency", bridge.DefaultConcurrency, "tasks of each queue in flight on RabbitMQ per replica")
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if url == "" {
+		return &exitError{code: 2, msg: "no RabbitMQ: give --amqp-url or set " + amqpURLEnv}
+	}
+	set, err := loadDefinitions(files)
+	if err != nil {
+		return err
+	}
+	bridged, err := bridgedQueues(set, queues)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, s := range stepsWithoutTimeout(set, bridged) {
+		log.Warn("bridged step has no timeout: a worker that acknowledges a task before replying and then dies leaves it waiting for ever; give it one", "step", s)
+	}
+	b, err := bridge.New(
+		bridge.WithAMQPURL(url),
+		bridge.WithQueues(bridged...),
+		bridge.WithReplyQueue(replyQueue),
+		bridge.WithPrefix(conn.Prefix),
+		bridge.WithConcurrency(concurrency),
+		bridge.WithLogger(log),
+		bridge.WithWorkerOptions(worker.WithConn(conn)),
+	)
+	if err != nil {
+		return err
+	}
+	return b.Run(ctx)
+}
+
+// bridgedQueues returns the queues to bridge: those asked for, each of
+// which must be a queue of the set, else those the set marks amqp.
+func bridgedQueues(set *topology.Set, asked queueSet) ([]string, error) {
+	all := set.Queues()
+	if len(asked) == 0 {
+		marked := set.QueuesOver(topology.TransportAMQP)
+		if len(marked) == 0 {
+			return nil, errors.New("no queue to bridge: give --queues or mark queues 'transport: amqp' in the files")
+		}
+		return marked, nil
+	}
+	var out []string
+	for q := range asked {
+		if !slices.Contains(all, q) {
+			return nil, fmt.Errorf("--queues: no queue %q in the files; their queues are %s", q, strings.Join(all, ", "))
+		}
+		out = append(out, q)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// stepsWithoutTimeout names the steps of the bridged queues that have no
+// timeout ("workflow/step").
+func stepsWithoutTimeout(set *topology.Set, queues []string) []string {
+	var out []string
+	var walk func(wf string, g *topology.Graph, seen map[*topology.Task]bool)
+	walk = func(wf string, g *topology.Graph, seen map[*topology.Task]bool) {
+		for _, st := range g.Steps {
+			switch {
+			case st.Task != nil:
+				if !seen[st.Task] {
+					seen[st.Task] = true
+					walk(wf, st.Task.Graph, seen)
+				}
+			case st.Timeout == 0 && slices.Contains(queues, st.Queue):
+				out = append(out, wf+"/"+st.Name)
+			}
+		}
+	}
+	for _, name := range set.Order {
+		walk(name, set.Workflows[name].Graph, map[*topology.Task]bool{})
+	}
+	return out
+}

@@ -1,0 +1,305 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stepwise-run/stepwise/worker"
+)
+
+// Log keys.
+const (
+	logError       = "error"
+	logQueue       = "queue"
+	logCorrelation = "correlation_id"
+	logReplyQueue  = "reply_queue"
+	logGeneration  = "generation"
+	logWait        = "wait"
+	logRequest     = "request"
+	logStep        = "step"
+	logOutcome     = "outcome"
+)
+
+// Stats counts what the bridge did. Every reply that is not used as a
+// step's output is counted under one of the reply counters.
+type Stats struct {
+	Published   atomic.Int64 // tasks published and confirmed, republished ones included
+	Republished atomic.Int64 // tasks published again after a reconnect
+	Unconfirmed atomic.Int64 // publishes RabbitMQ nacked or lost before confirming (published again)
+	Replies     atomic.Int64 // replies matched to a waiting task
+	Empty       atomic.Int64 // of those, empty (or null) bodies, taken as {}
+	Garbage     atomic.Int64 // of those, bodies that are not a JSON object: the attempt fails
+	Unknown     atomic.Int64 // replies whose correlation id no task here waits for, or that have none
+	Late        atomic.Int64 // replies for a task already answered (a duplicate run)
+	Reconnects  atomic.Int64 // connections to RabbitMQ lost
+}
+
+// Snapshot returns the counters by name, for logs and tests.
+func (s *Stats) Snapshot() map[string]int64 {
+	return map[string]int64{
+		"published": s.Published.Load(), "republished": s.Republished.Load(), "unconfirmed": s.Unconfirmed.Load(),
+		"replies": s.Replies.Load(), "empty": s.Empty.Load(), "garbage": s.Garbage.Load(),
+		"unknown": s.Unknown.Load(), "late": s.Late.Load(), "reconnects": s.Reconnects.Load(),
+	}
+}
+
+// Bridge relays tasks of some queues to RabbitMQ and their replies back.
+// Create it with New, run it with Run.
+type Bridge struct {
+	cfg   config
+	stats Stats
+	sess  *session
+
+	mu struct {
+		sync.Mutex
+		waiting  map[string][]*call       // by correlation id
+		answered map[string]time.Time     // correlation ids answered recently, to tell late replies from unknown ones
+		acks     map[*worker.Task]*answer // replies to acknowledge once the task's result is produced
+	}
+}
+
+// call is one task waiting for its reply.
+type call struct {
+	reply chan *answer // gets at most one
+}
+
+// answer is one reply delivery, shared by every call it answered; it is
+// acknowledged when the last of them has produced its result.
+type answer struct {
+	d       amqp.Delivery
+	pending atomic.Int32
+}
+
+// answeredMemory is how long a correlation id is remembered as answered.
+const answeredMemory = 10 * time.Minute
+
+// New checks the options and returns a Bridge.
+func New(opts ...Option) (*Bridge, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case cfg.url == "":
+		return nil, errors.New("stepwise bridge: no AMQP URL (WithAMQPURL)")
+	case len(cfg.queues) == 0:
+		return nil, errors.New("stepwise bridge: no queues to bridge (WithQueues)")
+	}
+	if cfg.replyQueue == "" {
+		host, _ := os.Hostname()
+		cfg.replyQueue = fmt.Sprintf("%sbridge.replies.%s-%d", cfg.prefix, host, os.Getpid())
+	}
+	b := &Bridge{cfg: cfg}
+	b.mu.waiting = map[string][]*call{}
+	b.mu.answered = map[string]time.Time{}
+	b.mu.acks = map[*worker.Task]*answer{}
+	b.sess = newSession(cfg.url, cfg.replyQueue, 2*cfg.concurrency*len(cfg.queues), cfg.backoff, cfg.logger, &b.stats, b.onReply)
+	return b, nil
+}
+
+// Stats returns the bridge's counters.
+func (b *Bridge) Stats() *Stats { return &b.stats }
+
+// ReplyQueue returns the name of this replica's reply queue.
+func (b *Bridge) ReplyQueue() string { return b.cfg.replyQueue }
+
+// Run serves until ctx ends, then drains as a worker does (tasks still
+// waiting for a reply after the drain timeout run again elsewhere). It
+// returns an error only when the Kafka side cannot run.
+func (b *Bridge) Run(ctx context.Context) error {
+	w, err := worker.New(append(b.cfg.workerOpts, worker.WithLogger(b.cfg.logger))...)
+	if err != nil {
+		return err
+	}
+	for _, q := range b.cfg.queues {
+		w.Handle(q, b.handler(q), worker.Concurrency(b.cfg.concurrency), worker.AfterResult(b.acknowledge))
+	}
+	sessCtx, stopSession := context.WithCancel(context.WithoutCancel(ctx))
+	sessDone := make(chan struct{})
+	go func() { defer close(sessDone); b.sess.run(sessCtx) }()
+	ticker := time.NewTicker(b.cfg.statsEvery)
+	defer ticker.Stop()
+	go func() {
+		for {
+			select {
+			case <-ticker.C:
+				b.logStats("bridge counters")
+			case <-sessDone:
+				return
+			}
+		}
+	}()
+	b.cfg.logger.Info("bridge started", slog.Any("queues", b.cfg.queues), slog.String(logReplyQueue, b.cfg.replyQueue))
+	err = w.Run(ctx)
+	// The worker has drained: every reply it could use was acknowledged.
+	stopSession()
+	<-sessDone
+	b.logStats("bridge stopped")
+	return err
+}
+
+func (b *Bridge) logStats(msg string) {
+	attrs := []any{}
+	for k, v := range b.stats.Snapshot() {
+		attrs = append(attrs, slog.Int64(k, v))
+	}
+	b.cfg.logger.Info(msg, attrs...)
+}
+
+// handler publishes each task and waits for its reply; the worker SDK
+// produces what it returns as the result.
+func (b *Bridge) handler(queue string) worker.Handler {
+	return func(ctx context.Context, t *worker.Task) (json.RawMessage, error) {
+		instance := t.Instance
+		if instance == "" {
+			instance = t.Request
+		}
+		corr := CorrelationID(instance, t.Step)
+		c := &call{reply: make(chan *answer, 1)}
+		b.wait(corr, c)
+		defer b.unwait(corr, c)
+		for published := false; ; published = true {
+			lost, err := b.sess.publish(ctx, queue, corr, t.Input)
+			if err != nil {
+				return nil, fmt.Errorf("stepwise bridge: task not delivered to AMQP queue %s: %w", queue, err)
+			}
+			b.stats.Published.Add(1)
+			if published {
+				b.stats.Republished.Add(1)
+			}
+			select {
+			case a := <-c.reply:
+				return b.use(t, queue, corr, a)
+			case <-lost:
+				// The reply may still come (the reply queue is durable),
+				// but a task lost with the connection would never be
+				// answered: publish again, at the risk of a duplicate run.
+			case <-ctx.Done():
+				return nil, fmt.Errorf("stepwise bridge: no reply from AMQP queue %s: %w", queue, ctx.Err())
+			}
+		}
+	}
+}
+
+// use turns a reply into the handler's outcome and keeps the delivery to
+// acknowledge after the result is produced.
+func (b *Bridge) use(t *worker.Task, queue, corr string, a *answer) (json.RawMessage, error) {
+	b.mu.Lock()
+	b.mu.acks[t] = a
+	b.mu.Unlock()
+	b.stats.Replies.Add(1)
+	out, empty, err := decodeReply(a.d.Body)
+	switch {
+	case err != nil:
+		b.stats.Garbage.Add(1)
+		b.cfg.logger.Warn("unusable reply; the attempt fails", slog.String(logQueue, queue), slog.String(logCorrelation, corr),
+			slog.String(logRequest, t.Request), slog.String(logStep, t.Step), slog.String(logError, err.Error()))
+		return nil, err
+	case empty:
+		b.stats.Empty.Add(1)
+		b.cfg.logger.Debug("empty reply taken as {}", slog.String(logQueue, queue), slog.String(logCorrelation, corr))
+	}
+	return out, nil
+}
+
+// acknowledge is called once a task's result is safe in Kafka.
+func (b *Bridge) acknowledge(t *worker.Task) {
+	b.mu.Lock()
+	a := b.mu.acks[t]
+	delete(b.mu.acks, t)
+	b.mu.Unlock()
+	if a == nil || a.pending.Add(-1) > 0 {
+		return
+	}
+	if err := a.d.Ack(false); err != nil {
+		// The channel closed: RabbitMQ delivers the reply again, and it
+		// is then counted as late.
+		b.cfg.logger.Info("reply not acknowledged (channel closed); it will come again", slog.String(logCorrelation, a.d.CorrelationId), slog.String(logError, err.Error()))
+	}
+}
+
+func (b *Bridge) wait(corr string, c *call) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mu.waiting[corr] = append(b.mu.waiting[corr], c)
+}
+
+func (b *Bridge) unwait(corr string, c *call) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cs := b.mu.waiting[corr]
+	for i, x := range cs {
+		if x == c {
+			cs = append(cs[:i:i], cs[i+1:]...)
+			break
+		}
+	}
+	if len(cs) == 0 {
+		delete(b.mu.waiting, corr)
+	} else {
+		b.mu.waiting[corr] = cs
+	}
+}
+
+// onReply matches a reply to the tasks waiting for its correlation id.
+// Every task waiting for it gets it (they are runs of the same step of
+// the same instance); a reply nobody waits for is counted and dropped.
+func (b *Bridge) onReply(d amqp.Delivery) {
+	corr := d.CorrelationId
+	now := time.Now()
+	b.mu.Lock()
+	cs := b.mu.waiting[corr]
+	delete(b.mu.waiting, corr)
+	_, late := b.mu.answered[corr]
+	if len(cs) > 0 {
+		b.rememberLocked(corr, now)
+	}
+	b.mu.Unlock()
+	if len(cs) == 0 {
+		outcome := "unknown"
+		if late {
+			outcome = "late"
+			b.stats.Late.Add(1)
+		} else {
+			b.stats.Unknown.Add(1)
+		}
+		level := slog.LevelWarn
+		if late {
+			level = slog.LevelInfo // a duplicate run, expected after failures
+		}
+		b.cfg.logger.Log(context.Background(), level, "reply for no waiting task; dropped", slog.String(logOutcome, outcome),
+			slog.String(logCorrelation, corr), slog.String("app_id", d.AppId), slog.Int("bytes", len(d.Body)))
+		if err := d.Ack(false); err != nil {
+			b.cfg.logger.Info("dropped reply not acknowledged", slog.String(logError, err.Error()))
+		}
+		return
+	}
+	a := &answer{d: d}
+	a.pending.Store(int32(len(cs)))
+	for _, c := range cs {
+		c.reply <- a
+	}
+}
+
+// rememberLocked notes corr as answered and forgets old entries.
+func (b *Bridge) rememberLocked(corr string, now time.Time) {
+	b.mu.answered[corr] = now
+	if len(b.mu.answered)%1024 == 0 {
+		for k, at := range b.mu.answered {
+			if now.Sub(at) > answeredMemory {
+				delete(b.mu.answered, k)
+			}
+		}
+	}
+}
