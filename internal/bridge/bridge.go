@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,9 +152,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 func (b *Bridge) logStats(msg string) {
+	snap := b.stats.Snapshot()
 	attrs := []any{}
-	for k, v := range b.stats.Snapshot() {
-		attrs = append(attrs, slog.Int64(k, v))
+	for _, k := range slices.Sorted(maps.Keys(snap)) {
+		attrs = append(attrs, slog.Int64(k, snap[k]))
 	}
 	b.cfg.logger.Info(msg, attrs...)
 }

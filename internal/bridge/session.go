@@ -69,7 +69,9 @@ func (s *session) run(ctx context.Context) {
 			s.log.Warn("lost RabbitMQ; reconnecting, then publishing again the tasks still waiting", slog.String(logError, msg))
 		}
 		s.disconnect()
-		s.stats.Reconnects.Add(1)
+		if ctx.Err() == nil {
+			s.stats.Reconnects.Add(1)
+		}
 	}
 }
 
