@@ -32,9 +32,9 @@ type session struct {
 		sync.Mutex
 		pub      *amqp.Channel
 		gen      uint64
-		ready    chan struct{}     // closed while connected
-		lost     chan struct{}     // closed when generation gen ends
-		declared map[string]bool   // task queues declared on this connection
+		ready    chan struct{}   // closed while connected
+		lost     chan struct{}   // closed when generation gen ends
+		declared map[string]bool // task queues declared on this connection
 	}
 }
 
