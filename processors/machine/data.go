@@ -71,6 +71,31 @@ func merge(parts []json.RawMessage) json.RawMessage {
 	return encodeObject(out)
 }
 
+// describeJSON names the kind of a JSON value for error messages, with a
+// short quote of it: `a number (5)`, `null`.
+func describeJSON(raw json.RawMessage) string {
+	t := bytes.TrimSpace(raw)
+	quote := string(t)
+	if len(quote) > 40 {
+		quote = quote[:37] + "..."
+	}
+	switch {
+	case len(t) == 0:
+		return "nothing"
+	case t[0] == '{':
+		return "an object " + quote
+	case t[0] == '"':
+		return "a string " + quote
+	case t[0] == 't' || t[0] == 'f':
+		return "a boolean " + quote
+	case t[0] == 'n':
+		return "null"
+	case t[0] == '[':
+		return "an unreadable list " + quote
+	}
+	return "a number " + quote
+}
+
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // elementID returns the UUID "id" of a list element that is an object with

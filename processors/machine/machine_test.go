@@ -129,14 +129,68 @@ func TestFanOutOverEmptyOrMissingListCompletesAtOnce(t *testing.T) {
 	for _, tc := range []struct{ split, sumInput string }{
 		{`{"sections":[]}`, `{"sections":[]}`},
 		{`{"other":1}`, `{}`},
-		{`{"sections":"not a list"}`, `{}`},
-		{`{"sections":null}`, `{}`},
 	} {
 		h := newHarness(t, wordCounts())
 		h.start("r", "book-word-counts", `{}`)
 		h.ok(h.dispatched("book-split"), tc.split)
 		jsonEq(t, "input of sum-splits after "+tc.split, h.dispatched("sum-splits").Input, tc.sumInput)
 	}
+}
+
+func TestFanOutOverAValueThatIsNotAListFailsTheRequest(t *testing.T) {
+	for _, tc := range []struct{ value, says string }{
+		{`5`, "a number 5"},
+		{`"abc"`, `a string "abc"`},
+		{`{}`, "an object {}"},
+		{`null`, "null"},
+		{`true`, "a boolean true"},
+	} {
+		h := newHarness(t, wordCounts())
+		h.start("r", "book-word-counts", `{}`)
+		h.ok(h.dispatched("book-split"), `{"sections":`+tc.value+`}`)
+		for _, d := range h.dispatches {
+			if d.Step == "sum-splits" || strings.HasPrefix(d.Step, "section-counts[") {
+				t.Fatalf("sections=%s: %s dispatched after a fan-out over a non-list", tc.value, d.Step)
+			}
+		}
+		if len(h.completions) != 1 {
+			t.Fatalf("sections=%s: %d completions, want the request failed", tc.value, len(h.completions))
+		}
+		c := h.completions[0]
+		want := `fan-out over "sections" needs a list, but the step's input has ` + tc.says + ` there`
+		if c.Status != Failed || c.Error == nil || c.Error.Step != "section-counts" || c.Error.Message != want {
+			t.Fatalf("sections=%s: completion %+v, error %+v; want failed at section-counts with %q", tc.value, c, c.Error, want)
+		}
+	}
+}
+
+func TestNestedFanOutOverANonListFailsTheRequestAndDispatchesNothingMore(t *testing.T) {
+	h := newHarness(t, nestedIDP())
+	h.start("r", "idp", `{}`)
+	h.ok(h.dispatched("split"), `{"documents":[{"n":1},{"n":2}]}`)
+	before := len(h.dispatches)
+	h.ok(h.dispatched("docs[0]/paginate"), `{"pages":"three"}`)
+	if len(h.dispatches) != before {
+		t.Fatalf("dispatched %v after the request failed", h.stepsDispatched()[before:])
+	}
+	if len(h.completions) != 1 || h.completions[0].Status != Failed || h.completions[0].Error.Step != "docs[0]/per-page" {
+		t.Fatalf("completions = %+v", h.completions)
+	}
+	for k := range h.store {
+		if k != "r" {
+			t.Fatalf("record %q kept after the request failed", k)
+		}
+	}
+}
+
+func TestJoinLeavesOutChildrenWithoutTheSingularKey(t *testing.T) {
+	h := newHarness(t, wordCounts())
+	h.start("r", "book-word-counts", `{}`)
+	h.ok(h.dispatched("book-split"), `{"sections":[1,2,3]}`)
+	h.ok(h.dispatched("section-counts[0]/segment-word-counts"), `{"section":"c0"}`)
+	h.ok(h.dispatched("section-counts[1]/segment-word-counts"), `{"other":"from-1"}`)
+	h.ok(h.dispatched("section-counts[2]/segment-word-counts"), `{"section":"c2","other":"from-2"}`)
+	jsonEq(t, "input of sum-splits", h.dispatched("sum-splits").Input, `{"sections":["c0","c2"],"other":"from-1"}`)
 }
 
 func nestedIDP() *topology.Workflow {

@@ -37,7 +37,7 @@ func randomWorkflow(r *rand.Rand) (*topology.Workflow, []string) {
 			head := name
 			if depth < 2 && r.IntN(3) == 0 {
 				tname := fmt.Sprintf("%st%d", prefix, i)
-				key := "items" + tname
+				key := "items" + tname + "s" // its singular (the item key) differs
 				listKeys = append(listKeys, key)
 				tasks[tname] = task(tname, key, build(depth+1, tname+"_"))
 				head = name + "=" + tname
@@ -118,7 +118,7 @@ func (d *driver) checkJoined(disp Dispatch) {
 
 // output is what every worker answers: every list key (so any fan-out
 // finds a list) and every element key (so a join can tell finished
-// children from unfinished ones, which would give null).
+// children from unfinished ones, which the join would leave out).
 func (d *driver) output(disp Dispatch) json.RawMessage {
 	o := map[string]any{"from_" + strings.ReplaceAll(disp.Step, "/", "_"): disp.Attempt}
 	for _, k := range d.listKeys {

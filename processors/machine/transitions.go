@@ -181,8 +181,8 @@ func (t *transition) advance(inst *Record, g *topology.Graph) {
 				continue
 			}
 			t.begin(inst, step)
-			if inst.Status != Running {
-				return // the step failed the request (input too large)
+			if inst.Status != Running || t.rootFinished(inst.Request) {
+				return // the step failed the request (input too large, not a list)
 			}
 			if inst.Steps[step.Name].Status == StepSucceeded {
 				progressed = true
@@ -239,18 +239,21 @@ func (t *transition) outputOf(inst *Record, step *topology.Step) json.RawMessage
 	if ss.Output != nil { // fan-out over a missing list
 		return ss.Output
 	}
+	// As in the original manager: each child's singular key is gathered,
+	// in element order, and a child that returns no such key is left out
+	// of the list; the children's other keys are merged, the lowest
+	// element index winning a repeated key.
 	task := step.Task
-	gathered := make([]json.RawMessage, ss.Children)
+	gathered := make([]json.RawMessage, 0, ss.Children)
 	out := object{}
 	for i := range ss.Children {
 		child := t.get(RecordKey(inst.Request, childPath(inst.Path, step.Name, i)))
-		gathered[i] = json.RawMessage("null")
 		if child == nil {
 			continue
 		}
 		for k, v := range decodeObject(child.Output) {
 			if k == task.ItemKey {
-				gathered[i] = v
+				gathered = append(gathered, v)
 				continue
 			}
 			if _, seen := out[k]; !seen {
@@ -274,10 +277,20 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 	inst.Steps[step.Name] = ss
 	input := t.inputOf(inst, step)
 	fields := decodeObject(input)
-	var elems []json.RawMessage
-	if raw, ok := fields[step.Task.ItemListKey]; !ok || json.Unmarshal(raw, &elems) != nil || elems == nil {
-		// Missing, null or not a list: nothing to fan out over.
+	raw, ok := fields[step.Task.ItemListKey]
+	if !ok {
+		// Missing: nothing to fan out over, as in the original manager.
 		ss.Status, ss.Ended, ss.Output = StepSucceeded, t.now, emptyObject
+		return
+	}
+	var elems []json.RawMessage
+	if json.Unmarshal(raw, &elems) != nil || elems == nil {
+		// Present but not a list: the step before it answered something
+		// else than it meant to. The original manager skipped the
+		// fan-out silently; failing says where the fault is.
+		ss.Status, ss.Ended = StepFailed, t.now
+		t.failRequest(inst.Request, &Failure{Step: StepPath(inst.Path, step.Name),
+			Message: fmt.Sprintf("fan-out over %q needs a list, but the step's input has %s there", step.Task.ItemListKey, describeJSON(raw))})
 		return
 	}
 	if len(elems) == 0 {
@@ -393,6 +406,10 @@ func (t *transition) finish(inst *Record, status CompletionStatus, output json.R
 		return
 	}
 	t.forgetChildren(inst)
+	// Steps this transition dispatched before the request ended (a step
+	// earlier in the graph than the one that failed it) must not run.
+	t.eff.Dispatches = slices.DeleteFunc(t.eff.Dispatches, func(d Dispatch) bool { return d.Request == inst.Request })
+	t.eff.SetTimers = slices.DeleteFunc(t.eff.SetTimers, func(tm Timer) bool { return tm.Request == inst.Request })
 	inst.ExpireAt = t.now.Add(t.m.retention)
 	t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Kind: TimerExpire, At: inst.ExpireAt})
 	t.eff.Completions = append(t.eff.Completions, Completion{
