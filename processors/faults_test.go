@@ -257,7 +257,7 @@ func TestMalformedRecords(t *testing.T) {
 			t.Errorf("%s: %d completions, status %s, want %s (%+v)", id, n, c.Status, want, c.Error)
 		}
 	}
-	if st := r.p.Stats(); st.Undecodable != 1 {
-		t.Errorf("undecodable = %d, want 1", st.Undecodable)
+	if st := r.p.Stats(); st.Drops[ReasonNoID] != 1 {
+		t.Errorf("records naming no request = %d, want 1 (drops %v)", st.Drops[ReasonNoID], st.Drops)
 	}
 }

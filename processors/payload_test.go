@@ -30,7 +30,7 @@ func TestStateRecordTooLarge(t *testing.T) {
 	if n != 1 || c.Status != machine.Failed || c.Error == nil || c.Error.Step != "b" || !strings.Contains(c.Error.Message, "limit") {
 		t.Fatalf("%d completions: %+v %+v", n, c, c.Error)
 	}
-	if st := r.p.Stats(); st.Aborted != 0 || st.Dropped != 0 {
+	if st := r.p.Stats(); st.Aborted != 0 || st.Drops[ReasonOversize] != 0 {
 		t.Errorf("stats %+v: the refusal needs no abort", st)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,26 +71,31 @@ type Processor struct {
 	// marks one more input, and the replay goes past it. Loop only.
 	poison map[string]bool
 
-	st counters
+	st    counters
+	drops dropCounts
 }
 
 // counters are the processor's running totals, updated atomically.
 type counters struct {
-	events, ignored, dropped, undecodable atomic.Uint64
-	committed, aborted, restarts          atomic.Uint64
+	events                       atomic.Uint64
+	committed, aborted, restarts atomic.Uint64
 	restores, restoredRecords, badRecords atomic.Uint64
 	restoreNanos, lastRestoreNanos        atomic.Int64
 }
 
 // Stats is a snapshot of a processor's counters.
 type Stats struct {
-	Events      uint64 // events applied to the machine (in committed or aborted batches)
-	Ignored     uint64 // events the machine ignored (duplicates, stale results...)
-	Dropped     uint64 // events dropped because their effects exceed the payload limit
-	Undecodable uint64 // request records naming no request at all
-	Committed   uint64 // transactions committed
-	Aborted     uint64 // transactions aborted
-	Restarts    uint64 // group sessions restarted after a transaction ended in error
+	Events    uint64 // events applied to the machine (in committed or aborted batches)
+	Committed uint64 // transactions committed
+	Aborted   uint64 // transactions aborted
+	Restarts  uint64 // group sessions restarted after a transaction ended in error
+
+	// Drops counts, by reason, the inputs (and timers) of committed
+	// transactions that changed no state: duplicates, stale results,
+	// results for unknown requests or on the wrong partition, starts
+	// with invalid ids, records naming no request, oversize effects.
+	// Each was logged once with its reason.
+	Drops map[machine.Reason]uint64
 
 	Restores        uint64        // restores run (one per assignment)
 	RestoredRecords uint64        // state records read by restores
@@ -108,8 +112,8 @@ func (p *Processor) Stats() Stats {
 	parts := slices.Sorted(maps.Keys(p.mu.parts))
 	p.mu.Unlock()
 	return Stats{
-		Events: p.st.events.Load(), Ignored: p.st.ignored.Load(), Dropped: p.st.dropped.Load(),
-		Undecodable: p.st.undecodable.Load(), Committed: p.st.committed.Load(), Aborted: p.st.aborted.Load(), Restarts: p.st.restarts.Load(),
+		Events: p.st.events.Load(), Drops: p.drops.snapshot(),
+		Committed: p.st.committed.Load(), Aborted: p.st.aborted.Load(), Restarts: p.st.restarts.Load(),
 		Restores: p.st.restores.Load(), RestoredRecords: p.st.restoredRecords.Load(), BadRecords: p.st.badRecords.Load(),
 		RestoreTime: time.Duration(p.st.restoreNanos.Load()), LastRestore: time.Duration(p.st.lastRestoreNanos.Load()),
 		Partitions: parts,
@@ -359,8 +363,9 @@ type batch struct {
 	now    time.Time
 	began  time.Time
 	parts  map[int32]*staged
-	n      int   // records consumed
-	failed error // set: the batch must abort
+	n      int    // records consumed
+	failed error  // set: the batch must abort
+	drops  []drop // reported once the batch commits
 
 	mu         sync.Mutex // guards the fields below, set by produce promises
 	produceErr error
@@ -517,8 +522,7 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 			var ok bool
 			ev, problem, ok = decodeRequest(r)
 			if !ok {
-				p.st.undecodable.Add(1)
-				p.log.Warn("skipping request record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "problem", problem)
+				b.drops = append(b.drops, drop{reason: ReasonNoID, detail: problem, source: recordSource(r), partition: r.Partition})
 				continue
 			}
 			if problem != "" {
@@ -533,7 +537,7 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 		default:
 			continue
 		}
-		p.apply(sess, b, r.Partition, ev, r.Topic+"/"+strconv.Itoa(int(r.Partition))+"/"+strconv.FormatInt(r.Offset, 10), nil)
+		p.apply(sess, b, r.Partition, ev, recordSource(r), nil)
 	}
 	for _, t := range timers {
 		if b.failed != nil {
@@ -566,8 +570,8 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 		if !ok || big {
 			// Nothing sensible fits: drop the event rather than wedge
 			// the partition on it forever.
-			p.st.dropped.Add(1)
-			p.log.Error("dropping event: its effects exceed the payload limit", "partition", part, "request", ev.Request, "source", src, "bytes", size, "limit", p.cfg.MaxPayload)
+			b.drops = append(b.drops, drop{reason: ReasonOversize, source: src, request: ev.Request, step: ev.Step, partition: part,
+				detail: fmt.Sprintf("its effects make a record of about %d bytes, above the %d-byte limit", size, p.cfg.MaxPayload)})
 			if fired != nil {
 				st.timers = append(st.timers, timerOp{opFired, *fired})
 			}
@@ -575,9 +579,8 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 		}
 		p.log.Warn("effects exceed the payload limit; failing the step instead", "partition", part, "request", ev.Request, "step", ev.Step, "source", src, "bytes", size, "limit", p.cfg.MaxPayload)
 	}
-	if eff.Ignored != "" {
-		p.st.ignored.Add(1)
-		p.log.Debug("event ignored", "partition", part, "request", ev.Request, "step", ev.Step, "why", eff.Ignored)
+	if eff.Reason != "" {
+		b.drops = append(b.drops, p.dropOf(ev, eff, src, part))
 	}
 	if fired != nil {
 		st.timers = append(st.timers, timerOp{opFired, *fired})
@@ -655,6 +658,7 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 		return nil
 	}
 	p.st.committed.Add(1)
+	p.reportDrops(b)
 	p.mu.Lock()
 	for part, st := range b.parts {
 		// A partition revoked (and maybe assigned again) since the

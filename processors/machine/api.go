@@ -84,10 +84,32 @@ type Effects struct {
 	Completions []Completion // requests that finished
 	SetTimers   []Timer
 	ClearTimers []Timer
-	// Ignored explains why an event changed nothing (duplicate, stale,
-	// unknown request...). For logs and metrics only.
+	// Ignored explains why an event changed no state (duplicate, stale,
+	// unknown request...), and Reason classifies it; both are empty when
+	// the event was applied. For logs and counters only.
 	Ignored string
+	Reason  Reason
 }
+
+// Reason classifies an input that changed no state, for the counters of
+// dropped inputs (a label value: lower case, underscores). The runtime adds
+// reasons of its own for inputs that never reach the machine.
+type Reason string
+
+// Reasons the machine gives.
+const (
+	ReasonInvalidID        Reason = "invalid_id"         // a start whose id no record can be keyed by (answered with a failed completion)
+	ReasonDuplicateStart   Reason = "duplicate_start"    // a start of an id already known (the first start wins)
+	ReasonUnknownRequest   Reason = "unknown_request"    // a result or timer for a request this partition does not hold
+	ReasonFinishedRequest  Reason = "finished_request"   // a result or timer for a request already finished
+	ReasonUnknownInstance  Reason = "unknown_instance"   // a result naming a fan-out child that does not exist or has finished
+	ReasonUnknownStep      Reason = "unknown_step"       // a result naming no dispatched step of its instance
+	ReasonWorkflowGone     Reason = "workflow_undefined" // a result for a workflow no longer defined
+	ReasonStaleResult      Reason = "stale_result"       // a result for an attempt that is no longer running (redelivery, late answer)
+	ReasonCancelIgnored    Reason = "cancel_ignored"     // a cancel of an unknown or finished request
+	ReasonStaleTimer       Reason = "stale_timer"        // a timer that no longer matches the state
+	ReasonUnknownEventKind Reason = "unknown_event"      // an event of a kind the machine does not know
+)
 
 // Write is one state record to produce. Record nil is a tombstone.
 type Write struct {

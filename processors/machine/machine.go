@@ -67,7 +67,7 @@ func (m *Machine) Apply(st Store, ev Event, now time.Time) Effects {
 	case EventTimer:
 		t.timer(ev)
 	default:
-		t.ignore(fmt.Sprintf("unknown event kind %d", ev.Kind))
+		t.ignore(ReasonUnknownEventKind, fmt.Sprintf("unknown event kind %d", ev.Kind))
 	}
 	return t.effects()
 }
@@ -84,7 +84,9 @@ type transition struct {
 	eff    Effects
 }
 
-func (t *transition) ignore(why string) { t.eff.Ignored = why }
+func (t *transition) ignore(reason Reason, why string) {
+	t.eff.Reason, t.eff.Ignored = reason, why
+}
 
 // get returns the current value of key, seeing this transition's writes.
 func (t *transition) get(key string) *Record {

@@ -17,6 +17,7 @@ func (t *transition) start(ev Event) {
 	if !RequestIDPattern.MatchString(ev.Request) {
 		// No record can be keyed by this id; answer with a completion so
 		// a waiting client learns why.
+		t.ignore(ReasonInvalidID, fmt.Sprintf("invalid request id %q", ev.Request))
 		t.eff.Completions = append(t.eff.Completions, Completion{
 			Request: ev.Request, Workflow: ev.Workflow, Status: Failed,
 			Error:   &Failure{Message: fmt.Sprintf("invalid request id %q: must match %s", ev.Request, RequestIDPattern)},
@@ -25,7 +26,7 @@ func (t *transition) start(ev Event) {
 		return
 	}
 	if t.get(ev.Request) != nil {
-		t.ignore("duplicate start")
+		t.ignore(ReasonDuplicateStart, "duplicate start")
 		return
 	}
 	root := &Record{
@@ -49,13 +50,13 @@ func (t *transition) start(ev Event) {
 
 // result applies a worker's answer to the attempt it names.
 func (t *transition) result(ev Event) {
-	inst, step, ss, why := t.locate(ev.Request, ev.Step)
-	if why != "" {
-		t.ignore(why)
+	inst, step, ss, reason, why := t.locate(ev.Request, ev.Step)
+	if reason != "" {
+		t.ignore(reason, why)
 		return
 	}
 	if ss.Status != StepRunning || ss.Attempt != ev.Attempt {
-		t.ignore(fmt.Sprintf("stale result: step %s is %s at attempt %d, result for attempt %d", ev.Step, ss.Status, ss.Attempt, ev.Attempt))
+		t.ignore(ReasonStaleResult, fmt.Sprintf("stale result: step %s is %s at attempt %d, result for attempt %d", ev.Step, ss.Status, ss.Attempt, ev.Attempt))
 		return
 	}
 	inst = t.mutable(RecordKey(inst.Request, inst.Path))
@@ -77,7 +78,7 @@ func (t *transition) result(ev Event) {
 func (t *transition) cancel(ev Event) {
 	root := t.get(ev.Request)
 	if root == nil || root.Status != Running {
-		t.ignore("cancel of an unknown or finished request")
+		t.ignore(ReasonCancelIgnored, "cancel of an unknown or finished request")
 		return
 	}
 	msg := "cancelled"
@@ -92,15 +93,15 @@ func (t *transition) timer(ev Event) {
 	if ev.Timer == TimerExpire {
 		root := t.get(ev.Request)
 		if root == nil || root.Status == Running || root.ExpireAt.IsZero() || t.now.Before(root.ExpireAt) {
-			t.ignore("stale expiry timer")
+			t.ignore(ReasonStaleTimer, "stale expiry timer")
 			return
 		}
 		t.put(ev.Request, nil)
 		return
 	}
-	inst, step, ss, why := t.locate(ev.Request, ev.Step)
-	if why != "" {
-		t.ignore(why)
+	inst, step, ss, reason, why := t.locate(ev.Request, ev.Step)
+	if reason != "" {
+		t.ignore(ReasonStaleTimer, string(reason)+": "+why)
 		return
 	}
 	switch {
@@ -112,19 +113,19 @@ func (t *transition) timer(ev Event) {
 		ss = inst.Steps[step.Name]
 		t.fail(inst, step, ss, fmt.Sprintf("timed out after %s", step.Timeout), true)
 	default:
-		t.ignore("stale timer")
+		t.ignore(ReasonStaleTimer, "stale timer")
 	}
 }
 
 // locate finds the running instance and the plain step a step path names,
 // or says why there is none.
-func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, *StepState, string) {
+func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, *StepState, Reason, string) {
 	root := t.get(request)
 	if root == nil {
-		return nil, nil, nil, "unknown request"
+		return nil, nil, nil, ReasonUnknownRequest, "unknown request"
 	}
 	if root.Status != Running {
-		return nil, nil, nil, "request already " + string(root.Status)
+		return nil, nil, nil, ReasonFinishedRequest, "request already " + string(root.Status)
 	}
 	instPath, name := splitStepPath(stepPath)
 	inst := root
@@ -132,18 +133,18 @@ func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, 
 		inst = t.get(RecordKey(request, instPath))
 	}
 	if inst == nil || inst.Status != Running || inst.Kind != "" {
-		return nil, nil, nil, "unknown or finished instance " + instPath
+		return nil, nil, nil, ReasonUnknownInstance, "unknown or finished instance " + instPath
 	}
 	g := t.graphOf(inst)
 	if g == nil {
-		return nil, nil, nil, "workflow no longer defined"
+		return nil, nil, nil, ReasonWorkflowGone, "workflow no longer defined"
 	}
 	step := g.ByName[name]
 	ss := inst.Steps[name]
 	if step == nil || step.Task != nil || ss == nil {
-		return nil, nil, nil, "unknown step " + stepPath
+		return nil, nil, nil, ReasonUnknownStep, "unknown step " + stepPath
 	}
-	return inst, step, ss, ""
+	return inst, step, ss, "", ""
 }
 
 // graphOf returns the graph an instance runs, or nil when its workflow or
