@@ -29,6 +29,9 @@ var (
 	ErrInvalidInput    = errors.New("stepwise: invalid input; it must be a JSON object")
 	ErrInvalidWorkflow = errors.New("stepwise: no workflow name given")
 	ErrNotFound        = errors.New("stepwise: request not found")
+	// ErrExists: the id names a request already (of another workflow, or
+	// the same); the start was, or would be, ignored.
+	ErrExists = errors.New("stepwise: request id already in use")
 	ErrNoBrokers       = kconn.ErrNoBrokers
 )
 
@@ -62,6 +65,9 @@ type mark struct {
 	// it. A caller's id may name a request that finished before the start
 	// (which was then ignored): Wait checks the state for those.
 	fresh bool
+	// workflow is the one Start asked for: a completion of another
+	// workflow under the same id belongs to an earlier request.
+	workflow string
 }
 
 type config struct {
@@ -225,7 +231,9 @@ func article(kind string) string {
 // Start asks the processors to run workflow with input, a JSON object
 // (empty means {}), as request id; an empty id gets a random UUID. It
 // returns the id once the start is acknowledged by the broker. Starting an
-// id that already exists does nothing (the first start wins).
+// id that already exists does nothing (the first start wins); Existing
+// tells beforehand, and Wait returns an error wrapping ErrExists when the
+// request it finds under the id is of another workflow.
 func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawMessage) (string, error) {
 	if workflow == "" {
 		return "", ErrInvalidWorkflow
@@ -268,7 +276,7 @@ func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawM
 		return "", fmt.Errorf("stepwise: produce start of %s: %w", id, err)
 	}
 	if end, ok := ends.Lookup(c.cfg.prefix.Completions(), r.Partition); ok {
-		c.remember(id, mark{partition: r.Partition, offset: end.Offset, fresh: fresh})
+		c.remember(id, mark{partition: r.Partition, offset: end.Offset, fresh: fresh, workflow: workflow})
 	} else {
 		c.cfg.logger.Warn("completions topic has no partition for the home partition; is it created with as many partitions as requests?",
 			slog.Int("partition", int(r.Partition)))
@@ -320,4 +328,22 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("stepwise: produce cancel of %s: %w", id, err)
 	}
 	return nil
+}
+
+// Existing returns an error wrapping ErrExists, naming the request's
+// workflow and status, when id already names a request in the state
+// topic; nil when it names none. A start of such an id would be ignored.
+func (c *Client) Existing(ctx context.Context, id string) error {
+	st, err := c.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return existsError(st.Request.Request, st.Request.Workflow, string(st.Request.Status))
+}
+
+func existsError(id, workflow, status string) error {
+	return fmt.Errorf("%w: %q names a %s request of workflow %q", ErrExists, id, status, workflow)
 }

@@ -23,7 +23,9 @@ import (
 // the request's state: a finished request's completion is built from its
 // state record, a running one's is awaited from the noted offset; it
 // returns ErrNotFound when the request has no state (never started, or
-// already forgotten).
+// already forgotten). For a request this client started, a request of
+// another workflow found under the id (an earlier one: this start was
+// ignored) gives an error wrapping ErrExists, never its completion.
 func (c *Client) Wait(ctx context.Context, id string) (*Completion, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
@@ -32,6 +34,9 @@ func (c *Client) Wait(ctx context.Context, id string) (*Completion, error) {
 	if ok && !m.fresh {
 		st, err := c.Get(ctx, id)
 		switch {
+		case err == nil && st.Request.Workflow != m.workflow:
+			c.forget(id)
+			return nil, existsError(id, st.Request.Workflow, string(st.Request.Status))
 		case err == nil && st.Request.Status != machine.Running:
 			c.forget(id)
 			return fromRecord(st.Request), nil
@@ -101,6 +106,9 @@ func (c *Client) follow(ctx context.Context, id string, m mark) (*Completion, er
 			comp.Partition = r.Partition
 			found = &comp
 		})
+		if found != nil && m.workflow != "" && found.Workflow != m.workflow {
+			return nil, existsError(id, found.Workflow, string(found.Status))
+		}
 		if found != nil {
 			return found, nil
 		}

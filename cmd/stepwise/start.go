@@ -30,6 +30,7 @@ func init() {
 const (
 	exitFailed  = 1 // the request failed or was cancelled
 	exitTimeout = 2 // the request was still running at --timeout
+	exitExists  = 3 // --id already names a request; the start is ignored
 )
 
 func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -45,9 +46,11 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			"Starts a request of WORKFLOW and prints its id. With --wait, waits for the\n"+
 			"request to finish and prints its completion event as JSON instead; the exit\n"+
 			"status is then 0 when it succeeded, 1 when it failed or was cancelled, and 2\n"+
-			"when it was still running at --timeout. The request goes on either way.")
+			"when it was still running at --timeout. The request goes on either way.\n"+
+			"An --id that already names a request (of any workflow) exits 3 and starts\n"+
+			"nothing: the first start of an id wins.")
 	conn.RegisterFlags(fs)
-	fs.StringVar(&id, "id", "", "request id (default: a random UUID); starting an existing id does nothing")
+	fs.StringVar(&id, "id", "", "request id (default: a random UUID); an id already in use exits 3")
 	fs.StringVar(&input, "input", "{}", "the workflow's input, a JSON object; @FILE reads it from a file, @- from stdin")
 	fs.BoolVar(&wait, "wait", false, "wait for the completion and print it")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "give up after this long (with --wait: waiting for the completion)")
@@ -81,6 +84,11 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	defer cl.Close()
+	if id != "" {
+		if err := cl.Existing(ctx, id); err != nil {
+			return existsExit(timeoutHint(ctx, err, timeout))
+		}
+	}
 	id, err = cl.Start(ctx, workflow, id, raw)
 	if err != nil {
 		return timeoutHint(ctx, err, timeout)
@@ -95,7 +103,9 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return &exitError{code: exitTimeout}
 	}
 	if err != nil {
-		return err
+		// A request of another workflow under this id (its state was not
+		// yet written when Existing looked): never print its completion.
+		return existsExit(err)
 	}
 	b, _ := json.MarshalIndent(comp, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", b)
@@ -103,6 +113,16 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return &exitError{code: exitFailed}
 	}
 	return nil
+}
+
+// existsExit turns an error wrapping client.ErrExists into exit status
+// exitExists with a message saying what to do; other errors pass through.
+func existsExit(err error) error {
+	if !errors.Is(err, client.ErrExists) {
+		return err
+	}
+	return &exitError{code: exitExists, msg: strings.TrimPrefix(err.Error(), "stepwise: ") +
+		"; a start of an existing id is ignored: choose another --id, or look at this one with 'stepwise get'"}
 }
 
 // readInput resolves --input: inline JSON, @FILE, or @- for stdin. It

@@ -21,7 +21,11 @@ import (
 
 // clientCmdBroker starts an in-process broker and a stand-in processor
 // that answers starts of workflow "ok" with success, "fail" with failure,
-// and leaves "slow" running; it returns the --brokers flag.
+// and leaves "slow" running; like the real one it ignores a start of an
+// id it has seen. A start of an id beginning "twin-" is answered, without
+// any state, by the completion of another workflow's request of that id,
+// as when that request's state was not yet readable. It returns the
+// --brokers flag.
 func clientCmdBroker(t *testing.T) string {
 	t.Helper()
 	p := topology.DefaultPrefix
@@ -45,12 +49,14 @@ func clientCmdBroker(t *testing.T) string {
 	t.Cleanup(func() { cancel(); <-done; in.Close(); out.Close() })
 	go func() {
 		defer close(done)
+		seen := map[string]bool{}
 		for ctx.Err() == nil {
 			in.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 				var m struct{ Type, Workflow, ID string }
-				if json.Unmarshal(r.Value, &m) != nil || m.Type != "start" {
+				if json.Unmarshal(r.Value, &m) != nil || m.Type != "start" || seen[m.ID] {
 					return
 				}
+				seen[m.ID] = true
 				now := time.Now().UTC()
 				rec := &machine.Record{Request: m.ID, Workflow: m.Workflow, Partition: r.Partition, Status: machine.Running,
 					Created: now, Updated: now, Steps: map[string]*machine.StepState{
@@ -68,6 +74,10 @@ func clientCmdBroker(t *testing.T) string {
 					comp.Error = rec.Error
 				}
 				recs := []*kgo.Record{{Topic: p.State(), Partition: r.Partition, Key: r.Key, Value: machine.Encode(rec)}}
+				if strings.HasPrefix(m.ID, "twin-") {
+					recs = recs[:0]
+					comp.Workflow, comp.Status, comp.Output = "elsewhere", machine.Succeeded, json.RawMessage(`{"not":"yours"}`)
+				}
 				if comp.Status != "" {
 					b, _ := json.Marshal(comp)
 					recs = append(recs, &kgo.Record{Topic: p.Completions(), Partition: r.Partition, Key: r.Key, Value: b})
@@ -149,6 +159,37 @@ func TestStartCommand(t *testing.T) {
 	}
 	if _, _, err = run(""); cmdExitCode(err) != 2 {
 		t.Fatalf("start without a workflow: exit %d", cmdExitCode(err))
+	}
+}
+
+// A start of an id already in use starts nothing and exits 3, whatever
+// the workflow; --wait never prints another workflow's completion.
+func TestStartOfAnExistingID(t *testing.T) {
+	brokers := clientCmdBroker(t)
+	run := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := startMain(context.Background(), append([]string{"--brokers", brokers}, args...), nil, &out, &errb)
+		return out.String(), err
+	}
+	if out, err := run("ok", "--id", "dup-1", "--wait"); err != nil || !strings.Contains(out, `"workflow": "ok"`) {
+		t.Fatalf("first start: %q, %v", out, err)
+	}
+	for _, args := range [][]string{
+		{"fail", "--id", "dup-1"},
+		{"fail", "--id", "dup-1", "--wait"},
+		{"ok", "--id", "dup-1"},
+		{"ok", "--id", "dup-1", "--wait"},
+	} {
+		out, err := run(args...)
+		if cmdExitCode(err) != exitExists || out != "" || err == nil ||
+			!strings.Contains(err.Error(), `"dup-1" names a succeeded request of workflow "ok"`) ||
+			!strings.Contains(err.Error(), "choose another --id") {
+			t.Errorf("start %v: exit %d, out %q, err %v; want exit %d and why", args, cmdExitCode(err), out, err, exitExists)
+		}
+	}
+	out, err := run("ok", "--id", "twin-1", "--wait")
+	if cmdExitCode(err) != exitExists || out != "" || err == nil || !strings.Contains(err.Error(), `of workflow "elsewhere"`) {
+		t.Fatalf("start --wait meeting another workflow's completion: exit %d, out %q, err %v", cmdExitCode(err), out, err)
 	}
 }
 
