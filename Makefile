@@ -18,7 +18,7 @@ test: vet
 integration:
 	@test -n "$(KAFKA_BROKERS)" || { echo "integration: KAFKA_BROKERS is not set; run 'make kafka-up' and export KAFKA_BROKERS=127.0.0.1:9092" >&2; exit 1; }
 	$(GO) vet -tags integration ./integration/...
-	KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -tags integration ./integration/...
+	KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -tags integration ./integration/... ./internal/catchup/
 
 # A local Apache Kafka 4.x (KRaft) from Maven Central jars: 1 node on
 # 127.0.0.1:9092 (SASL/SCRAM on 9096), or KAFKA_NODES=3 for 9092-9094.

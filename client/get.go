@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/catchup"
 	"github.com/stepwise-run/stepwise/processors/machine"
 )
 
@@ -46,43 +46,18 @@ func (s *Status) Steps() []Step {
 }
 
 // Get reads the committed state of request id and its fan-out children
-// from the state topic: every partition, up to its last stable offset at
-// the time of the call. It returns an error wrapping ErrNotFound when the
-// request has no record.
+// from the state topic, every partition by the catch-up rule (package
+// catchup) that the processors and the API's view follow too: up to the
+// high watermark of the time of the call, waiting for a transaction still
+// open below it to be decided. It returns an error wrapping ErrNotFound
+// when the request has no record.
 func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
-	topic := c.cfg.prefix.State()
-	// The last stable offset: read_committed sees nothing beyond it yet.
-	ends, err := c.adm.ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	records, err := c.scan(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("stepwise: list state offsets: %w", err)
-	}
-	starts, err := c.adm.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("stepwise: list state offsets: %w", err)
-	}
-	target := map[int32]int64{}
-	from := map[int32]kgo.Offset{}
-	for p, end := range ends[topic] {
-		if s, ok := starts.Lookup(topic, p); ok && s.Offset < end.Offset {
-			target[p] = end.Offset
-			from[p] = kgo.NewOffset().At(s.Offset)
-		}
-	}
-
-	records := map[string]*machine.Record{}
-	if len(target) > 0 {
-		if err := c.scan(ctx, topic, from, target, id, records); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	st := &Status{Request: records[id]}
 	if st.Request == nil {
@@ -116,52 +91,29 @@ func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 	return st, nil
 }
 
-// scan reads the partitions in from until each reaches its target offset,
-// keeping the latest record of id and of every key under "id/".
-func (c *Client) scan(ctx context.Context, topic string, from map[int32]kgo.Offset, target map[int32]int64, id string, records map[string]*machine.Record) error {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, c.base...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Transaction markers are what a partition's committed tail may
-		// end with; seeing them is how the scan knows it reached the end.
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(100*time.Millisecond),
-	)...)
-	if err != nil {
-		return fmt.Errorf("stepwise: state reader: %w", err)
-	}
-	defer cl.Close()
+// scan reads the state topic, keeping the latest record of id and of every
+// key under "id/".
+func (c *Client) scan(ctx context.Context, id string) (map[string]*machine.Record, error) {
+	records := map[string]*machine.Record{}
 	child := id + "/"
-	for len(target) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return err
+	_, err := catchup.Read(ctx, c.base, c.cfg.prefix.State(), nil, func(r *kgo.Record) {
+		k := string(r.Key)
+		if k != id && !strings.HasPrefix(k, child) {
+			return
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			c.cfg.logger.Warn("state fetch error", slog.String("topic", t), slog.Int("partition", int(p)), slog.String("error", err.Error()))
-		})
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset+1 >= target[r.Partition] {
-				delete(target, r.Partition)
-			}
-			if r.Attrs.IsControl() {
-				return
-			}
-			k := string(r.Key)
-			if k != id && !strings.HasPrefix(k, child) {
-				return
-			}
-			if r.Value == nil { // tombstone: forgotten
-				delete(records, k)
-				return
-			}
-			rec, err := machine.Decode(r.Value)
-			if err != nil {
-				c.cfg.logger.Warn("undecodable state record", slog.String("key", k), slog.String("error", err.Error()))
-				return
-			}
-			records[k] = rec
-		})
+		if r.Value == nil { // tombstone: forgotten
+			delete(records, k)
+			return
+		}
+		rec, err := machine.Decode(r.Value)
+		if err != nil {
+			c.cfg.logger.Warn("undecodable state record", slog.String("key", k), slog.String("error", err.Error()))
+			return
+		}
+		records[k] = rec
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stepwise: read state: %w", err)
 	}
-	return nil
+	return records, nil
 }

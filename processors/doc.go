@@ -20,7 +20,7 @@
 // On assignment (in the group callback, which holds fetching back) a replica
 // reads partition p of the compacted state topic from its start to the high
 // watermark of that moment and rebuilds the records and their timers
-// (restoreState explains when a partition is complete). On revoke or loss it
+// (package catchup says when a partition is complete). On revoke or loss it
 // forgets the partition. Due timers (retry backoff, step timeouts, expiry)
 // are fed to the machine as events, inside the same loop as records.
 //

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/catchup"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
 )
@@ -115,7 +116,9 @@ func (v *View) Ready() <-chan struct{} { return v.ready }
 
 // Run reads the state and completions topics until ctx ends. It waits for
 // the topics to exist (a fresh installation), so it can start before the
-// processors create them.
+// processors create them. The view is ready once the state topic is read
+// by the catch-up rule (package catchup) to its high watermarks of the
+// moment Run began.
 func (v *View) Run(ctx context.Context) error {
 	base, err := v.conn.Opts()
 	if err != nil {
@@ -123,11 +126,7 @@ func (v *View) Run(ctx context.Context) error {
 	}
 	v.st.started.Store(time.Now().UnixNano())
 	state, comps := v.conn.Prefix.State(), v.conn.Prefix.Completions()
-	cl, err := kgo.NewClient(append(append(base, v.opts...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(100*time.Millisecond),
-	)...)
+	cl, err := kgo.NewClient(append(append(base, v.opts...), catchup.ClientOpts()...)...)
 	if err != nil {
 		return fmt.Errorf("stepwise: view client: %w", err)
 	}
@@ -147,35 +146,25 @@ func (v *View) Run(ctx context.Context) error {
 	}
 	cl.AddConsumePartitions(consume)
 
-	cu := newCatchUp(targets)
-	if cu.done() {
-		v.markReady()
-	}
+	cu := catchup.NewTracker(state, targets)
 	for {
-		fs := cl.PollFetches(ctx)
+		if cu.Done() {
+			v.markReady()
+		}
+		fs := v.poll(ctx, cl, !cu.Done())
 		if ctx.Err() != nil {
 			return nil
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				v.log.Warn("view fetch error", "topic", t, "partition", p, "err", err)
-			}
-		})
-		seen := map[int32]bool{}
 		var completed []*kgo.Record
 		fs.EachRecord(func(r *kgo.Record) {
-			if r.Topic == state {
-				seen[r.Partition] = true
-				cu.saw(r.Partition, r.Offset)
+			if r.Topic == state && cu.Observe(r) && !r.Attrs.IsControl() {
+				v.st.catchUpRecords.Add(1)
 			}
 			if r.Attrs.IsControl() {
 				return
 			}
 			switch r.Topic {
 			case state:
-				if !cu.done() {
-					v.st.catchUpRecords.Add(1)
-				}
 				v.applyState(r)
 			case comps:
 				completed = append(completed, r)
@@ -187,39 +176,44 @@ func (v *View) Run(ctx context.Context) error {
 		for _, r := range completed {
 			v.applyCompletion(r)
 		}
-		if cu.done() {
-			v.markReady()
-			continue
-		}
-		// The tail of a partition may be markers or aborted records
-		// that are never handed over: a partition whose last stable
-		// offset passed its target and that delivered nothing in a
-		// poll is caught up (see processors' restore for the rule).
-		if cu.check(seen) {
-			lsos, err := adm.ListCommittedOffsets(ctx, state)
-			if err == nil {
-				cu.lsos(lsos, state)
+		if !cu.Done() {
+			if _, err := cu.EndPoll(ctx, adm); err != nil && ctx.Err() == nil {
+				v.log.Warn("view: catching up", "err", err)
 			}
-		}
-		if cu.done() {
-			v.markReady()
 		}
 	}
 }
 
-// waitTopics returns the high watermarks of the state partitions and the
+// poll returns the next fetches. While catching up it waits at most
+// catchup.PollWait, so that a partition with nothing more to deliver is
+// noticed (the fallback of the catch-up rule).
+func (v *View) poll(ctx context.Context, cl *kgo.Client, catchingUp bool) kgo.Fetches {
+	pctx := ctx
+	if catchingUp {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, catchup.PollWait)
+		defer cancel()
+	}
+	fs := cl.PollFetches(pctx)
+	fs.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			v.log.Warn("view fetch error", "topic", t, "partition", p, "err", err)
+		}
+	})
+	return fs
+}
+
+// waitTopics returns the catch-up targets of the state partitions and the
 // end offsets of the completions partitions, once both topics exist.
 func (v *View) waitTopics(ctx context.Context, adm *kadm.Client, state, comps string) (map[int32]int64, map[int32]int64, error) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		se, err1 := adm.ListEndOffsets(ctx, state)
+		targets, err1 := catchup.Targets(ctx, adm, state, nil)
 		ce, err2 := adm.ListEndOffsets(ctx, comps)
 		err := errors.Join(err1, err2)
 		if err == nil {
-			err = errors.Join(se.Error(), ce.Error())
+			err = ce.Error()
 		}
-		if err == nil && len(se[state]) > 0 && len(ce[comps]) > 0 {
-			targets := map[int32]int64{}
-			se.Each(func(o kadm.ListedOffset) { targets[o.Partition] = o.Offset })
+		if err == nil && len(ce[comps]) > 0 {
 			ends := map[int32]int64{}
 			ce.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
 			return targets, ends, nil
@@ -245,61 +239,6 @@ func (v *View) markReady() {
 		v.log.Info("view caught up", "duration", d, "records", v.st.catchUpRecords.Load(), "requests", n)
 		close(v.ready)
 	})
-}
-
-// catchUp tracks which state partitions are read up to their target (the
-// high watermark when the view started).
-type catchUp struct {
-	pending map[int32]*target
-}
-
-type target struct {
-	offset    int64
-	lsoPassed bool
-}
-
-func newCatchUp(targets map[int32]int64) *catchUp {
-	c := &catchUp{pending: map[int32]*target{}}
-	for p, off := range targets {
-		if off > 0 {
-			c.pending[p] = &target{offset: off}
-		}
-	}
-	return c
-}
-
-func (c *catchUp) done() bool { return len(c.pending) == 0 }
-
-func (c *catchUp) saw(p int32, offset int64) {
-	if t := c.pending[p]; t != nil && offset+1 >= t.offset {
-		delete(c.pending, p)
-	}
-}
-
-// check marks partitions that delivered nothing after their last stable
-// offset passed the target, and says whether any partition still needs its
-// last stable offset looked up.
-func (c *catchUp) check(seen map[int32]bool) bool {
-	need := false
-	for p, t := range c.pending {
-		if seen[p] {
-			continue
-		}
-		if t.lsoPassed {
-			delete(c.pending, p)
-			continue
-		}
-		need = true
-	}
-	return need
-}
-
-func (c *catchUp) lsos(l kadm.ListedOffsets, topic string) {
-	for p, t := range c.pending {
-		if o, ok := l.Lookup(topic, p); ok && o.Err == nil && o.Offset >= t.offset {
-			t.lsoPassed = true
-		}
-	}
 }
 
 // splitKey splits a state key into the request id and the child path
