@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/client"
@@ -473,11 +474,22 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if _, err := s.sender.Start(r.Context(), wf.Name, id, input); err != nil {
+		if tooLarge(err) {
+			writeError(w, http.StatusRequestEntityTooLarge, strings.TrimPrefix(err.Error(), "stepwise: "))
+			return
+		}
 		s.log.Error("start not produced", "request", id, "workflow", wf.Name, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the start could not be written to Kafka: "+err.Error())
 		return
 	}
 	s.answerStart(w, r, wf.Name, id, wait, http.StatusAccepted)
+}
+
+// tooLarge tells a start the topic cannot take: refused by the client
+// before producing (the limit derived from the topic's max.message.bytes),
+// or by the broker when its own limit is lower still.
+func tooLarge(err error) bool {
+	return errors.Is(err, client.ErrTooLarge) || errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
 
 // answerStart waits per ?wait (or briefly, until the view has read the

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/view"
@@ -412,4 +416,39 @@ func TestUIAndOpenAPI(t *testing.T) {
 		t.Errorf("openapi.json has %d operations, the server %d", n, len(routes))
 	}
 	_ = time.Second
+}
+
+// The body limit is what the requests topic takes: a start too large for
+// the topic's max.message.bytes (or the producer's batch limit, with
+// Kafka's default topic setting) is refused with 413 and the sizes, and
+// nothing is produced.
+func TestStartLargerThanTheTopicTakes(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.MaxBody = 2 << 20 })
+	e.expectError("POST", "/api/v1/workflows/chain/requests", `{"s": "`+strings.Repeat("x", 1_000_000)+`"}`, 413,
+		"an input of 1000009 bytes is over the")
+	e.expectError("POST", "/api/v1/workflows/chain/requests", `{"s": "`+strings.Repeat("x", 1_000_000)+`"}`, 413,
+		"the client's 1000012-byte batch limit")
+
+	e = newTestEnv(t, func(c *Config) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.Conn.Brokers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		topic := c.Conn.Prefix.Requests()
+		small := "50000"
+		resps, err := kadm.NewClient(cl).AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &small}}, topic)
+		if err == nil {
+			_, err = resps.On(topic, nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.expectError("POST", "/api/v1/workflows/chain/requests", `{"s": "`+strings.Repeat("x", 60_000)+`"}`, 413,
+		"the 50000 bytes of max.message.bytes of topic stepwise.requests")
+	var c machine.Completion
+	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?wait=20s", `{"s": "`+strings.Repeat("x", 40_000)+`"}`, &c); code != 200 || c.Status != machine.Succeeded {
+		t.Fatalf("a start under the limit: %d %.300s", code, raw)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,6 +49,12 @@ type Client struct {
 	base []kgo.Opt
 	cl   *kgo.Client // producer with the default (murmur2 key hash) partitioner
 	adm  *kadm.Client
+
+	limit struct {
+		mu       sync.Mutex
+		topicMax int       // the requests topic's max.message.bytes; 0: unknown
+		tried    time.Time // when it was last read
+	}
 
 	mu struct {
 		sync.Mutex
@@ -146,6 +153,7 @@ func New(opts ...Option) (*Client, error) {
 		// reaches the same partition as the start.
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(producerBatchMax),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("stepwise: client: %w", err)
@@ -259,6 +267,9 @@ func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawM
 	}{"start", workflow, id, input})
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	if err := c.checkSize(ctx, id, value, len(input)); err != nil {
+		return "", err
 	}
 
 	// Note where completions end before the start exists: the completion

@@ -30,7 +30,7 @@ func runAPI(ctx context.Context, args []string) error {
 	var files fileFlags
 	fs.Var(&files, "f", "workflow definition file (repeatable)")
 	fs.StringVar(&cfg.Addr, "http", api.DefaultAddr, "address to serve HTTP on")
-	fs.Int64Var(&cfg.MaxBody, "max-body", api.DefaultMaxBody, "largest start input accepted, bytes")
+	fs.Int64Var(&cfg.MaxBody, "max-body", api.DefaultMaxBody, "largest start body read, bytes; a start must also fit the requests topic's max.message.bytes (413 otherwise)")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", api.DefaultMaxWait, "longest ?wait of a start")
 	tokensFile := fs.String("tokens-file", "", "file of bearer tokens the API accepts, one \"NAME SCOPES TOKEN\" a line (also $"+api.TokensEnv+")")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve a non-loopback --http address without any token")
