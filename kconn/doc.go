@@ -18,7 +18,10 @@
 //	opts, err := conn.Opts()          // []kgo.Opt: seeds, client id, TLS, SASL
 //	cl, err := kgo.NewClient(append(opts, more...)...)
 //
-// The SASL password may come from the environment variable
-// STEPWISE_SASL_PASSWORD instead of the command line, where other users of
-// the machine could read it.
+// Every setting may come from an environment variable instead
+// (STEPWISE_BROKERS, STEPWISE_TLS_CA, ... : the Env* constants);
+// RegisterFlags reads them as the flags' defaults, so a flag given on the
+// command line wins. The SASL password belongs there
+// (STEPWISE_SASL_PASSWORD) rather than on the command line, where other
+// users of the machine could read it.
 package kconn

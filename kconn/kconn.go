@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,6 +43,9 @@ type Config struct {
 	TLS      TLS
 	SASL     SASL
 	Prefix   topology.Prefix // topic prefix, e.g. "stepwise."
+
+	envErr     error  // an unusable environment variable seen by RegisterFlags
+	envErrFlag string // the flag that overrides it
 }
 
 // TLS enables TLS when any field is set.
@@ -65,30 +69,94 @@ func Default() Config {
 	return Config{Brokers: []string{DefaultBrokers}, Prefix: topology.DefaultPrefix}
 }
 
+// Environment variables that set the connection settings of every command,
+// so that an installation on non-default brokers needs no flag on each
+// call. RegisterFlags reads them as the flags' defaults; a flag given on
+// the command line wins.
+const (
+	EnvBrokers       = "STEPWISE_BROKERS"                  // --brokers
+	EnvClientID      = "STEPWISE_CLIENT_ID"                // --client-id
+	EnvTLS           = "STEPWISE_TLS"                      // --tls (true/false, 1/0)
+	EnvTLSCA         = "STEPWISE_TLS_CA"                   // --tls-ca
+	EnvTLSCert       = "STEPWISE_TLS_CERT"                 // --tls-cert
+	EnvTLSKey        = "STEPWISE_TLS_KEY"                  // --tls-key
+	EnvTLSInsecure   = "STEPWISE_TLS_INSECURE_SKIP_VERIFY" // --tls-insecure-skip-verify
+	EnvSASLMechanism = "STEPWISE_SASL_MECHANISM"           // --sasl-mechanism
+	EnvSASLUser      = "STEPWISE_SASL_USER"                // --sasl-user
+	EnvPrefix        = "STEPWISE_PREFIX"                   // --prefix
+	// PasswordEnv (STEPWISE_SASL_PASSWORD) is the default of --sasl-password.
+)
+
+// setting is one connection flag and the environment variable behind it.
+type setting struct {
+	flag, env, usage string
+	isBool           bool
+	set              func(c *Config, v string) error
+}
+
+func (c *Config) settings() []setting {
+	str := func(dst *string) func(*Config, string) error {
+		return func(_ *Config, v string) error { *dst = v; return nil }
+	}
+	boolean := func(dst *bool) func(*Config, string) error {
+		return func(_ *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			*dst = b
+			return nil
+		}
+	}
+	return []setting{
+		{flag: "brokers", env: EnvBrokers, usage: "comma-separated seed brokers (default " + DefaultBrokers + ")",
+			set: func(c *Config, v string) error {
+				c.Brokers = splitList(v)
+				if len(c.Brokers) == 0 {
+					return errors.New("no broker given")
+				}
+				return nil
+			}},
+		{flag: "client-id", env: EnvClientID, usage: "client id reported to the brokers", set: str(&c.ClientID)},
+		{flag: "tls", env: EnvTLS, isBool: true, usage: "connect with TLS (implied by the other --tls-* flags)", set: boolean(&c.TLS.Enabled)},
+		{flag: "tls-ca", env: EnvTLSCA, usage: "PEM file of the CA certificates to trust (default: system roots)", set: str(&c.TLS.CAFile)},
+		{flag: "tls-cert", env: EnvTLSCert, usage: "PEM client certificate (with --tls-key)", set: str(&c.TLS.CertFile)},
+		{flag: "tls-key", env: EnvTLSKey, usage: "PEM client key (with --tls-cert)", set: str(&c.TLS.KeyFile)},
+		{flag: "tls-insecure-skip-verify", env: EnvTLSInsecure, isBool: true, usage: "do not verify the server certificate (tests only)", set: boolean(&c.TLS.InsecureSkipVerify)},
+		{flag: "sasl-mechanism", env: EnvSASLMechanism, usage: "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", set: str(&c.SASL.Mechanism)},
+		{flag: "sasl-user", env: EnvSASLUser, usage: "SASL user name", set: str(&c.SASL.User)},
+		{flag: "sasl-password", env: PasswordEnv, usage: "SASL password (better given in the environment, where other users cannot read it)", set: str(&c.SASL.Password)},
+		{flag: "prefix", env: EnvPrefix, usage: "topic prefix of the installation (default " + string(topology.DefaultPrefix) + ")",
+			set: func(c *Config, v string) error { c.Prefix = topology.Prefix(v); return nil }},
+	}
+}
+
 // RegisterFlags adds the connection flags to fs, with their defaults stored
-// in c. Call once per FlagSet, before fs.Parse.
+// in c: the built-in ones, overridden by the environment variables above
+// that are set. Call once per FlagSet, before fs.Parse. An unusable value
+// in the environment is reported by Opts, naming the variable.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	*c = Default()
-	fs.Func("brokers", "comma-separated seed brokers (default "+DefaultBrokers+")", func(s string) error {
-		c.Brokers = splitList(s)
-		if len(c.Brokers) == 0 {
-			return errors.New("no broker given")
+	for _, st := range c.settings() {
+		if v, ok := os.LookupEnv(st.env); ok {
+			if err := st.set(c, v); err != nil && c.envErr == nil {
+				c.envErr = fmt.Errorf("%w: $%s: %v (or give --%s)", ErrConfig, st.env, err, st.flag)
+				c.envErrFlag = st.flag
+			}
 		}
-		return nil
-	})
-	fs.StringVar(&c.ClientID, "client-id", "", "client id reported to the brokers")
-	fs.BoolVar(&c.TLS.Enabled, "tls", false, "connect with TLS (implied by the other --tls-* flags)")
-	fs.StringVar(&c.TLS.CAFile, "tls-ca", "", "PEM file of the CA certificates to trust (default: system roots)")
-	fs.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM client certificate (with --tls-key)")
-	fs.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM client key (with --tls-cert)")
-	fs.BoolVar(&c.TLS.InsecureSkipVerify, "tls-insecure-skip-verify", false, "do not verify the server certificate (tests only)")
-	fs.StringVar(&c.SASL.Mechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-	fs.StringVar(&c.SASL.User, "sasl-user", "", "SASL user name")
-	fs.StringVar(&c.SASL.Password, "sasl-password", "", "SASL password (default $"+PasswordEnv+")")
-	fs.Func("prefix", "topic prefix of the installation (default "+string(topology.DefaultPrefix)+")", func(s string) error {
-		c.Prefix = topology.Prefix(s)
-		return nil
-	})
+		set := func(v string) error {
+			if c.envErrFlag == st.flag {
+				c.envErr, c.envErrFlag = nil, "" // the flag overrides it
+			}
+			return st.set(c, v)
+		}
+		usage := st.usage + " [$" + st.env + "]"
+		if st.isBool {
+			fs.BoolFunc(st.flag, usage, set)
+		} else {
+			fs.Func(st.flag, usage, set)
+		}
+	}
 }
 
 func splitList(s string) []string {
@@ -104,6 +172,9 @@ func splitList(s string) []string {
 // Opts validates c and returns the franz-go options for seeds, client id,
 // TLS and SASL. Callers append their own (group, transactions, ...).
 func (c *Config) Opts() ([]kgo.Opt, error) {
+	if c.envErr != nil {
+		return nil, c.envErr
+	}
 	if len(c.Brokers) == 0 {
 		return nil, fmt.Errorf("%w: no broker; set --brokers", ErrConfig)
 	}

@@ -3,6 +3,8 @@ package kconn
 import (
 	"errors"
 	"flag"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stepwise-run/stepwise/topology"
@@ -84,5 +86,53 @@ func TestTLS(t *testing.T) {
 	}
 	if len(opts) != 3 { // seeds, tls, sasl
 		t.Fatalf("got %d options, want 3", len(opts))
+	}
+}
+
+// Every connection setting can come from the environment; a flag wins.
+func TestEnvironment(t *testing.T) {
+	t.Setenv(EnvBrokers, "e1:1,e2:2")
+	t.Setenv(EnvClientID, "from-env")
+	t.Setenv(EnvTLS, "true")
+	t.Setenv(EnvTLSCA, "/env/ca.pem")
+	t.Setenv(EnvTLSCert, "/env/c.pem")
+	t.Setenv(EnvTLSKey, "/env/k.pem")
+	t.Setenv(EnvTLSInsecure, "1")
+	t.Setenv(EnvSASLMechanism, "PLAIN")
+	t.Setenv(EnvSASLUser, "env-user")
+	t.Setenv(PasswordEnv, "env-pass")
+	t.Setenv(EnvPrefix, "env.")
+	c := parse(t)
+	want := Config{Brokers: []string{"e1:1", "e2:2"}, ClientID: "from-env",
+		TLS:  TLS{Enabled: true, CAFile: "/env/ca.pem", CertFile: "/env/c.pem", KeyFile: "/env/k.pem", InsecureSkipVerify: true},
+		SASL: SASL{Mechanism: "PLAIN", User: "env-user", Password: "env-pass"}, Prefix: "env."}
+	if !reflect.DeepEqual(*c, want) {
+		t.Fatalf("from the environment:\n got %+v\nwant %+v", *c, want)
+	}
+	c = parse(t, "--brokers", "f:1", "--client-id", "from-flag", "--tls=false", "--tls-ca", "/flag/ca.pem",
+		"--tls-insecure-skip-verify=false", "--sasl-user", "flag-user", "--prefix", "flag.")
+	if got := c.Brokers; len(got) != 1 || got[0] != "f:1" || c.ClientID != "from-flag" || c.TLS.Enabled ||
+		c.TLS.CAFile != "/flag/ca.pem" || c.TLS.InsecureSkipVerify || c.SASL.User != "flag-user" || c.Prefix != "flag." {
+		t.Fatalf("flags do not override the environment: %+v", *c)
+	}
+	if c.TLS.CertFile != "/env/c.pem" || c.SASL.Mechanism != "PLAIN" {
+		t.Fatalf("settings without a flag lost their environment value: %+v", *c)
+	}
+}
+
+func TestUnusableEnvironment(t *testing.T) {
+	t.Setenv(EnvTLS, "maybe")
+	c := parse(t)
+	if _, err := c.Opts(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "$STEPWISE_TLS") {
+		t.Fatalf("unusable $%s: err = %v", EnvTLS, err)
+	}
+	c = parse(t, "--tls")
+	if _, err := c.Opts(); err != nil {
+		t.Fatalf("--tls overriding an unusable $%s: %v", EnvTLS, err)
+	}
+	t.Setenv(EnvBrokers, " , ")
+	c = parse(t, "--tls")
+	if _, err := c.Opts(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "$STEPWISE_BROKERS: no broker given") {
+		t.Fatalf("empty $%s: err = %v", EnvBrokers, err)
 	}
 }

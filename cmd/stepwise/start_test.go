@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -261,4 +262,18 @@ func cmdCompactJSON(b []byte) string {
 		return "invalid JSON: " + err.Error()
 	}
 	return buf.String()
+}
+
+// The connection settings come from the environment when no flag gives
+// them: here the brokers, for start and get.
+func TestClientCommandsTakeTheBrokersFromTheEnvironment(t *testing.T) {
+	t.Setenv(kconn.EnvBrokers, clientCmdBroker(t))
+	var out, errb bytes.Buffer
+	if err := startMain(context.Background(), []string{"ok", "--id", "env-1", "--wait", "--timeout", "20s"}, nil, &out, &errb); err != nil {
+		t.Fatalf("start with $%s only: %v (%s)", kconn.EnvBrokers, err, errb.String())
+	}
+	out.Reset()
+	if err := getMain(context.Background(), []string{"env-1"}, &out, &errb); err != nil || !strings.Contains(out.String(), "status    succeeded") {
+		t.Fatalf("get with $%s only: %v\n%s", kconn.EnvBrokers, err, out.String())
+	}
 }
