@@ -224,8 +224,17 @@ func devBanner(w io.Writer, b *devbroker.Broker, set *topology.Set, o *devOption
 	fmt.Fprintf(w, "  Task queues:   %s\n", strings.Join(queues, ", "))
 	tasks := topology.Prefix(o.prefix).Tasks("<queue>")
 	fmt.Fprintf(w, "\nConnect workers in any language to %s: they consume %s and\n", addr, tasks)
-	fmt.Fprintf(w, "reply to %s (protocol: schemas/PROTOCOL.md). The examples' Go workers, for one:\n", topology.Prefix(o.prefix).Results())
-	fmt.Fprintf(w, "  stepwise workers --example idp%s%s\n", brokers, prefix)
+	fmt.Fprintf(w, "reply to %s (protocol: schemas/PROTOCOL.md; SDKs for Go, Python and\n", topology.Prefix(o.prefix).Results())
+	fmt.Fprintf(w, "TypeScript: README.md, \"Workers\").\n")
+	if !o.examples {
+		// Only an example's own workflow loaded from a file is served by
+		// the examples' workers; any other file needs workers of its own.
+		for _, ex := range examples.All() {
+			if set.Lookup(ex.Workflow) != nil {
+				fmt.Fprintf(w, "Workers of the %s example:\n  stepwise workers --example %s%s%s\n", ex.Name, ex.Name, brokers, prefix)
+			}
+		}
+	}
 	fmt.Fprintf(w, "\nStart a request from another shell:\n")
 	for _, name := range set.Order {
 		fmt.Fprintf(w, "  stepwise start %s --input '{}' --wait%s%s\n", name, brokers, prefix)

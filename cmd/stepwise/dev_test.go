@@ -20,6 +20,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/examples/idp"
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
+	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -390,5 +391,47 @@ func TestDevFlags(t *testing.T) {
 	o, err = devParse([]string{"--examples", "--in-memory"}, &bytes.Buffer{})
 	if err != nil || o.data != "" {
 		t.Errorf("--in-memory: %+v %v", o, err)
+	}
+}
+
+// The banner suggests the examples' workers only for an example's own
+// workflow loaded with -f: a file of one's own needs workers of its own,
+// and with --examples they run in the process already.
+func TestDevBannerSuggestsExampleWorkersOnlyForExamples(t *testing.T) {
+	b, err := devbroker.Start(devbroker.WithAddr("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	own, err := topology.Parse("mine.yaml", []byte("workflows:\n  - name: mine\n    steps:\n      - name: only\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpSet, err := idp.Definitions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		set      *topology.Set
+		examples bool
+		want     string // "" : no suggestion of example workers
+	}{
+		{"own file", own, false, ""},
+		{"idp's file", idpSet, false, "stepwise workers --example idp"},
+		{"--examples", idpSet, true, ""},
+	} {
+		var out bytes.Buffer
+		devBanner(&out, b, tc.set, &devOptions{examples: tc.examples, prefix: string(topology.DefaultPrefix)})
+		got := out.String()
+		if tc.want == "" && strings.Contains(got, "--example") {
+			t.Errorf("%s: the banner suggests example workers:\n%s", tc.name, got)
+		}
+		if tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s: the banner lacks %q:\n%s", tc.name, tc.want, got)
+		}
+		if !strings.Contains(got, "SDKs for Go, Python and") {
+			t.Errorf("%s: the banner does not point to the SDKs:\n%s", tc.name, got)
+		}
 	}
 }
