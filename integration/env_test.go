@@ -112,7 +112,14 @@ func newEnv(t *testing.T) *env {
 // newEnvAt is newEnv on the cluster of seeds (a test's private broker).
 func newEnvAt(t *testing.T, seeds []string) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	return newEnvWithin(t, seeds, testTimeout)
+}
+
+// newEnvWithin is newEnvAt for a test that may take longer than
+// testTimeout: its context ends after timeout.
+func newEnvWithin(t *testing.T, seeds []string, timeout time.Duration) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	t.Cleanup(cancel)
 
 	var suffix [4]byte

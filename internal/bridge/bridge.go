@@ -66,7 +66,17 @@ type Bridge struct {
 		waiting  map[string][]*call       // by correlation id
 		answered map[string]time.Time     // correlation ids answered recently, to tell late replies from unknown ones
 		acks     map[*worker.Task]*answer // replies to acknowledge once the task's result is produced
+		// parked holds replies no task waited for when they came, for
+		// the grace period: after a restart, replies to the previous
+		// incarnation's tasks arrive before Kafka delivers those tasks
+		// again, and using them saves a second run.
+		parked map[string]parked
 	}
+}
+
+type parked struct {
+	d  amqp.Delivery
+	at time.Time
 }
 
 // call is one task waiting for its reply.
@@ -106,6 +116,7 @@ func New(opts ...Option) (*Bridge, error) {
 	b.mu.waiting = map[string][]*call{}
 	b.mu.answered = map[string]time.Time{}
 	b.mu.acks = map[*worker.Task]*answer{}
+	b.mu.parked = map[string]parked{}
 	b.sess = newSession(cfg.url, cfg.replyQueue, 2*cfg.concurrency*len(cfg.queues), cfg.backoff, cfg.logger, &b.stats, b.onReply)
 	return b, nil
 }
@@ -132,11 +143,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { defer close(sessDone); b.sess.run(sessCtx) }()
 	ticker := time.NewTicker(b.cfg.statsEvery)
 	defer ticker.Stop()
+	sweep := time.NewTicker(max(b.cfg.grace/4, 10*time.Millisecond))
+	defer sweep.Stop()
 	go func() {
 		for {
 			select {
 			case <-ticker.C:
 				b.logStats("bridge counters")
+			case now := <-sweep.C:
+				b.dropUnknown(now)
 			case <-sessDone:
 				return
 			}
@@ -170,7 +185,13 @@ func (b *Bridge) handler(queue string) worker.Handler {
 		}
 		corr := CorrelationID(instance, t.Step)
 		c := &call{reply: make(chan *answer, 1)}
-		b.wait(corr, c)
+		if d, ok := b.wait(corr, c); ok {
+			// Answered before it was asked here: a reply to the same
+			// task published by this replica's previous incarnation.
+			a := &answer{d: d}
+			a.pending.Store(1)
+			return b.use(t, queue, corr, a)
+		}
 		defer b.unwait(corr, c)
 		for published := false; ; published = true {
 			lost, err := b.sess.publish(ctx, queue, corr, t.Input)
@@ -232,10 +253,45 @@ func (b *Bridge) acknowledge(t *worker.Task) {
 	}
 }
 
-func (b *Bridge) wait(corr string, c *call) {
+// wait registers c as waiting for corr, unless a parked reply answers it
+// at once (ok).
+func (b *Bridge) wait(corr string, c *call) (d amqp.Delivery, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if p, ok := b.mu.parked[corr]; ok {
+		delete(b.mu.parked, corr)
+		b.rememberLocked(corr, time.Now())
+		return p.d, true
+	}
 	b.mu.waiting[corr] = append(b.mu.waiting[corr], c)
+	return d, false
+}
+
+// dropUnknown drops the parked replies older than the grace period:
+// their correlation ids are unknown.
+func (b *Bridge) dropUnknown(now time.Time) {
+	var drop []amqp.Delivery
+	b.mu.Lock()
+	for corr, p := range b.mu.parked {
+		if now.Sub(p.at) >= b.cfg.grace {
+			drop = append(drop, p.d)
+			delete(b.mu.parked, corr)
+		}
+	}
+	b.mu.Unlock()
+	for _, d := range drop {
+		b.stats.Unknown.Add(1)
+		b.cfg.logger.Warn("reply for no task of this replica; dropped", slog.String(logOutcome, "unknown"),
+			slog.String(logCorrelation, d.CorrelationId), slog.String("app_id", d.AppId), slog.Int("bytes", len(d.Body)),
+			slog.Duration("waited", b.cfg.grace))
+		b.ackDropped(d)
+	}
+}
+
+func (b *Bridge) ackDropped(d amqp.Delivery) {
+	if err := d.Ack(false); err != nil {
+		b.cfg.logger.Info("dropped reply not acknowledged", slog.String(logError, err.Error()))
+	}
 }
 
 func (b *Bridge) unwait(corr string, c *call) {
@@ -257,7 +313,10 @@ func (b *Bridge) unwait(corr string, c *call) {
 
 // onReply matches a reply to the tasks waiting for its correlation id.
 // Every task waiting for it gets it (they are runs of the same step of
-// the same instance); a reply nobody waits for is counted and dropped.
+// the same instance). A reply for a task answered recently is a duplicate
+// run's: counted as late and dropped. Any other reply nobody waits for is
+// parked for the grace period (see Bridge.mu.parked), then dropped as
+// unknown.
 func (b *Bridge) onReply(d amqp.Delivery) {
 	corr := d.CorrelationId
 	now := time.Now()
@@ -265,33 +324,37 @@ func (b *Bridge) onReply(d amqp.Delivery) {
 	cs := b.mu.waiting[corr]
 	delete(b.mu.waiting, corr)
 	_, late := b.mu.answered[corr]
-	if len(cs) > 0 {
+	var replaced *amqp.Delivery
+	switch {
+	case len(cs) > 0:
 		b.rememberLocked(corr, now)
+	case !late && corr != "":
+		if p, ok := b.mu.parked[corr]; ok {
+			replaced = &p.d
+		}
+		b.mu.parked[corr] = parked{d: d, at: now}
 	}
 	b.mu.Unlock()
-	if len(cs) == 0 {
-		outcome := "unknown"
-		if late {
-			outcome = "late"
-			b.stats.Late.Add(1)
-		} else {
-			b.stats.Unknown.Add(1)
+	switch {
+	case len(cs) > 0:
+		a := &answer{d: d}
+		a.pending.Store(int32(len(cs)))
+		for _, c := range cs {
+			c.reply <- a
 		}
-		level := slog.LevelWarn
-		if late {
-			level = slog.LevelInfo // a duplicate run, expected after failures
+	case late || replaced != nil:
+		if replaced != nil {
+			d = *replaced // two replies for one parked task: keep the newer
 		}
-		b.cfg.logger.Log(context.Background(), level, "reply for no waiting task; dropped", slog.String(logOutcome, outcome),
-			slog.String(logCorrelation, corr), slog.String("app_id", d.AppId), slog.Int("bytes", len(d.Body)))
-		if err := d.Ack(false); err != nil {
-			b.cfg.logger.Info("dropped reply not acknowledged", slog.String(logError, err.Error()))
-		}
-		return
-	}
-	a := &answer{d: d}
-	a.pending.Store(int32(len(cs)))
-	for _, c := range cs {
-		c.reply <- a
+		b.stats.Late.Add(1)
+		b.cfg.logger.Info("reply for a task already answered (a duplicate run); dropped", slog.String(logOutcome, "late"),
+			slog.String(logCorrelation, corr), slog.String("app_id", d.AppId))
+		b.ackDropped(d)
+	case corr == "":
+		b.stats.Unknown.Add(1)
+		b.cfg.logger.Warn("reply without a correlation id; dropped", slog.String(logOutcome, "unknown"),
+			slog.String("app_id", d.AppId), slog.Int("bytes", len(d.Body)))
+		b.ackDropped(d)
 	}
 }
 

@@ -15,6 +15,7 @@ const (
 	DefaultConcurrency = 256 // tasks in flight per queue per replica
 	DefaultBackoffMin  = 100 * time.Millisecond
 	DefaultBackoffMax  = 10 * time.Second
+	DefaultGrace       = 30 * time.Second // how long a reply no task waits for is kept
 )
 
 type config struct {
@@ -25,6 +26,7 @@ type config struct {
 	concurrency int
 	backoff     backoff
 	statsEvery  time.Duration
+	grace       time.Duration
 	logger      *slog.Logger
 	workerOpts  []worker.Option
 }
@@ -35,6 +37,7 @@ func defaults() config {
 		concurrency: DefaultConcurrency,
 		backoff:     backoff{DefaultBackoffMin, DefaultBackoffMax},
 		statsEvery:  time.Minute,
+		grace:       DefaultGrace,
 		logger:      slog.Default(),
 	}
 }
@@ -95,6 +98,20 @@ func WithBackoff(min, max time.Duration) Option {
 			return fmt.Errorf("stepwise bridge: backoff %s..%s: want 0 < min <= max", min, max)
 		}
 		c.backoff = backoff{min, max}
+		return nil
+	}
+}
+
+// WithUnknownGrace sets how long a reply that no task here waits for is
+// kept (unacknowledged) before it is dropped as unknown (default
+// DefaultGrace). It covers a restart: replies to the previous
+// incarnation's tasks arrive before Kafka delivers those tasks again.
+func WithUnknownGrace(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return errors.New("stepwise bridge: unknown-reply grace must be positive")
+		}
+		c.grace = d
 		return nil
 	}
 }
