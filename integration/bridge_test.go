@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
+	"github.com/stepwise-run/stepwise/internal/bridge"
+	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/worker"
 )
 
 // bridgeTexts are the books of the bridge test: each request counts one,
@@ -164,4 +170,144 @@ func countLines(t *testing.T, log, s string) int {
 		t.Fatal(err)
 	}
 	return strings.Count(string(b), s)
+}
+
+// TestBridgeGarbageReplies: an AMQP worker answers with a body that is not
+// JSON, one that is JSON but not an object, an empty body, and replies
+// under a correlation id nobody waits for or none at all. Each has its
+// documented outcome: the first two fail the attempt with the reason (and
+// the request, once its attempts are spent), an empty body is the output
+// {}, unknown replies are counted and dropped and the step's timeout runs
+// it again. Nothing hangs.
+func TestBridgeGarbageReplies(t *testing.T) {
+	e := newEnv(t)
+	rmq := rabbit(t)
+	queue := "garbage-" + strings.ReplaceAll(strings.TrimSuffix(string(e.Prefix), "."), ".", "-")[len("it-"):]
+	queue = queue[:min(len(queue), 90)]
+	yaml := fmt.Sprintf(`
+workflows:
+  - name: garbage
+    steps:
+      - name: g
+        queue: {name: %s, transport: amqp}
+        retry: {maxAttempts: 2, initial: 100ms}
+        timeout: 4s
+`, queue)
+	s := e.newStack(yaml, 2)
+	tl := e.tally()
+	s.processor("p1")
+	s.waitOwned(2, "p1")
+
+	// The worker: what it answers depends on the request's "mode" and on
+	// how often it saw the task.
+	conn, err := amqp.Dial(rmq.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := amqp.Dial(rmq.url); err == nil {
+			if dch, err := c.Channel(); err == nil {
+				_, _ = dch.QueueDelete(queue, false, false, false)
+			}
+			c.Close()
+		}
+	})
+	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	go func() {
+		for d := range deliveries {
+			var in struct{ Mode string }
+			_ = json.Unmarshal(d.Body, &in)
+			seen[d.CorrelationId]++
+			reply := func(corr, body string) {
+				_ = ch.PublishWithContext(e.ctx, "", d.ReplyTo, false, false, amqp.Publishing{
+					CorrelationId: corr, ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: []byte(body)})
+			}
+			switch in.Mode {
+			case "notjson":
+				reply(d.CorrelationId, "Traceback (most recent call last):")
+			case "array":
+				reply(d.CorrelationId, "[1, 2]")
+			case "empty":
+				reply(d.CorrelationId, "")
+			case "unknown":
+				if seen[d.CorrelationId] == 1 {
+					reply("nobody:g", `{"lost": true}`)
+					reply("", `{"lost": true}`)
+				} else {
+					reply(d.CorrelationId, `{"fine": true}`)
+				}
+			}
+			_ = d.Ack(false)
+		}
+	}()
+
+	b, err := bridge.New(bridge.WithAMQPURL(rmq.url), bridge.WithQueues(queue),
+		bridge.WithReplyQueue(string(e.Prefix)+"bridge.replies"), bridge.WithUnknownGrace(time.Second),
+		bridge.WithWorkerOptions(worker.WithBrokers(e.Seeds...), worker.WithPrefix(e.Prefix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bridge: %v", err)
+		}
+	}()
+
+	modes := []string{"notjson", "array", "empty", "unknown"}
+	for _, m := range modes {
+		e.submitWith("garbage", []string{m}, 1, func(string) any { return map[string]string{"mode": m} }).wait(t)
+	}
+	if !tl.wait(modes, 60*time.Second) {
+		t.Fatalf("not every request finished within 60s: %d of %d", tl.completed(), len(modes))
+	}
+	want := map[string]struct {
+		status machine.CompletionStatus
+		detail string // in the error message, or the output
+	}{
+		"notjson": {machine.Failed, "the body is not JSON"},
+		"array":   {machine.Failed, "the body is a JSON array, not an object"},
+		"empty":   {machine.Succeeded, `{}`},
+		"unknown": {machine.Succeeded, `{"fine":true}`},
+	}
+	for _, m := range modes {
+		c, _ := tl.output(m)
+		w := want[m]
+		got := string(c.Output)
+		if c.Error != nil {
+			got = fmt.Sprintf("attempt %d: %s", c.Error.Attempt, c.Error.Message)
+		}
+		fmt.Printf("garbage reply %-8s -> %s: %s\n", m, c.Status, got)
+		if c.Status != w.status || !strings.Contains(got, w.detail) {
+			t.Errorf("%s: %s %s, want %s with %q", m, c.Status, got, w.status, w.detail)
+		}
+		if c.Error != nil && c.Error.Attempt != 2 {
+			t.Errorf("%s: failed at attempt %d, want 2 (each attempt failed with the reason)", m, c.Error.Attempt)
+		}
+	}
+	// The unknown replies are counted once their grace has passed.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Stats().Unknown.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := b.Stats().Snapshot()
+	fmt.Printf("garbage replies: bridge counters %v\n", st)
+	if st["garbage"] != 4 || st["empty"] != 1 || st["unknown"] != 2 {
+		t.Errorf("counters %v: want garbage 4 (2 requests x 2 attempts), empty 1, unknown 2", st)
+	}
 }

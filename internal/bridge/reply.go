@@ -38,7 +38,7 @@ func decodeReply(body []byte) (out json.RawMessage, empty bool, err error) {
 	case !json.Valid(t):
 		return nil, false, fmt.Errorf("%w: the body is not JSON (%d bytes, starting %q)", errBadReply, len(body), prefix(body, 32))
 	case t[0] != '{':
-		return nil, false, fmt.Errorf("%w: the body is JSON %s, not an object", errBadReply, jsonKind(t[0]))
+		return nil, false, fmt.Errorf("%w: the body is a JSON %s, not an object", errBadReply, jsonKind(t[0]))
 	}
 	return json.RawMessage(t), false, nil
 }
@@ -53,12 +53,12 @@ func prefix(b []byte, n int) string {
 func jsonKind(first byte) string {
 	switch first {
 	case '[':
-		return "an array"
+		return "array"
 	case '"':
-		return "a string"
+		return "string"
 	case 't', 'f':
-		return "a boolean"
+		return "boolean"
 	default:
-		return "a number"
+		return "number"
 	}
 }

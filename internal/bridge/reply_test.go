@@ -32,10 +32,10 @@ func TestDecodeReply(t *testing.T) {
 		{name: "null", body: "null", out: `{}`, empty: true},
 		{name: "not JSON", body: "Traceback (most recent call last):", reason: "not JSON"},
 		{name: "truncated", body: `{"a": `, reason: "not JSON"},
-		{name: "array", body: `[1, 2]`, reason: "JSON an array, not an object"},
-		{name: "string", body: `"done"`, reason: "JSON a string, not an object"},
-		{name: "number", body: `42`, reason: "JSON a number, not an object"},
-		{name: "boolean", body: `true`, reason: "JSON a boolean, not an object"},
+		{name: "array", body: `[1, 2]`, reason: "a JSON array, not an object"},
+		{name: "string", body: `"done"`, reason: "a JSON string, not an object"},
+		{name: "number", body: `42`, reason: "a JSON number, not an object"},
+		{name: "boolean", body: `true`, reason: "a JSON boolean, not an object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
