@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stepwise-run/stepwise/client"
 )
 
 // Tokens of the auth tests: one per scope, and admin.
@@ -92,6 +94,8 @@ func TestAuthEveryEndpoint(t *testing.T) {
 		"GET /api/v1/stats":                      {"/api/v1/stats", "", 200},
 		"GET /api/v1/workflows":                  {"/api/v1/workflows", "", 200},
 		"GET /api/v1/workflows/{name}":           {"/api/v1/workflows/chain", "", 200},
+		"GET /api/v1/workflows/{name}/versions":  {"/api/v1/workflows/chain/versions", "", 200},
+		"GET /api/v1/workflows/{name}/diff":      {"/api/v1/workflows/chain/diff?from=1&to=1", "", 200},
 		"POST /api/v1/workflows/{name}/requests": {"/api/v1/workflows/other/requests?id=auth-1", "{}", 200},
 		"GET /api/v1/requests":                   {"/api/v1/requests", "", 200},
 		"GET /api/v1/requests/{id}":              {"/api/v1/requests/auth-1", "", 200},
@@ -300,7 +304,7 @@ func TestTokenNeverLogged(t *testing.T) {
 // nopSender is a Sender that is never called (servers built, not run).
 type nopSender struct{}
 
-func (nopSender) Start(context.Context, string, string, json.RawMessage) (string, error) {
+func (nopSender) Start(context.Context, string, string, json.RawMessage, ...client.StartOption) (string, error) {
 	return "", errors.New("not sending")
 }
 func (nopSender) Cancel(context.Context, string, string) error { return errors.New("not sending") }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
@@ -89,9 +90,9 @@ type countingSender struct {
 	starts atomic.Int64
 }
 
-func (c *countingSender) Start(ctx context.Context, workflow, id string, input json.RawMessage) (string, error) {
+func (c *countingSender) Start(ctx context.Context, workflow, id string, input json.RawMessage, opts ...client.StartOption) (string, error) {
 	c.starts.Add(1)
-	return c.Sender.Start(ctx, workflow, id, input)
+	return c.Sender.Start(ctx, workflow, id, input, opts...)
 }
 
 func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {

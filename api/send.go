@@ -14,7 +14,7 @@ import (
 // idempotent per id (the processors ignore a second start of a known id).
 // *client.Client is one.
 type Sender interface {
-	Start(ctx context.Context, workflow, id string, input json.RawMessage) (string, error)
+	Start(ctx context.Context, workflow, id string, input json.RawMessage, opts ...client.StartOption) (string, error)
 	Cancel(ctx context.Context, id, reason string) error
 	Close()
 }

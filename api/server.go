@@ -14,12 +14,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/client"
+	"github.com/stepwise-run/stepwise/definitions"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
@@ -45,13 +47,18 @@ const (
 // Sentinel errors of New.
 var ErrConfig = errors.New("stepwise: invalid API settings")
 
-// Config of the API server. Conn and Set are required.
+// Config of the API server. Conn is required.
 type Config struct {
-	Addr     string        // listen address; default DefaultAddr
-	Listener net.Listener  // used instead of Addr when set (tests)
-	Conn     kconn.Config  // brokers, TLS, SASL, topic prefix
-	Set      *topology.Set // workflow definitions: starts of others are refused
-	Logger   *slog.Logger
+	Addr     string       // listen address; default DefaultAddr
+	Listener net.Listener // used instead of Addr when set (tests)
+	Conn     kconn.Config // brokers, TLS, SASL, topic prefix
+	// Definitions holds the workflow versions the API shows and starts;
+	// default: a catalogue the server keeps in step with the definitions
+	// topic while it runs. Set, when given instead, is taken as version 1
+	// of each of its workflows and nothing is followed (tools, tests).
+	Definitions *definitions.Catalog
+	Set         *topology.Set
+	Logger      *slog.Logger
 
 	MaxBody      int64         // largest start body, bytes; default DefaultMaxBody
 	MaxWait      time.Duration // bound of ?wait; default DefaultMaxWait
@@ -77,7 +84,9 @@ type Server struct {
 	view   *view.View
 	sender Sender
 	mux    *http.ServeMux
-	dags   map[string]DAG
+	defs   *definitions.Catalog
+	follow bool     // Run follows the definitions topic into defs
+	dags   sync.Map // definitions key (name/version) -> DAG
 
 	crossOrigin *http.CrossOriginProtection
 	routeScopes []routeScope // every guarded endpoint, in registration order
@@ -101,9 +110,6 @@ func Serve(ctx context.Context, cfg Config) error {
 // New validates cfg and builds a server (and its producer, which connects
 // lazily).
 func New(cfg Config) (*Server, error) {
-	if cfg.Set == nil {
-		return nil, fmt.Errorf("%w: no workflow definitions", ErrConfig)
-	}
 	if cfg.Conn.Prefix == "" {
 		cfg.Conn.Prefix = topology.DefaultPrefix
 	}
@@ -132,7 +138,14 @@ func New(cfg Config) (*Server, error) {
 	if err := checkBind(addr, cfg.Tokens, cfg.InsecureNoAuth); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, dags: map[string]DAG{}, crossOrigin: http.NewCrossOriginProtection()}
+	s := &Server{cfg: cfg, log: cfg.Logger, defs: cfg.Definitions, crossOrigin: http.NewCrossOriginProtection()}
+	switch {
+	case s.defs != nil:
+	case cfg.Set != nil:
+		s.defs = definitions.FromSet(cfg.Set)
+	default:
+		s.defs, s.follow = definitions.NewCatalog(), true
+	}
 	s.crossOrigin.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: the API takes "+r.Method+" calls only from its own origin")
 	}))
@@ -144,9 +157,6 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.sender = cs
-	}
-	for name, w := range cfg.Set.Workflows {
-		s.dags[name] = WorkflowDAG(w)
 	}
 	s.routes()
 	return s, nil
@@ -173,6 +183,15 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	viewErr := make(chan error, 1)
 	go func() { viewErr <- s.view.Run(ctx) }()
+	if s.follow {
+		opts, _ := s.cfg.Conn.Opts() // validated in New
+		f, err := definitions.NewFollower(append(opts, s.cfg.ClientOpts...), s.cfg.Conn.Prefix, s.defs, s.log)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		go func() { _ = f.Run(ctx) }()
+	}
 
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
@@ -218,6 +237,8 @@ func (s *Server) routes() {
 		{"GET /api/v1/stats", ScopeRead, s.stats},
 		{"GET /api/v1/workflows", ScopeRead, s.listWorkflows},
 		{"GET /api/v1/workflows/{name}", ScopeRead, s.showWorkflow},
+		{"GET /api/v1/workflows/{name}/versions", ScopeRead, s.listVersions},
+		{"GET /api/v1/workflows/{name}/diff", ScopeRead, s.diffVersions},
 		{"POST /api/v1/workflows/{name}/requests", ScopeStart, s.start},
 		{"GET /api/v1/requests", ScopeRead, s.listRequests},
 		{"GET /api/v1/requests/{id}", ScopeRead, s.status},
@@ -300,6 +321,8 @@ type WorkflowSummary struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace,omitempty"`
 	File      string `json:"file,omitempty"`
+	Version   int    `json:"version"` // the definition version shown (the newest unless ?version=)
+	Hash      string `json:"hash,omitempty"`
 	Steps     int    `json:"steps"` // steps of every graph, tasks included
 	Tasks     int    `json:"tasks"`
 }
@@ -361,29 +384,75 @@ func stepDefs(g *topology.Graph) []StepDef {
 	return out
 }
 
-func summarize(w *topology.Workflow) WorkflowSummary {
+func summarize(w *topology.Workflow, version int, hash string) WorkflowSummary {
 	n := len(w.Graph.Steps)
 	for _, t := range w.Tasks {
 		n += len(t.Graph.Steps)
 	}
-	return WorkflowSummary{Name: w.Name, Namespace: w.Namespace, File: w.File, Steps: n, Tasks: len(w.Tasks)}
+	return WorkflowSummary{Name: w.Name, Namespace: w.Namespace, File: w.File, Version: version, Hash: hash, Steps: n, Tasks: len(w.Tasks)}
 }
 
 func (s *Server) listWorkflows(w http.ResponseWriter, _ *http.Request) {
 	out := []WorkflowSummary{}
-	for _, name := range s.cfg.Set.Order {
-		out = append(out, summarize(s.cfg.Set.Workflows[name]))
+	current := s.defs.Current()
+	for _, name := range current.Order {
+		e, _ := s.defs.Newest(name)
+		out = append(out, summarize(current.Workflows[name], e.Version, e.Hash))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"workflows": out})
 }
 
+// dagOf returns the DAG of a workflow version, built once.
+func (s *Server) dagOf(w *topology.Workflow, version int) DAG {
+	key := definitions.KeyOf(w.Name, version)
+	if d, ok := s.dags.Load(key); ok {
+		return d.(DAG)
+	}
+	d := WorkflowDAG(w)
+	s.dags.Store(key, d)
+	return d
+}
+
+// versionParam reads ?NAME= as a definition version; 0 when absent.
+func versionParam(r *http.Request, name string) (int, string) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, ""
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Sprintf("invalid %s %q: give a version number (1, 2, ...)", name, v)
+	}
+	return n, ""
+}
+
+// resolveError answers a failed definitions lookup: 404 for an unknown
+// workflow or version, 410 for a deleted workflow.
+func (s *Server) resolveError(w http.ResponseWriter, name string, err error) {
+	switch {
+	case errors.Is(err, definitions.ErrUnknownWorkflow):
+		writeError(w, http.StatusNotFound, s.unknownWorkflow(name))
+	case errors.Is(err, definitions.ErrDeleted):
+		writeError(w, http.StatusGone, strings.TrimPrefix(err.Error(), "stepwise: "))
+	default:
+		writeError(w, http.StatusNotFound, strings.TrimPrefix(err.Error(), "stepwise: "))
+	}
+}
+
 func (s *Server) showWorkflow(w http.ResponseWriter, r *http.Request) {
-	wf := s.cfg.Set.Lookup(r.PathValue("name"))
-	if wf == nil {
-		writeError(w, http.StatusNotFound, s.unknownWorkflow(r.PathValue("name")))
+	name := r.PathValue("name")
+	version, msg := versionParam(r, "version")
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	d := WorkflowDetail{WorkflowSummary: summarize(wf), DAG: s.dags[wf.Name]}
+	wf, version, err := s.defs.Resolve(name, version)
+	if err != nil {
+		s.resolveError(w, name, err)
+		return
+	}
+	e, _ := s.defs.Entry(name, version)
+	d := WorkflowDetail{WorkflowSummary: summarize(wf, version, e.Hash), DAG: s.dagOf(wf, version)}
 	d.Definition.Steps = stepDefs(wf.Graph)
 	names := make([]string, 0, len(wf.Tasks))
 	for n := range wf.Tasks {
@@ -398,9 +467,67 @@ func (s *Server) showWorkflow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) unknownWorkflow(name string) string {
-	names := slices.Clone(s.cfg.Set.Order)
-	slices.Sort(names)
-	return fmt.Sprintf("unknown workflow %q (known: %s)", name, strings.Join(names, ", "))
+	return fmt.Sprintf("unknown workflow %q (known: %s)", name, strings.Join(s.defs.Current().Order, ", "))
+}
+
+// VersionInfo is one version of a workflow, in GET .../versions.
+type VersionInfo struct {
+	Version int       `json:"version"`
+	Hash    string    `json:"hash,omitempty"`
+	File    string    `json:"file,omitempty"`
+	Applied time.Time `json:"applied"`
+	Deleted bool      `json:"deleted,omitempty"`
+	Problem string    `json:"problem,omitempty"` // why it does not load
+}
+
+func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	entries := s.defs.Versions(name)
+	if len(entries) == 0 {
+		writeError(w, http.StatusNotFound, s.unknownWorkflow(name))
+		return
+	}
+	out := make([]VersionInfo, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, VersionInfo{Version: e.Version, Hash: e.Hash, File: e.File, Applied: e.Applied, Deleted: e.Deleted, Problem: e.Problem})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workflow": name, "versions": out})
+}
+
+// VersionDiff is GET .../diff?from=N&to=M: a unified diff of the two
+// versions' canonical sources.
+type VersionDiff struct {
+	Workflow string `json:"workflow"`
+	From     int    `json:"from"`
+	To       int    `json:"to"`
+	Diff     string `json:"diff"` // empty when equal
+}
+
+func (s *Server) diffVersions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	from, msg := versionParam(r, "from")
+	if msg == "" && from == 0 {
+		msg = "give ?from=N&to=M"
+	}
+	to, msg2 := versionParam(r, "to")
+	if msg == "" {
+		msg = msg2
+	}
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	a, ok := s.defs.Entry(name, from)
+	b, ok2 := s.defs.Entry(name, to)
+	if to == 0 {
+		b, ok2 = s.defs.Newest(name)
+	}
+	if !ok || !ok2 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("workflow %q has no version %d or %d", name, from, to))
+		return
+	}
+	writeJSON(w, http.StatusOK, VersionDiff{Workflow: name, From: a.Version, To: b.Version,
+		Diff: definitions.Diff(definitions.KeyOf(name, a.Version), a.Source, definitions.KeyOf(name, b.Version), b.Source)})
 }
 
 // Accepted is the answer to a start that has not finished (yet).
@@ -416,9 +543,14 @@ const idHeader = "Idempotency-Key"
 
 func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	wf := s.cfg.Set.Lookup(name)
-	if wf == nil {
-		writeError(w, http.StatusNotFound, s.unknownWorkflow(name))
+	version, msg := versionParam(r, "version")
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	wf, _, err := s.defs.Resolve(name, version)
+	if err != nil {
+		s.resolveError(w, name, err)
 		return
 	}
 	q := r.URL.Query()
@@ -473,7 +605,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := s.sender.Start(r.Context(), wf.Name, id, input); err != nil {
+	if _, err := s.sender.Start(r.Context(), wf.Name, id, input, client.AtVersion(version)); err != nil {
 		if tooLarge(err) {
 			writeError(w, http.StatusRequestEntityTooLarge, strings.TrimPrefix(err.Error(), "stepwise: "))
 			return
@@ -599,7 +731,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, view.BuildStatus(req, s.cfg.Set, o))
+	writeJSON(w, http.StatusOK, view.BuildStatus(req, s.defs, o))
 }
 
 func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
@@ -763,7 +895,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		if cur.Seq() != last || last == 0 {
 			last = cur.Seq()
-			if !send("status", view.BuildStatus(cur, s.cfg.Set, o)) {
+			if !send("status", view.BuildStatus(cur, s.defs, o)) {
 				return
 			}
 			if _, done := cur.Finished(); done {

@@ -32,8 +32,8 @@ var (
 	ErrNotFound        = errors.New("stepwise: request not found")
 	// ErrExists: the id names a request already (of another workflow, or
 	// the same); the start was, or would be, ignored.
-	ErrExists = errors.New("stepwise: request id already in use")
-	ErrNoBrokers       = kconn.ErrNoBrokers
+	ErrExists    = errors.New("stepwise: request id already in use")
+	ErrNoBrokers = kconn.ErrNoBrokers
 )
 
 var idPattern = regexp.MustCompile(schemas.RequestIDPattern)
@@ -236,15 +236,36 @@ func article(kind string) string {
 	}
 }
 
+// StartOption adjusts one start.
+type StartOption func(*startOptions)
+
+type startOptions struct {
+	version int
+}
+
+// AtVersion pins the request to version n of the workflow's definition
+// instead of the newest one. A version the processors do not know fails
+// the request with a completion saying so.
+func AtVersion(n int) StartOption { return func(o *startOptions) { o.version = n } }
+
 // Start asks the processors to run workflow with input, a JSON object
 // (empty means {}), as request id; an empty id gets a random UUID. It
 // returns the id once the start is acknowledged by the broker. Starting an
-// id that already exists does nothing (the first start wins); Existing
+// id that already exists does nothing (the first start wins). The request
+// runs on the workflow's newest definition version unless AtVersion says
+// otherwise. Existing
 // tells beforehand, and Wait returns an error wrapping ErrExists when the
 // request it finds under the id is of another workflow.
-func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawMessage) (string, error) {
+func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawMessage, opts ...StartOption) (string, error) {
 	if workflow == "" {
 		return "", ErrInvalidWorkflow
+	}
+	var so startOptions
+	for _, o := range opts {
+		o(&so)
+	}
+	if so.version < 0 {
+		return "", fmt.Errorf("stepwise: version %d: versions count from 1", so.version)
 	}
 	fresh := id == ""
 	if fresh {
@@ -262,9 +283,10 @@ func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawM
 	value, err := json.Marshal(struct {
 		Type     string          `json:"type"`
 		Workflow string          `json:"workflow"`
+		Version  int             `json:"version,omitempty"`
 		ID       string          `json:"id"`
 		Input    json.RawMessage `json:"input"`
-	}{"start", workflow, id, input})
+	}{"start", workflow, so.version, id, input})
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}

@@ -17,6 +17,7 @@ import (
 type requestBody struct {
 	Type     string          `json:"type"`
 	Workflow string          `json:"workflow"`
+	Version  int             `json:"version"` // start: 0 or absent for the current version
 	ID       string          `json:"id"`
 	Input    json.RawMessage `json:"input"`
 	Reason   string          `json:"reason"`
@@ -50,7 +51,7 @@ func decodeRequest(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
 	case body.Type == "cancel":
 		return machine.Event{Kind: machine.EventCancel, Request: id, Reason: body.Reason, Partition: r.Partition}, "", true
 	case body.Type == "start":
-		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow,
+		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Version: body.Version,
 			Input: body.Input, Partition: r.Partition}, "", true
 	default:
 		ev := machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Input: body.Input, Partition: r.Partition}

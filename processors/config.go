@@ -34,11 +34,16 @@ const (
 // ErrConfig is wrapped by every error New returns for bad settings.
 var ErrConfig = errors.New("stepwise: invalid processor settings")
 
-// Config of one processor replica. Set and Conn are required; zero values
+// Config of one processor replica. Conn is required; zero values
 // elsewhere take the defaults above.
 type Config struct {
-	Conn kconn.Config  // brokers, TLS, SASL, topic prefix
-	Set  *topology.Set // the workflows this processor runs
+	Conn kconn.Config // brokers, TLS, SASL, topic prefix
+	// Set holds workflows published to the definitions topic when the
+	// processor starts (`stepwise run -f`); a workflow whose content
+	// equals its newest version is left as it is. Optional: the processor
+	// runs whatever the definitions topic holds, applied or not with
+	// `stepwise apply`, and follows it while it runs.
+	Set *topology.Set
 
 	// ReplicaID names this replica's transactional id. It must be unique
 	// among the running replicas and stable across restarts of one
@@ -91,8 +96,8 @@ func TransactionalID(p topology.Prefix, replica string) string {
 
 // withDefaults returns cfg with zero fields defaulted, or why it is unusable.
 func (cfg Config) withDefaults() (Config, error) {
-	if cfg.Set == nil || len(cfg.Set.Workflows) == 0 {
-		return cfg, fmt.Errorf("%w: no workflow definitions", ErrConfig)
+	if cfg.Set == nil {
+		cfg.Set = &topology.Set{Workflows: map[string]*topology.Workflow{}}
 	}
 	if cfg.Conn.Prefix == "" {
 		cfg.Conn.Prefix = topology.DefaultPrefix

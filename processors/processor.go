@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/stepwise-run/stepwise/definitions"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
@@ -45,6 +46,8 @@ var errRestart = errors.New("stepwise: transaction outcome unknown")
 type Processor struct {
 	cfg    Config
 	log    *slog.Logger
+	defs   *definitions.Catalog // every version of every workflow, followed live
+	follow *definitions.Follower
 	m      *machine.Machine
 	enc    *encoder
 	prefix topology.Prefix
@@ -70,6 +73,8 @@ type Processor struct {
 	// the broker will never take cannot wedge its partition: each abort
 	// marks one more input, and the replay goes past it. Loop only.
 	poison map[string]bool
+	// lastCatchUp is when catchUpDefinitions last began reading. Loop only.
+	lastCatchUp time.Time
 
 	st    counters
 	drops dropCounts
@@ -77,8 +82,8 @@ type Processor struct {
 
 // counters are the processor's running totals, updated atomically.
 type counters struct {
-	events                       atomic.Uint64
-	committed, aborted, restarts atomic.Uint64
+	events                                atomic.Uint64
+	committed, aborted, restarts          atomic.Uint64
 	restores, restoredRecords, badRecords atomic.Uint64
 	restoreNanos, lastRestoreNanos        atomic.Int64
 }
@@ -130,10 +135,12 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	opts := append([]machine.Option{machine.WithMaxPayload(cfg.payloadLimit())}, cfg.MachineOptions...)
+	defs := definitions.NewCatalog()
 	p := &Processor{
 		cfg:    cfg,
 		log:    cfg.Logger.With("replica", cfg.ReplicaID),
-		m:      machine.New(cfg.Set, opts...),
+		defs:   defs,
+		m:      machine.New(defs, opts...),
 		enc:    newEncoder(cfg.Conn.Prefix),
 		prefix: cfg.Conn.Prefix,
 		poison: map[string]bool{},
@@ -158,9 +165,14 @@ func (p *Processor) connOpts() []kgo.Opt {
 // the transactional producer failed for good (fenced by a newer replica of
 // the same id, for one).
 func (p *Processor) Run(ctx context.Context) error {
-	if err := p.waitTopics(ctx); err != nil {
+	if err := p.waitTopics(ctx, p.cfg.Set); err != nil {
 		return err
 	}
+	stop, err := p.followDefinitions(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	opts := append(p.connOpts(),
 		kgo.ConsumerGroup(GroupID(p.prefix)),
 		kgo.ConsumeTopics(p.prefix.Requests(), p.prefix.Results()),
@@ -233,7 +245,7 @@ const (
 // differ while partitions are being added, are waited for: logged at each
 // check and checked again with a doubling backoff until ctx ends. A wrong
 // cleanup policy is returned at once: nothing being created fixes it.
-func (p *Processor) waitTopics(ctx context.Context) error {
+func (p *Processor) waitTopics(ctx context.Context, set *topology.Set) error {
 	cl, err := kgo.NewClient(p.connOpts()...)
 	if err != nil {
 		return fmt.Errorf("stepwise: admin client: %w", err)
@@ -242,7 +254,7 @@ func (p *Processor) waitTopics(ctx context.Context) error {
 	adm := kadm.NewClient(cl)
 	wait := topicsFirstWait
 	for {
-		err := topics.Check(ctx, adm, p.prefix, p.cfg.Set.Topics(p.prefix))
+		err := topics.Check(ctx, adm, p.prefix, set.Topics(p.prefix))
 		var drift *topics.DriftError
 		if err == nil || !errors.As(err, &drift) || !drift.Passing {
 			return err
@@ -254,6 +266,70 @@ func (p *Processor) waitTopics(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, topicsMaxWait)
+	}
+}
+
+// followDefinitions publishes the configured workflows, reads the
+// definitions topic to its end and follows it from then on. The
+// returned function stops following.
+func (p *Processor) followDefinitions(ctx context.Context) (stop func(), err error) {
+	if len(p.cfg.Set.Order) > 0 {
+		out, err := definitions.Publish(ctx, p.connOpts(), p.prefix, p.cfg.Set, nil, p.cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range out {
+			p.log.Info("definition applied", "workflow", o.Workflow, "version", o.Version, "unchanged", o.Unchanged)
+		}
+	}
+	f, err := definitions.NewFollower(p.connOpts(), p.prefix, p.defs, p.log)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Sync(ctx); err != nil {
+		f.Close()
+		return nil, err
+	}
+	// Requests may run on any version still held: check every queue
+	// they may dispatch to.
+	if err := p.waitTopics(ctx, p.defs.All()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.Run(fctx)
+	}()
+	p.follow = f
+	return func() {
+		cancel()
+		f.Close()
+		<-done
+	}, nil
+}
+
+// catchUpDefinitions reads the definitions topic to its end when a start
+// names a workflow or version this processor does not know, so that a
+// start sent right after `stepwise apply` finds what was applied. It runs
+// at most once per start record: not when a read began after the record
+// was written.
+func (p *Processor) catchUpDefinitions(ctx context.Context, ev machine.Event, written time.Time) {
+	if p.follow == nil {
+		return
+	}
+	if _, _, err := p.defs.Resolve(ev.Workflow, ev.Version); err == nil || errors.Is(err, definitions.ErrDeleted) {
+		return
+	}
+	if p.lastCatchUp.After(written) {
+		return
+	}
+	p.lastCatchUp = time.Now()
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.follow.Sync(sctx); err != nil {
+		p.log.Warn("reading the definitions topic to its end failed", "workflow", ev.Workflow, "err", err)
 	}
 }
 
@@ -527,6 +603,9 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 			}
 			if problem != "" {
 				p.log.Warn("malformed request", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "request", ev.Request, "problem", problem)
+			}
+			if ev.Kind == machine.EventStart {
+				p.catchUpDefinitions(b.ctx, ev, r.Timestamp)
 			}
 		case p.prefix.Results():
 			var problem string

@@ -14,6 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
+	"github.com/stepwise-run/stepwise/definitions"
 	"github.com/stepwise-run/stepwise/processors/machine"
 )
 
@@ -68,7 +69,7 @@ func TestEverySchemaCompiles(t *testing.T) {
 	want := []string{
 		"start.schema.json", "cancel.schema.json", "task.schema.json", "result.schema.json",
 		"result-error.schema.json", "completion.schema.json", "state-record.schema.json",
-		"headers.schema.json", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
+		"definition.schema.json", "headers.schema.json", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
 	}
 	for _, n := range want {
 		compile(t, c, n)
@@ -142,7 +143,7 @@ func TestMachineTypes(t *testing.T) {
 	c := compiler(t)
 	now := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
 	request := &machine.Record{
-		Request: "r-1", Workflow: "idp", Partition: 3, Status: machine.Running,
+		Request: "r-1", Workflow: "idp", Version: 4, Partition: 3, Status: machine.Running,
 		Input: json.RawMessage(`{"bundle": "b.pdf"}`),
 		Steps: map[string]*machine.StepState{
 			"split":  {Status: machine.StepSucceeded, Attempt: 1, Output: json.RawMessage(`{"docs": [1, 2]}`), Started: now, Ended: now.Add(time.Second)},
@@ -174,7 +175,7 @@ func TestMachineTypes(t *testing.T) {
 
 	completion := compile(t, c, "completion.schema.json")
 	for _, cm := range []machine.Completion{
-		{Request: "r-1", Workflow: "idp", Status: machine.Succeeded, Output: json.RawMessage(`{"ok": true}`), Started: now, Finished: now},
+		{Request: "r-1", Workflow: "idp", Version: 2, Status: machine.Succeeded, Output: json.RawMessage(`{"ok": true}`), Started: now, Finished: now},
 		{Request: "r-1", Workflow: "idp", Status: machine.Failed, Error: &machine.Failure{Step: "ocr", Attempt: 3, Message: "boom"}, Started: now, Finished: now},
 		{Request: "r-1", Workflow: "idp", Status: machine.Cancelled, Error: &machine.Failure{Message: "user asked"}, Started: now, Finished: now},
 	} {
@@ -185,6 +186,20 @@ func TestMachineTypes(t *testing.T) {
 		if err := completion.Validate(instance(t, string(b))); err != nil {
 			t.Errorf("machine.Completion rejected by completion.schema.json: %v\n%s", err, b)
 		}
+	}
+
+	defSchema := compile(t, c, "definition.schema.json")
+	for _, d := range []*definitions.Record{
+		{Workflow: "idp", Version: 2, Hash: definitions.HashOf([]byte("workflows: []\n")), Source: "workflows: []\n", File: "idp.yaml", Applied: now},
+		{Workflow: "ns/idp", Version: 3, Deleted: true, Applied: now},
+	} {
+		b := definitions.Encode(d)
+		if err := defSchema.Validate(instance(t, string(b))); err != nil {
+			t.Errorf("definitions.Encode output rejected by definition.schema.json: %v\n%s", err, b)
+		}
+	}
+	if err := defSchema.Validate(instance(t, `{"v":1,"workflow":"w","version":1,"applied":"2026-01-01T00:00:00Z"}`)); err == nil {
+		t.Errorf("definition.schema.json accepts a version with neither source nor deletion")
 	}
 
 	resultErr := compile(t, c, "result-error.schema.json")

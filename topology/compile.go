@@ -10,7 +10,7 @@ import (
 func compile(specs []*fileSpec) *Set {
 	set := &Set{Workflows: map[string]*Workflow{}}
 	for _, f := range specs {
-		for _, w := range f.workflows {
+		for i, w := range f.workflows {
 			namespaces := []string{""}
 			if len(w.vhosts) > 0 {
 				namespaces = namespaces[:0]
@@ -22,6 +22,9 @@ func compile(specs []*fileSpec) *Set {
 			transports := fileTransports(f)
 			for _, ns := range namespaces {
 				wf := compileWorkflow(f.file, w, ns, transports)
+				if i < len(f.canonical) {
+					wf.Source = f.canonical[i]
+				}
 				set.Workflows[wf.Name] = wf
 				set.Order = append(set.Order, wf.Name)
 			}

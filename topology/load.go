@@ -86,7 +86,32 @@ func parseSpec(file string, data []byte) (*fileSpec, ValidationErrors) {
 		validate(spec, &l.errorList)
 	}
 	l.errs.sortByPosition()
+	if len(l.errs) == 0 {
+		spec.canonical = canonicalWorkflows(data)
+	}
 	return spec, l.errs
+}
+
+// canonicalWorkflows re-writes each entry of a valid file's workflows list
+// as a file of its own, in a canonical form: keys sorted, comments dropped,
+// anchors, aliases and merge keys resolved. Editing a comment or the order
+// of keys leaves it unchanged; that is what a definition's content hash is
+// taken of.
+func canonicalWorkflows(data []byte) [][]byte {
+	var doc struct {
+		Workflows []any `yaml:"workflows"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil // the loader read it: cannot happen
+	}
+	out := make([][]byte, len(doc.Workflows))
+	for i, w := range doc.Workflows {
+		b, err := yaml.Marshal(map[string]any{"workflows": []any{w}})
+		if err == nil {
+			out[i] = b
+		}
+	}
+	return out
 }
 
 // maxNodes bounds the work of walking one document. YAML aliases let a

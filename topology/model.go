@@ -36,6 +36,11 @@ type Workflow struct {
 	Graph     *Graph           // the top-level steps
 	Tasks     map[string]*Task // fan-out tasks by name
 	File      string           // where it was defined, for messages
+	// Source is a definition file holding this workflow's entry alone, in
+	// a canonical form (keys sorted, no comments or anchors) that Parse
+	// reads back to the same workflow. It is what `stepwise apply`
+	// publishes and hashes. A workflow under several vhosts shares it.
+	Source []byte
 }
 
 // Task is a sub-graph run once per element of a list found in its input.

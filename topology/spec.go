@@ -14,6 +14,10 @@ type fileSpec struct {
 	// unreadable is set when the loader could not find a workflows list
 	// at all (empty file, YAML syntax error, wrong shape) and said so.
 	unreadable bool
+	// canonical holds, for each entry of workflows, a definition file
+	// with that workflow alone (see Workflow.Source); set once the file
+	// validated.
+	canonical [][]byte
 }
 
 // str is a scalar string field. set is false when the key was absent (or

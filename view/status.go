@@ -23,6 +23,7 @@ const PreviewLimit = 4096
 type Status struct {
 	ID       string `json:"id"`
 	Workflow string `json:"workflow"`
+	Version  int    `json:"version"` // the definition version it runs on
 	// Status is running, succeeded, failed or cancelled.
 	Status    string           `json:"status"`
 	Partition int32            `json:"partition"` // home partition
@@ -116,12 +117,14 @@ type StatusOptions struct {
 
 // BuildStatus renders r (which must have a root record or a completion)
 // as a status document.
-func BuildStatus(r *Request, set *topology.Set, o StatusOptions) *Status {
+// defs gives the graph of the definition version the request runs on.
+func BuildStatus(r *Request, defs machine.Definitions, o StatusOptions) *Status {
 	base := "/api/v1/requests/" + url.PathEscape(r.id) + "/payload"
 	s := &Status{ID: r.id, Seq: r.seq, Steps: []StepView{}, Instances: []Instance{}, Nodes: map[string]*NodeProgress{}}
 	if r.root == nil {
 		c := r.completion
 		s.Workflow, s.Status, s.Partition, s.Created, s.Updated = c.Workflow, string(c.Status), c.Partition, c.Started, c.Finished
+		s.Version = c.Version
 		s.Finished = &c.Finished
 		s.Error = c.Error
 		s.Output = bound(c.Output, o.PreviewLimit, base+"?part=output")
@@ -137,9 +140,10 @@ func BuildStatus(r *Request, set *topology.Set, o StatusOptions) *Status {
 	s.Output = bound(root.Output, o.PreviewLimit, base+"?part=output")
 	s.Error = root.Error
 
-	w := set.Lookup(root.Workflow)
+	s.Version = root.DefinitionVersion()
 	var g *topology.Graph
-	if w != nil {
+	w, _, err := defs.Resolve(root.Workflow, s.Version)
+	if err == nil {
 		g = w.Graph
 	}
 	s.Steps = stepViews(root, g, "", o.PreviewLimit, base)

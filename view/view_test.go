@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/definitions"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/internal/testlog"
 	"github.com/stepwise-run/stepwise/kconn"
@@ -141,7 +142,7 @@ func TestViewCatchUpAndMemory(t *testing.T) {
 		t.Errorf("tombstone not applied")
 	}
 	// Progress of a live fan-out from the records read.
-	s := BuildStatus(v.Get("run-0001"), set, StatusOptions{PreviewLimit: PreviewLimit, Instances: 100})
+	s := BuildStatus(v.Get("run-0001"), definitions.FromSet(set), StatusOptions{PreviewLimit: PreviewLimit, Instances: 100})
 	if n := s.Nodes["fan/x"]; n.Total != children || n.Succeeded != children {
 		t.Errorf("fan/x of a running request: %+v", n)
 	}

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/stepwise-run/stepwise/api"
+	"github.com/stepwise-run/stepwise/definitions"
 )
 
 func init() {
@@ -28,7 +30,7 @@ func runAPI(ctx context.Context, args []string) error {
 	var cfg api.Config
 	cfg.Conn.RegisterFlags(fs)
 	var files fileFlags
-	fs.Var(&files, "f", "workflow definition file (repeatable)")
+	fs.Var(&files, "f", "workflow definition file to apply at start (repeatable; optional: the API follows the definitions topic)")
 	fs.StringVar(&cfg.Addr, "http", api.DefaultAddr, "address to serve HTTP on")
 	fs.Int64Var(&cfg.MaxBody, "max-body", api.DefaultMaxBody, "largest start body read, bytes; a start must also fit the requests topic's max.message.bytes (413 otherwise)")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", api.DefaultMaxWait, "longest ?wait of a start")
@@ -37,10 +39,11 @@ func runAPI(ctx context.Context, args []string) error {
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: stepwise api -f FILE... [--http ADDR] [flags]\n\n"+
+		fmt.Fprintln(fs.Output(), "Usage: stepwise api [-f FILE...] [--http ADDR] [flags]\n\n"+
 			"Serves the HTTP API (/api/v1, OpenAPI document at /api/v1/openapi.json) and\n"+
 			"the web UI (/) from an in-memory view of the state topic. Run any number\n"+
-			"of them beside the processors; each reads every partition.\n\nFlags:")
+			"of them beside the processors; each reads every partition, and follows\n"+
+			"the definitions topic for the workflows and their versions.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -52,14 +55,27 @@ func runAPI(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q; definition files go after -f", fs.Arg(0))}
 	}
-	set, err := loadDefinitions(files)
-	if err != nil {
-		return err
-	}
-	cfg.Set = set
+	var err error
 	if cfg.Tokens, err = api.LoadTokens(*tokensFile); err != nil {
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if len(files) > 0 {
+		set, err := loadDefinitions(files)
+		if err != nil {
+			return err
+		}
+		opts, err := cfg.Conn.Opts()
+		if err != nil {
+			return err
+		}
+		out, err := definitions.Publish(ctx, opts, cfg.Conn.Prefix, set, nil, time.Now())
+		if err != nil {
+			return err
+		}
+		for _, o := range out {
+			cfg.Logger.Info("definition applied", "workflow", o.Workflow, "version", o.Version, "unchanged", o.Unchanged)
+		}
+	}
 	return api.Serve(ctx, cfg)
 }

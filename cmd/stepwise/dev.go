@@ -148,7 +148,7 @@ func runDev(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		srv, err := api.New(api.Config{Addr: o.http, Conn: conn, Set: set, Logger: log.With("component", "api"),
+		srv, err := api.New(api.Config{Addr: o.http, Conn: conn, Logger: log.With("component", "api"),
 			Tokens: tokens, InsecureNoAuth: o.noAuth})
 		if err != nil {
 			return err

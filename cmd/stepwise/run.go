@@ -26,7 +26,7 @@ func runRun(ctx context.Context, args []string) error {
 	var cfg processors.Config
 	cfg.Conn.RegisterFlags(fs)
 	var files fileFlags
-	fs.Var(&files, "f", "workflow definition file (repeatable)")
+	fs.Var(&files, "f", "workflow definition file to apply at start (repeatable; optional once definitions are applied with 'stepwise apply')")
 	fs.StringVar(&cfg.ReplicaID, "replica-id", "", "stable, unique id of this replica, e.g. the pod name (default: hostname)")
 	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", processors.DefaultSessionTimeout, "group session timeout: how soon a dead replica is noticed")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", processors.DefaultHeartbeat, "group heartbeat interval")
@@ -39,10 +39,12 @@ func runRun(ctx context.Context, args []string) error {
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: stepwise run -f FILE... [flags]\n\n"+
-			"Runs one processor replica: joins the processors' group, restores the state\n"+
-			"of its partitions and advances requests in Kafka transactions. Refuses to\n"+
-			"start when the topics differ from the plan (see 'stepwise topics').\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: stepwise run [-f FILE...] [flags]\n\n"+
+			"Runs one processor replica: applies the -f files to the definitions topic\n"+
+			"(as 'stepwise apply' does), follows that topic, joins the processors'\n"+
+			"group, restores the state of its partitions and advances requests in\n"+
+			"Kafka transactions. Refuses to start when the topics differ from the plan\n"+
+			"(see 'stepwise topics').\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,11 +53,13 @@ func runRun(ctx context.Context, args []string) error {
 		}
 		return &exitError{code: 2}
 	}
-	set, err := loadDefinitions(files)
-	if err != nil {
-		return err
+	if len(files) > 0 {
+		set, err := loadDefinitions(files)
+		if err != nil {
+			return err
+		}
+		cfg.Set = set
 	}
-	cfg.Set = set
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	p, err := processors.New(cfg)
 	if err != nil {

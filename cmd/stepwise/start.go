@@ -39,11 +39,13 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		id      string
 		input   string
 		wait    bool
+		version int
 		timeout time.Duration
 	)
 	fs := newFlagSet("start", stderr,
-		"Usage: stepwise start WORKFLOW [--id ID] [--input JSON|@FILE|@-] [--wait [--timeout 60s]] [flags]\n\n"+
-			"Starts a request of WORKFLOW and prints its id. With --wait, waits for the\n"+
+		"Usage: stepwise start WORKFLOW [--id ID] [--input JSON|@FILE|@-] [--version N] [--wait [--timeout 60s]] [flags]\n\n"+
+			"Starts a request of WORKFLOW, on its newest definition version unless\n"+
+			"--version pins another, and prints its id. With --wait, waits for the\n"+
 			"request to finish and prints its completion event as JSON instead; the exit\n"+
 			"status is then 0 when it succeeded, 1 when it failed or was cancelled, and 2\n"+
 			"when it was still running at --timeout. The request goes on either way.\n"+
@@ -53,6 +55,7 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&id, "id", "", "request id (default: a random UUID); an id already in use exits 3")
 	fs.StringVar(&input, "input", "{}", "the workflow's input, a JSON object; @FILE reads it from a file, @- from stdin")
 	fs.BoolVar(&wait, "wait", false, "wait for the completion and print it")
+	fs.IntVar(&version, "version", 0, "run on this definition version (see 'stepwise apply'); 0: the newest")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "give up after this long (with --wait: waiting for the completion)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -89,7 +92,7 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return existsExit(timeoutHint(ctx, err, timeout))
 		}
 	}
-	id, err = cl.Start(ctx, workflow, id, raw)
+	id, err = cl.Start(ctx, workflow, id, raw, client.AtVersion(version))
 	if err != nil {
 		return timeoutHint(ctx, err, timeout)
 	}

@@ -22,6 +22,7 @@ type Event struct {
 
 	// Start.
 	Workflow  string
+	Version   int             // the definition version to run; 0: the current one
 	Input     json.RawMessage // must be a JSON object
 	Partition int32           // the home partition: where the start arrived
 
@@ -143,6 +144,7 @@ const (
 type Completion struct {
 	Request   string           `json:"id"`
 	Workflow  string           `json:"workflow"`
+	Version   int              `json:"version,omitempty"` // the definition version it ran on
 	Status    CompletionStatus `json:"status"`
 	Output    json.RawMessage  `json:"output,omitempty"`
 	Error     *Failure         `json:"error,omitempty"`

@@ -21,6 +21,10 @@ func Encode(r *Record) []byte {
 	b = appendStringFieldOmit(b, "kind", r.Kind)
 	b = appendStringField(b, "request", r.Request)
 	b = appendStringField(b, "workflow", r.Workflow)
+	if r.Version != 0 {
+		b = append(b, `,"version":`...)
+		b = strconv.AppendInt(b, int64(r.Version), 10)
+	}
 	b = appendStringFieldOmit(b, "path", r.Path)
 	b = appendStringFieldOmit(b, "task", r.Task)
 	b = appendStringFieldOmit(b, "id", r.ID)

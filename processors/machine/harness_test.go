@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepwise-run/stepwise/definitions"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -107,7 +108,7 @@ type harness struct {
 
 func newHarness(t testing.TB, wfs ...*topology.Workflow) *harness {
 	return &harness{
-		t: t, m: New(setOf(wfs...)), store: mapStore{},
+		t: t, m: New(definitions.FromSet(setOf(wfs...))), store: mapStore{},
 		now:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		timers: map[string]Timer{},
 	}

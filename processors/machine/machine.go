@@ -24,10 +24,21 @@ const (
 // state keys ("/" separates child paths) and in logs.
 var RequestIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
-// Machine advances requests of the workflows it was built with. It holds no
-// request state; it is safe for concurrent use.
+// Definitions is the machine's read access to workflow definitions by
+// version (definitions.Catalog). Resolve returns the workflow name at
+// version, and the version it resolved to; version 0 asks for the one new
+// requests start on. The error says why there is none, in words a failed
+// request can carry.
+type Definitions interface {
+	Resolve(workflow string, version int) (*topology.Workflow, int, error)
+}
+
+// Machine advances requests of the workflows its definitions hold. It holds
+// no request state; it is safe for concurrent use. A request is pinned to
+// the version it started under (Record.Version) and every later event of
+// it is applied to that version's graph, whatever was applied since.
 type Machine struct {
-	set        *topology.Set
+	defs       Definitions
 	maxPayload int
 	retention  time.Duration
 }
@@ -42,9 +53,9 @@ func WithMaxPayload(n int) Option { return func(m *Machine) { m.maxPayload = n }
 // WithRetention sets how long finished requests are remembered.
 func WithRetention(d time.Duration) Option { return func(m *Machine) { m.retention = d } }
 
-// New returns a machine for the workflows of set.
-func New(set *topology.Set, opts ...Option) *Machine {
-	m := &Machine{set: set, maxPayload: DefaultMaxPayload, retention: DefaultRetention}
+// New returns a machine for the workflows of defs.
+func New(defs Definitions, opts ...Option) *Machine {
+	m := &Machine{defs: defs, maxPayload: DefaultMaxPayload, retention: DefaultRetention}
 	for _, o := range opts {
 		o(m)
 	}

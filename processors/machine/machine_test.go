@@ -427,7 +427,7 @@ func TestRecordEncodingRoundTripsAndRejectsNewerVersions(t *testing.T) {
 	h.ok(h.dispatched("book-split"), `{"sections":[1]}`)
 	for key, r := range h.store {
 		b := Encode(r)
-		if !strings.HasPrefix(string(b), `{"v":1,`) {
+		if !strings.HasPrefix(string(b), fmt.Sprintf(`{"v":%d,`, RecordVersion)) {
 			t.Fatalf("%s encodes without the version first: %s", key, b)
 		}
 		back, err := Decode(b)
@@ -438,7 +438,7 @@ func TestRecordEncodingRoundTripsAndRejectsNewerVersions(t *testing.T) {
 			t.Fatalf("%s does not round-trip:\n%s\n%s", key, b, Encode(back))
 		}
 	}
-	if _, err := Decode([]byte(`{"v":2,"request":"r"}`)); !errors.Is(err, ErrRecordVersion) {
+	if _, err := Decode([]byte(fmt.Sprintf(`{"v":%d,"request":"r"}`, RecordVersion+1))); !errors.Is(err, ErrRecordVersion) {
 		t.Fatalf("newer version: err = %v", err)
 	}
 	if _, err := Decode([]byte(`{`)); err == nil {

@@ -98,7 +98,7 @@ func (d *driver) apply(ev Event) {
 func (d *driver) checkJoined(disp Dispatch) {
 	instPath, name := splitStepPath(disp.Step)
 	inst := d.h.store[RecordKey(disp.Request, instPath)]
-	g := (&transition{m: d.h.m}).graphOf(inst)
+	g := (&transition{m: d.h.m}).mustGraphOf(inst)
 	for _, dep := range g.ByName[name].Depends {
 		ss := inst.Steps[dep]
 		if dep == topology.Start || g.ByName[dep].Task == nil {

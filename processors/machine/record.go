@@ -11,7 +11,12 @@ import (
 // RecordVersion is the encoding version written in every state record's
 // "v" field. Decode accepts every version up to this one; a change that old
 // readers cannot ignore bumps it.
-const RecordVersion = 1
+//
+//   - v1: the first encoding.
+//   - v2: "version", the workflow definition version a request runs on. A
+//     v1 record has none and runs on version 1, which `stepwise run -f`
+//     publishes from the same files the processors ran before.
+const RecordVersion = 2
 
 // Record is one value of the state table: the state of one graph instance,
 // either a whole request (Key == Request, Path == "") or one fan-out child
@@ -31,10 +36,11 @@ type Record struct {
 	Kind      string                `json:"kind,omitempty"` // "" (instance) or KindFanout
 	Request   string                `json:"request"`
 	Workflow  string                `json:"workflow"`
-	Path      string                `json:"path,omitempty"` // child path, e.g. "docs[1]/pages[2]"; "" for the request
-	Task      string                `json:"task,omitempty"` // the task a child runs
-	ID        string                `json:"id,omitempty"`   // child id: the element's UUID "id", else the key
-	Partition int32                 `json:"partition"`      // home partition
+	Version   int                   `json:"version,omitempty"` // definition version of Workflow; 0 (records of v1): version 1
+	Path      string                `json:"path,omitempty"`    // child path, e.g. "docs[1]/pages[2]"; "" for the request
+	Task      string                `json:"task,omitempty"`    // the task a child runs
+	ID        string                `json:"id,omitempty"`      // child id: the element's UUID "id", else the key
+	Partition int32                 `json:"partition"`         // home partition
 	Status    Status                `json:"status"`
 	Input     json.RawMessage       `json:"input,omitempty"`
 	Steps     map[string]*StepState `json:"steps,omitempty"`
@@ -46,6 +52,9 @@ type Record struct {
 	Children  int                   `json:"children,omitempty"` // fan-out progress: children started
 	Done      int                   `json:"done,omitempty"`     // fan-out progress: children finished
 }
+
+// DefinitionVersion is the workflow version the record runs on.
+func (r *Record) DefinitionVersion() int { return max(r.Version, 1) }
 
 // KindFanout marks a fan-out progress record.
 const KindFanout = "fanout"

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stepwise-run/stepwise/topology"
@@ -35,11 +36,12 @@ func (t *transition) start(ev Event) {
 		Steps: map[string]*StepState{},
 	}
 	t.put(ev.Request, root)
-	wf := t.m.set.Lookup(ev.Workflow)
-	if wf == nil {
-		t.finish(root, Failed, nil, &Failure{Message: fmt.Sprintf("unknown workflow %q", ev.Workflow)})
+	wf, version, err := t.m.defs.Resolve(ev.Workflow, ev.Version)
+	if err != nil {
+		t.finish(root, Failed, nil, &Failure{Message: strings.TrimPrefix(err.Error(), "stepwise: ")})
 		return
 	}
+	root.Version = version
 	if err := checkObject(ev.Input, t.m.maxPayload); err != nil {
 		t.finish(root, Failed, nil, &Failure{Message: "invalid input: " + err.Error()})
 		return
@@ -71,7 +73,7 @@ func (t *transition) result(ev Event) {
 	}
 	t.clearTimeout(inst, step.Name, ss)
 	ss.Status, ss.Output, ss.Ended, ss.Error = StepSucceeded, ev.Output, t.now, ""
-	t.advance(inst, t.graphOf(inst))
+	t.advance(inst, t.mustGraphOf(inst))
 }
 
 // cancel finishes a running request as cancelled.
@@ -135,9 +137,13 @@ func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, 
 	if inst == nil || inst.Status != Running || inst.Kind != "" {
 		return nil, nil, nil, ReasonUnknownInstance, "unknown or finished instance " + instPath
 	}
-	g := t.graphOf(inst)
-	if g == nil {
-		return nil, nil, nil, ReasonWorkflowGone, "workflow no longer defined"
+	g, err := t.graphOf(inst)
+	if err != nil {
+		// The version this request runs on is gone (the definitions
+		// topic lost it). Guessing another would run a graph the
+		// request did not start under: fail it, saying why.
+		t.failRequest(request, &Failure{Step: stepPath, Message: "cannot continue: " + strings.TrimPrefix(err.Error(), "stepwise: ")})
+		return nil, nil, nil, ReasonWorkflowGone, "definition missing: " + err.Error()
 	}
 	step := g.ByName[name]
 	ss := inst.Steps[name]
@@ -147,20 +153,31 @@ func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, 
 	return inst, step, ss, "", ""
 }
 
-// graphOf returns the graph an instance runs, or nil when its workflow or
-// task is no longer defined.
-func (t *transition) graphOf(inst *Record) *topology.Graph {
-	wf := t.m.set.Lookup(inst.Workflow)
-	if wf == nil {
-		return nil
+// graphOf returns the graph an instance runs, at the definition version of
+// its request, or why it cannot be found.
+func (t *transition) graphOf(inst *Record) (*topology.Graph, error) {
+	wf, _, err := t.m.defs.Resolve(inst.Workflow, inst.DefinitionVersion())
+	if err != nil {
+		return nil, err
 	}
 	if inst.Task == "" {
-		return wf.Graph
+		return wf.Graph, nil
 	}
 	if task := wf.Tasks[inst.Task]; task != nil {
-		return task.Graph
+		return task.Graph, nil
 	}
-	return nil
+	return nil, fmt.Errorf("workflow %q version %d has no task %q", inst.Workflow, inst.DefinitionVersion(), inst.Task)
+}
+
+// mustGraphOf is graphOf for an instance whose graph was found earlier in
+// the same transition (definitions never lose a version while one Apply
+// runs).
+func (t *transition) mustGraphOf(inst *Record) *topology.Graph {
+	g, err := t.graphOf(inst)
+	if err != nil {
+		panic(fmt.Sprintf("stepwise: graph of %s vanished within one transition: %v", RecordKey(inst.Request, inst.Path), err))
+	}
+	return g
 }
 
 // advance starts every step of inst whose dependencies have all succeeded,
@@ -225,7 +242,7 @@ func (t *transition) inputOf(inst *Record, step *topology.Step) json.RawMessage 
 			parts = append(parts, inst.Input)
 			continue
 		}
-		parts = append(parts, t.outputOf(inst, t.graphOf(inst).ByName[d]))
+		parts = append(parts, t.outputOf(inst, t.mustGraphOf(inst).ByName[d]))
 	}
 	return merge(parts)
 }
@@ -301,7 +318,7 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 	ss.Children = len(elems)
 	progress := StepPath(inst.Path, step.Name)
 	t.put(RecordKey(inst.Request, progress), &Record{
-		Kind: KindFanout, Request: inst.Request, Workflow: inst.Workflow, Path: progress,
+		Kind: KindFanout, Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Path: progress,
 		Partition: inst.Partition, Status: Running, Created: t.now, Children: len(elems),
 	})
 	delete(fields, step.Task.ItemListKey)
@@ -314,7 +331,7 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 			id = key
 		}
 		child := &Record{
-			Request: inst.Request, Workflow: inst.Workflow, Path: path,
+			Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Path: path,
 			Task: step.Task.Name, ID: id, Partition: inst.Partition,
 			Status: Running, Input: encodeObject(fields), Created: t.now,
 			Steps: map[string]*StepState{},
@@ -414,7 +431,7 @@ func (t *transition) finish(inst *Record, status CompletionStatus, output json.R
 	inst.ExpireAt = t.now.Add(t.m.retention)
 	t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Kind: TimerExpire, At: inst.ExpireAt})
 	t.eff.Completions = append(t.eff.Completions, Completion{
-		Request: inst.Request, Workflow: inst.Workflow, Status: status,
+		Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Status: status,
 		Output: output, Error: f, Started: inst.Created, Finished: t.now,
 		Partition: inst.Partition,
 	})
@@ -446,7 +463,12 @@ func (t *transition) childDone(child *Record) {
 		return
 	}
 	ss.Done, ss.Status, ss.Ended = ss.Children, StepSucceeded, t.now
-	t.advance(parent, t.graphOf(parent))
+	g, err := t.graphOf(parent)
+	if err != nil {
+		t.failRequest(child.Request, &Failure{Step: StepPath(parentPath, stepName), Message: "cannot continue: " + strings.TrimPrefix(err.Error(), "stepwise: ")})
+		return
+	}
+	t.advance(parent, g)
 }
 
 // forgetChildren tombstones every descendant record of a request.
