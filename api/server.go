@@ -20,9 +20,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/internal/probe"
 	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/view"
@@ -74,6 +78,10 @@ type Config struct {
 	// that is not loopback unless InsecureNoAuth is set.
 	Tokens         *Tokens
 	InsecureNoAuth bool
+
+	// Metrics, when set, gets the API's metrics and its Kafka clients'
+	// and is served at /metrics (package metrics lists them).
+	Metrics *prometheus.Registry
 }
 
 // Server is the HTTP API and web UI over a View. Create it with New and
@@ -89,6 +97,7 @@ type Server struct {
 	dags   sync.Map // definitions key (name/version) -> DAG
 
 	crossOrigin *http.CrossOriginProtection
+	metrics     *metrics.API // nil: metrics off
 	routeScopes []routeScope // every guarded endpoint, in registration order
 }
 
@@ -149,10 +158,17 @@ func New(cfg Config) (*Server, error) {
 	s.crossOrigin.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: the API takes "+r.Method+" calls only from its own origin")
 	}))
-	s.view = view.New(cfg.Conn, view.WithLogger(cfg.Logger), view.WithClientOpts(cfg.ClientOpts...))
+	// Each Kafka client gets its own metric hooks (kprom serves one
+	// client each); none without metrics.
+	viewOpts := append(slices.Clone(cfg.ClientOpts), metrics.KafkaHooks(metricsOrNil(cfg.Metrics), "api-view")...)
+	s.view = view.New(cfg.Conn, view.WithLogger(cfg.Logger), view.WithClientOpts(viewOpts...))
+	if cfg.Metrics != nil {
+		s.metrics = metrics.NewAPI(cfg.Metrics, s.view.Len)
+	}
 	s.sender = cfg.Sender
 	if s.sender == nil {
-		cs, err := newSender(cfg.Conn, cfg.ClientOpts...)
+		senderOpts := append(slices.Clone(cfg.ClientOpts), metrics.KafkaHooks(metricsOrNil(cfg.Metrics), "api-sender")...)
+		cs, err := newSender(cfg.Conn, senderOpts...)
 		if err != nil {
 			return nil, err
 		}
@@ -246,10 +262,11 @@ func (s *Server) routes() {
 		{"GET /api/v1/requests/{id}/events", ScopeRead, s.events},
 		{"POST /api/v1/requests/{id}/cancel", ScopeOperate, s.cancel},
 	} {
-		m.Handle(rt.pattern, s.guard(rt.scope, rt.h))
+		m.Handle(rt.pattern, s.metrics.Wrap(rt.pattern, s.guard(rt.scope, rt.h)))
 		s.routeScopes = append(s.routeScopes, routeScope{rt.pattern, rt.scope})
 	}
 	m.Handle("GET /api/v1/auth", s.crossOrigin.Handler(http.HandlerFunc(s.identity)))
+	probe.Register(m, s.ready, s.cfg.Metrics)
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path+"; see /api/v1/openapi.json")
 	})
@@ -260,6 +277,26 @@ func (s *Server) routes() {
 	files := http.FileServerFS(static)
 	m.Handle("/", secure(files))
 	s.mux = m
+}
+
+// metricsOrNil returns reg as a Registerer, nil (not a nil pointer in an
+// interface) when reg is nil.
+func metricsOrNil(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
+
+// ready is the API's readiness: its view has read the state topic to the
+// end it saw at start-up.
+func (s *Server) ready() error {
+	select {
+	case <-s.view.Ready():
+		return nil
+	default:
+		return view.ErrNotReady
+	}
 }
 
 // secure adds the headers that keep the UI's data from being run as code:

@@ -178,6 +178,14 @@ type k8sDoc struct {
 	Resources []string `yaml:"resources"`
 }
 
+// probe is a container's HTTP probe.
+type probe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port any    `yaml:"port"` // a number or a port name
+	} `yaml:"httpGet"`
+}
+
 type podSpec struct {
 	Containers []struct {
 		Name    string   `yaml:"name"`
@@ -198,6 +206,12 @@ type podSpec struct {
 			Name      string `yaml:"name"`
 			MountPath string `yaml:"mountPath"`
 		} `yaml:"volumeMounts"`
+		Ports []struct {
+			Name          string `yaml:"name"`
+			ContainerPort int    `yaml:"containerPort"`
+		} `yaml:"ports"`
+		LivenessProbe  *probe `yaml:"livenessProbe"`
+		ReadinessProbe *probe `yaml:"readinessProbe"`
 	} `yaml:"containers"`
 	Volumes []struct {
 		Name      string `yaml:"name"`
@@ -629,6 +643,34 @@ func TestManifests(t *testing.T) {
 			for _, f := range flags["f"] {
 				if !mounted[f] {
 					t.Errorf("%s: -f %s is not a key of the mounted stepwise-workflows ConfigMap", where, f)
+				}
+			}
+			// run and api serve /healthz and /readyz on --http; the
+			// probes ask them there.
+			if sub == "run" || sub == "api" {
+				ports := map[string]int{}
+				for _, p := range c.Ports {
+					ports[p.Name] = p.ContainerPort
+				}
+				httpPort := 0
+				for _, a := range flags["http"] {
+					_, httpPort = hostPort(t, where, a)
+				}
+				for _, pc := range []struct {
+					kind, path string
+					p          *probe
+				}{{"livenessProbe", "/healthz", c.LivenessProbe}, {"readinessProbe", "/readyz", c.ReadinessProbe}} {
+					if pc.p == nil {
+						t.Errorf("%s: no %s", where, pc.kind)
+						continue
+					}
+					port, ok := pc.p.HTTPGet.Port.(int)
+					if !ok {
+						port = ports[fmt.Sprint(pc.p.HTTPGet.Port)]
+					}
+					if pc.p.HTTPGet.Path != pc.path || port == 0 || port != httpPort {
+						t.Errorf("%s: %s asks %s on port %d; stepwise %s --http serves %s on port %d", where, pc.kind, pc.p.HTTPGet.Path, port, sub, pc.path, httpPort)
+					}
 				}
 			}
 			switch sub {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
@@ -77,6 +78,11 @@ type Config struct {
 
 	// Machine options beyond the payload limit (retention...).
 	MachineOptions []machine.Option
+
+	// Metrics, when set, receives the processor's Prometheus metrics
+	// and its Kafka clients' (package metrics lists them). Nil: none, at
+	// no cost.
+	Metrics prometheus.Registerer
 
 	Logger *slog.Logger
 	Now    func() time.Time // clock; tests only

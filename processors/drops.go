@@ -81,6 +81,7 @@ func (c *dropCounts) snapshot() map[machine.Reason]uint64 {
 func (p *Processor) reportDrops(b *batch) {
 	for _, d := range b.drops {
 		p.drops.add(d.reason)
+		p.metrics.Dropped(sourceKind(d.source), string(d.reason))
 		p.log.Log(b.ctx, d.level(), "input dropped", "reason", string(d.reason), "detail", d.detail,
 			"source", d.source, "request", d.request, "step", d.step, "partition", d.partition)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
@@ -76,8 +77,11 @@ type Processor struct {
 	// lastCatchUp is when catchUpDefinitions last began reading. Loop only.
 	lastCatchUp time.Time
 
-	st    counters
-	drops dropCounts
+	st      counters
+	drops   dropCounts
+	ready   readiness
+	metrics *metrics.Processor // nil: metrics off
+	hooks   []kgo.Opt          // the group session client's metric hooks, if any (kprom serves one client at a time)
 }
 
 // counters are the processor's running totals, updated atomically.
@@ -125,6 +129,28 @@ func (p *Processor) Stats() Stats {
 	}
 }
 
+// readiness is what Ready reads: set by the group callbacks and Run.
+type readiness struct {
+	joined    atomic.Bool  // an assignment of the current session completed
+	restoring atomic.Int32 // assignments restoring now
+}
+
+// ErrNotReady is what Ready returns while the processor is not ready.
+var ErrNotReady = errors.New("stepwise: processor not ready")
+
+// Ready returns nil once the replica joined its group and restored every
+// partition it was given, and while that holds; else ErrNotReady with why.
+// It is what /readyz of `stepwise run --http` answers.
+func (p *Processor) Ready() error {
+	switch {
+	case !p.ready.joined.Load():
+		return fmt.Errorf("%w: not in the processors' group yet", ErrNotReady)
+	case p.ready.restoring.Load() > 0:
+		return fmt.Errorf("%w: restoring assigned partitions", ErrNotReady)
+	}
+	return nil
+}
+
 // New validates cfg and returns a processor. It does not connect.
 func New(cfg Config) (*Processor, error) {
 	cfg, err := cfg.withDefaults()
@@ -144,6 +170,10 @@ func New(cfg Config) (*Processor, error) {
 		enc:    newEncoder(cfg.Conn.Prefix),
 		prefix: cfg.Conn.Prefix,
 		poison: map[string]bool{},
+	}
+	if cfg.Metrics != nil {
+		p.metrics = metrics.NewProcessor(cfg.Metrics)
+		p.hooks = metrics.KafkaHooks(cfg.Metrics, "processor")
 	}
 	p.mu.parts = map[int32]*partition{}
 	p.mu.parked = map[int32]*partition{}
@@ -199,6 +229,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(p.revoked),
 		kgo.OnPartitionsLost(p.lost),
 	)
+	opts = append(opts, p.hooks...)
 	if p.cfg.ExplicitTxnPartitions {
 		// A transaction that begins right after a commit often finds the
 		// coordinator still writing the previous one's markers and must
@@ -212,6 +243,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		p.log.Info("processor started", "group", GroupID(p.prefix), "transactional_id", TransactionalID(p.prefix, p.cfg.ReplicaID))
 		err = p.loop(ctx, sess)
+		p.ready.joined.Store(false)
 		sess.Close() // leaves the group; the revoke callback drops the state
 		p.mu.Lock()
 		clear(p.mu.parts)
@@ -224,6 +256,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		// The outcome of the last transaction is unknown: start over
 		// from what the broker has (committed offsets, state topic).
 		p.st.restarts.Add(1)
+		p.metrics.Restarted()
 		p.log.Warn("restarting the group session", "err", err)
 		select {
 		case <-ctx.Done():
@@ -351,6 +384,11 @@ func (p *Processor) partitionNumbers(m map[string][]int32) []int32 {
 // Partitions this replica held in the generation just before, and kept
 // since they were revoked, are taken back as they are.
 func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	p.ready.restoring.Add(1)
+	defer func() {
+		p.ready.restoring.Add(-1)
+		p.ready.joined.Store(true)
+	}()
 	_, gen := cl.GroupMetadata()
 	var nums, kept []int32
 	p.mu.Lock()
@@ -383,6 +421,12 @@ func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, m map[string][
 			p.st.badRecords.Add(uint64(res.bad))
 			p.st.restoreNanos.Add(int64(res.duration))
 			p.st.lastRestoreNanos.Store(int64(res.duration))
+			p.metrics.Restored(res.records, res.duration)
+			for _, n := range nums {
+				if part := res.parts[n]; part != nil {
+					p.metrics.Partition(n, part.running, part.timers.len())
+				}
+			}
 			p.log.Info("partitions restored", "partitions", nums, "generation", gen, "records", res.records, "duration", res.duration)
 			return
 		}
@@ -415,6 +459,7 @@ func (p *Processor) revoked(_ context.Context, cl *kgo.Client, m map[string][]in
 		}
 	}
 	p.mu.Unlock()
+	p.metrics.PartitionGone(nums...)
 	if len(nums) > 0 {
 		p.log.Info("partitions revoked", "partitions", nums, "generation", gen)
 	}
@@ -430,6 +475,7 @@ func (p *Processor) lost(_ context.Context, _ *kgo.Client, m map[string][]int32)
 	}
 	clear(p.mu.parked)
 	p.mu.Unlock()
+	p.metrics.PartitionGone(nums...)
 	p.log.Warn("partitions lost", "partitions", nums)
 }
 
@@ -439,9 +485,10 @@ type batch struct {
 	now    time.Time
 	began  time.Time
 	parts  map[int32]*staged
-	n      int    // records consumed
-	failed error  // set: the batch must abort
-	drops  []drop // reported once the batch commits
+	n      int            // records consumed
+	failed error          // set: the batch must abort
+	drops  []drop         // reported once the batch commits
+	obs    *metrics.Batch // what to count if it commits; nil: metrics off
 
 	mu         sync.Mutex // guards the fields below, set by produce promises
 	produceErr error
@@ -505,7 +552,7 @@ func (p *Processor) loop(ctx context.Context, sess *kgo.GroupTransactSession) er
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("%w: begin transaction: %v", errRestart, err)
 		}
-		b := &batch{ctx: context.WithoutCancel(ctx), now: now, began: time.Now(), parts: map[int32]*staged{}}
+		b := &batch{ctx: context.WithoutCancel(ctx), now: now, began: time.Now(), parts: map[int32]*staged{}, obs: p.metrics.NewBatch()}
 		p.handle(sess, b, records, timers)
 		for p.cfg.CommitInterval > 0 && b.failed == nil && b.n < p.cfg.MaxBatch && ctx.Err() == nil {
 			left := p.cfg.CommitInterval - time.Since(b.began)
@@ -637,6 +684,10 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 		return
 	}
 	p.st.events.Add(1)
+	var started time.Time // of the attempt a result answers, for its duration
+	if b.obs != nil && ev.Kind == machine.EventResult {
+		started = attemptStarted(st, ev)
+	}
 	eff := p.m.Apply(st, ev, b.now)
 	recs := p.enc.records(part, &eff)
 	if size, big := p.oversize(recs); big || p.poison[src] {
@@ -667,6 +718,9 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 	st.stage(&eff)
 	for _, r := range recs {
 		sess.Produce(b.ctx, r, b.promise(src))
+	}
+	if b.obs != nil && eff.Ignored == "" {
+		observe(b.obs, st, ev, &eff, started, b.now)
 	}
 }
 
@@ -703,6 +757,7 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.SessionTimeout+p.cfg.RebalanceTimeout+p.cfg.TxnTimeout)
 	defer cancel()
 	commit := b.failed == nil
+	endStart := time.Now()
 	if commit {
 		if err := sess.Client().Flush(ectx); err != nil {
 			commit = false
@@ -720,6 +775,9 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	commit = commit && b.failed == nil
 
 	committed, err := sess.End(ectx, kgo.TransactionEndTry(commit))
+	if err != nil || !committed {
+		p.metrics.Aborted()
+	}
 	if err != nil {
 		p.st.aborted.Add(1)
 		if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
@@ -738,6 +796,7 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	}
 	p.st.committed.Add(1)
 	p.reportDrops(b)
+	p.metrics.Committed(b.obs, b.n, time.Since(endStart))
 	p.mu.Lock()
 	for part, st := range b.parts {
 		// A partition revoked (and maybe assigned again) since the
@@ -745,6 +804,7 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 		// it from the state topic, which already has this commit.
 		if p.mu.parts[part] == st.base {
 			st.commit()
+			p.metrics.Partition(part, st.base.running, st.base.timers.len())
 		}
 	}
 	p.mu.Unlock()

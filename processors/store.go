@@ -17,6 +17,7 @@ type partition struct {
 	num     int32
 	records map[string]*machine.Record
 	timers  *timerIndex
+	running int // records of requests (not children) still running
 }
 
 func newPartition(num int32) *partition {
@@ -31,7 +32,7 @@ func (p *partition) load(key string, r *machine.Record) {
 				p.timers.clear(t)
 			}
 		}
-		delete(p.records, key)
+		p.put(key, nil)
 		return
 	}
 	if old := p.records[key]; old != nil {
@@ -39,10 +40,30 @@ func (p *partition) load(key string, r *machine.Record) {
 			p.timers.clear(t)
 		}
 	}
-	p.records[key] = retained(r)
+	p.put(key, r)
 	for _, t := range machine.TimersOf(r) {
 		p.timers.set(t)
 	}
+}
+
+// put sets (nil: deletes) the committed record of key, keeping running
+// up to date.
+func (p *partition) put(key string, r *machine.Record) {
+	if old := p.records[key]; old != nil && isRunningRequest(old) {
+		p.running--
+	}
+	if r == nil {
+		delete(p.records, key)
+		return
+	}
+	if isRunningRequest(r) {
+		p.running++
+	}
+	p.records[key] = retained(r)
+}
+
+func isRunningRequest(r *machine.Record) bool {
+	return r.Path == "" && r.Kind == "" && r.Status == machine.Running
 }
 
 // timerOp is one staged change of the timer index, applied in order.
@@ -98,11 +119,7 @@ func (s *staged) stage(eff *machine.Effects) {
 func (s *staged) commit() {
 	p := s.base
 	for k, r := range s.overlay {
-		if r == nil {
-			delete(p.records, k)
-		} else {
-			p.records[k] = retained(r)
-		}
+		p.put(k, r)
 	}
 	for _, op := range s.timers {
 		switch op.kind {

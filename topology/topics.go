@@ -32,6 +32,10 @@ func (p Prefix) Definitions() string { return string(p) + "definitions" }
 // namespaced workflow (see Workflow.Namespace) is "<namespace>.<queue>".
 func (p Prefix) Tasks(queue string) string { return string(p) + "tasks." + queue }
 
+// WorkerGroup is the default consumer group of the workers of queue, in
+// every SDK: "<prefix>workers.<queue>".
+func (p Prefix) WorkerGroup(queue string) string { return string(p) + "workers." + queue }
+
 // QueueOf returns the queue name of a task topic, or "" when topic is not a
 // task topic of this prefix.
 func (p Prefix) QueueOf(topic string) string {

@@ -623,6 +623,13 @@ type Stats struct {
 	Subscribers    int     `json:"subscribers"`
 }
 
+// Len returns the number of requests the view holds.
+func (v *View) Len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.mu.reqs)
+}
+
 // Stats returns the view's current figures.
 func (v *View) Stats() Stats {
 	v.mu.RLock()

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -34,6 +36,7 @@ type config struct {
 	drainTimeout   time.Duration
 	commitInterval time.Duration
 	maxResultBytes int
+	metrics        *metrics.Worker // nil: metrics off
 }
 
 // Option configures a Worker.
@@ -89,6 +92,20 @@ func WithGroup(name string) Option {
 			return errors.New("stepwise: WithGroup needs a group name")
 		}
 		c.group = name
+		return nil
+	}
+}
+
+// WithMetrics records the worker's Prometheus metrics on reg (tasks by
+// outcome, handler duration, queue wait, tasks in flight; package metrics
+// lists them). Serving reg, at /metrics for one, is the program's part.
+// Default: no metrics, at no cost.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(c *config) error {
+		if reg == nil {
+			return errors.New("stepwise: WithMetrics needs a registerer")
+		}
+		c.metrics = metrics.NewWorker(reg)
 		return nil
 	}
 }

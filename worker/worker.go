@@ -438,15 +438,36 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 			ctx, cancel = context.WithDeadline(ctx, t.Deadline)
 			defer cancel()
 		}
+		done := c.w.cfg.metrics.Started(c.q.name, rp.step, rec.Timestamp)
 		out, err := c.h(ctx, t)
 		res.task = t
 		if hardCtx.Err() != nil {
 			res.abandoned = true
+			done("abandoned")
 			return res
 		}
 		res.record = c.answer(rp, out, err)
+		done(resultOutcome(res.record))
 	}
 	return res
+}
+
+// resultOutcome names a result record's outcome for metrics: succeeded,
+// retryable (a failure that will be retried if attempts are left) or
+// failed.
+func resultOutcome(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == schemas.HeaderStatus && string(h.Value) == schemas.StatusOK {
+			return "succeeded"
+		}
+	}
+	var e struct {
+		Retryable bool `json:"retryable"`
+	}
+	if json.Unmarshal(r.Value, &e) == nil && e.Retryable {
+		return "retryable"
+	}
+	return "failed"
 }
 
 // answer turns a handler's outcome into a result record.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/api"
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/metrics"
 )
 
 func init() {
@@ -35,15 +36,17 @@ func runAPI(ctx context.Context, args []string) error {
 	fs.Int64Var(&cfg.MaxBody, "max-body", api.DefaultMaxBody, "largest start body read, bytes; a start must also fit the requests topic's max.message.bytes (413 otherwise)")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", api.DefaultMaxWait, "longest ?wait of a start")
 	tokensFile := fs.String("tokens-file", "", "file of bearer tokens the API accepts, one \"NAME SCOPES TOKEN\" a line (also $"+api.TokensEnv+")")
+	withMetrics := fs.Bool("metrics", false, "export Prometheus metrics at /metrics of --http (no token needed)")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve a non-loopback --http address without any token")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: stepwise api [-f FILE...] [--http ADDR] [flags]\n\n"+
 			"Serves the HTTP API (/api/v1, OpenAPI document at /api/v1/openapi.json) and\n"+
-			"the web UI (/) from an in-memory view of the state topic. Run any number\n"+
-			"of them beside the processors; each reads every partition, and follows\n"+
-			"the definitions topic for the workflows and their versions.\n\nFlags:")
+			"the web UI (/) from an in-memory view of the state topic, and /healthz,\n"+
+			"/readyz (200 once the view has caught up) and with --metrics /metrics.\n"+
+			"Run any number of them beside the processors; each reads every partition,\n"+
+			"and follows the definitions topic for the workflows and their versions.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -58,6 +61,9 @@ func runAPI(ctx context.Context, args []string) error {
 	var err error
 	if cfg.Tokens, err = api.LoadTokens(*tokensFile); err != nil {
 		return err
+	}
+	if *withMetrics {
+		cfg.Metrics = metrics.NewRegistry()
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if len(files) > 0 {

@@ -11,10 +11,13 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stepwise-run/stepwise/api"
 	"github.com/stepwise-run/stepwise/examples"
 	"github.com/stepwise-run/stepwise/examples/idp"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
+	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/worker"
@@ -42,6 +45,7 @@ type devOptions struct {
 	http       string
 	tokensFile string
 	noAuth     bool
+	metrics    bool
 	logLevel   slog.Level
 }
 
@@ -63,6 +67,7 @@ func devParse(args []string, stderr io.Writer) (*devOptions, error) {
 	fs.StringVar(&o.prefix, "prefix", string(topology.DefaultPrefix), "topic prefix")
 	fs.StringVar(&o.http, "http", api.DefaultAddr, "address of the HTTP API and web UI (\"\": none)")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "file of bearer tokens the API accepts (also $"+api.TokensEnv+"); none: no token needed on loopback")
+	fs.BoolVar(&o.metrics, "metrics", false, "export the processor's, API's and examples' workers' Prometheus metrics at /metrics of --http")
 	fs.BoolVar(&o.noAuth, "insecure-no-auth", false, "serve a non-loopback --http address without any token")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +83,8 @@ func devParse(args []string, stderr io.Writer) (*devOptions, error) {
 		return nil, &exitError{code: 2, msg: "nothing to run: give definition files with -f, or --examples"}
 	case o.inMemory && o.data != "":
 		return nil, &exitError{code: 2, msg: "--data and --in-memory exclude each other"}
+	case o.metrics && o.http == "":
+		return nil, &exitError{code: 2, msg: "--metrics needs --http ADDR to serve them on"}
 	case o.partitions < 1:
 		return nil, &exitError{code: 2, msg: fmt.Sprintf("--partitions %d: must be at least 1", o.partitions)}
 	}
@@ -138,7 +145,15 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	conn := b.Conn(prefix)
 
-	p, err := processors.New(processors.Config{Conn: conn, Set: set, ReplicaID: "dev", Logger: log})
+	var reg *prometheus.Registry
+	var workerOpts []worker.Option
+	pcfg := processors.Config{Conn: conn, Set: set, ReplicaID: "dev", Logger: log}
+	if o.metrics {
+		reg = metrics.NewRegistry()
+		pcfg.Metrics = reg
+		workerOpts = append(workerOpts, worker.WithMetrics(reg))
+	}
+	p, err := processors.New(pcfg)
 	if err != nil {
 		return err
 	}
@@ -149,14 +164,14 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		srv, err := api.New(api.Config{Addr: o.http, Conn: conn, Logger: log.With("component", "api"),
-			Tokens: tokens, InsecureNoAuth: o.noAuth})
+			Tokens: tokens, InsecureNoAuth: o.noAuth, Metrics: reg})
 		if err != nil {
 			return err
 		}
 		runs["API"] = srv.Run
 	}
 	if o.examples {
-		w, err := worker.New(worker.WithConn(conn), worker.WithLogger(log.With("component", "examples")))
+		w, err := worker.New(append(workerOpts, worker.WithConn(conn), worker.WithLogger(log.With("component", "examples")))...)
 		if err != nil {
 			return err
 		}

@@ -6,8 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stepwise-run/stepwise/internal/probe"
+	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/processors"
 )
 
@@ -36,6 +41,8 @@ func runRun(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "let one transaction span polls for this long (0: commit every poll)")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", processors.DefaultMaxBatch, "records per poll")
 	fs.IntVar(&cfg.MaxPayload, "max-payload", processors.DefaultMaxPayload, "largest record produced, bytes (keep under the brokers' max.message.bytes)")
+	httpAddr := fs.String("http", "", "address serving /healthz, /readyz and (with --metrics) /metrics, e.g. :9090 (\"\": none)")
+	withMetrics := fs.Bool("metrics", false, "export Prometheus metrics at /metrics of --http, with the consumer lag of the processors and every queue's workers")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.Usage = func() {
@@ -61,9 +68,30 @@ func runRun(ctx context.Context, args []string) error {
 		cfg.Set = set
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if *withMetrics && *httpAddr == "" {
+		return &exitError{code: 2, msg: "--metrics needs --http ADDR to serve them on"}
+	}
+	var reg *prometheus.Registry
+	if *withMetrics {
+		reg = metrics.NewRegistry()
+		cfg.Metrics = reg
+	}
 	p, err := processors.New(cfg)
 	if err != nil {
 		return err
 	}
-	return p.Run(ctx)
+	if *httpAddr == "" {
+		return p.Run(ctx)
+	}
+	mux := http.NewServeMux()
+	probe.Register(mux, p.Ready, reg)
+	side := []func(context.Context) error{func(ctx context.Context) error { return probe.Serve(ctx, *httpAddr, mux, cfg.Logger) }}
+	if reg != nil {
+		lag, err := lagCollector(cfg.Conn, cfg.Set, reg, cfg.Logger)
+		if err != nil {
+			return err
+		}
+		side = append(side, lag)
+	}
+	return runAll(ctx, p.Run, side...)
 }
