@@ -2,6 +2,7 @@ package api
 
 import (
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/statekey"
 )
 
 // Node kinds of a DAG document.
@@ -67,10 +68,7 @@ func (d *DAG) graph(g *topology.Graph, parent, start, end string) {
 			d.Truncated = true
 			return
 		}
-		id := st.Name
-		if parent != "" {
-			id = parent + "/" + st.Name
-		}
+		id := statekey.StepPath(parent, st.Name)
 		n := DAGNode{ID: id, Label: st.Name, Kind: KindStep, Parent: parent, Step: id,
 			Queue: st.Queue, MaxAttempts: st.Retry.MaxAttempts}
 		if st.Timeout > 0 {

@@ -30,6 +30,7 @@ import (
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/view"
+	"github.com/stepwise-run/stepwise/statekey"
 )
 
 // Defaults of Config.
@@ -808,12 +809,7 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request) {
 	var what string
 	if step := q.Get("step"); step != "" {
 		what = "step " + strconv.Quote(step)
-		inst, name := step, step
-		if i := strings.LastIndexByte(step, '/'); i >= 0 {
-			inst, name = step[:i], step[i+1:]
-		} else {
-			inst = ""
-		}
+		inst, name := statekey.SplitStep(step)
 		if rec := req.Instance(inst); rec != nil && rec.Steps[name] != nil {
 			raw = rec.Steps[name].Output
 		}

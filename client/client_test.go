@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -122,11 +123,7 @@ func (p *processor) txn(commit bool, recs ...*kgo.Record) {
 }
 
 func stateRec(r *machine.Record) *kgo.Record {
-	key := r.Request
-	if r.Path != "" {
-		key += "/" + r.Path
-	}
-	return &kgo.Record{Topic: prefix.State(), Partition: r.Partition, Key: []byte(key), Value: machine.Encode(r)}
+	return &kgo.Record{Topic: prefix.State(), Partition: r.Partition, Key: []byte(statekey.Format(r.Request, r.Path)), Value: machine.Encode(r)}
 }
 
 func completionRec(c machine.Completion) *kgo.Record {

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/internal/catchup"
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/statekey"
 )
 
 // Status is the committed state of one request.
@@ -32,11 +32,7 @@ func (s *Status) Steps() []Step {
 	var out []Step
 	for _, r := range append([]*machine.Record{s.Request}, s.Children...) {
 		for name, st := range r.Steps {
-			p := name
-			if r.Path != "" {
-				p = r.Path + "/" + name
-			}
-			out = append(out, Step{Path: p, State: st})
+			out = append(out, Step{Path: statekey.StepPath(r.Path, name), State: st})
 		}
 	}
 	slices.SortFunc(out, func(a, b Step) int {
@@ -75,11 +71,8 @@ func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 	// A running fan-out's finished children are counted in its progress
 	// record; the parent step's Done is written only at the join.
 	for _, p := range progress {
-		parentPath, step := "", p.Path
-		if i := strings.LastIndexByte(p.Path, '/'); i >= 0 {
-			parentPath, step = p.Path[:i], p.Path[i+1:]
-		}
-		parent := records[machine.RecordKey(id, parentPath)]
+		parentPath, step := statekey.SplitStep(p.Path)
+		parent := records[statekey.Format(id, parentPath)]
 		if parentPath == "" {
 			parent = st.Request
 		}
@@ -91,14 +84,13 @@ func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 	return st, nil
 }
 
-// scan reads the state topic, keeping the latest record of id and of every
-// key under "id/".
+// scan reads the state topic, keeping the latest record of every key of
+// request id.
 func (c *Client) scan(ctx context.Context, id string) (map[string]*machine.Record, error) {
 	records := map[string]*machine.Record{}
-	child := id + "/"
 	_, err := catchup.Read(ctx, c.base, c.cfg.prefix.State(), nil, func(r *kgo.Record) {
 		k := string(r.Key)
-		if k != id && !strings.HasPrefix(k, child) {
+		if request, _, err := statekey.Parse(k); err != nil || request != id {
 			return
 		}
 		if r.Value == nil { // tombstone: forgotten

@@ -1,7 +1,6 @@
 package view
 
 import (
-	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -152,7 +152,7 @@ func BuildStatus(r *Request, defs machine.Definitions, o StatusOptions) *Status 
 	for p := range r.children {
 		paths = append(paths, p)
 	}
-	slices.SortFunc(paths, comparePaths)
+	slices.SortFunc(paths, statekey.Compare)
 	s.InstancesTotal = len(paths)
 	for _, p := range paths[:min(len(paths), o.Instances)] {
 		c := r.children[p].rec
@@ -163,7 +163,7 @@ func BuildStatus(r *Request, defs machine.Definitions, o StatusOptions) *Status 
 		if w != nil && w.Tasks[c.Task] != nil {
 			tg = w.Tasks[c.Task].Graph
 		}
-		inst.Steps = stepViews(c, tg, nodeOf(p), o.PreviewLimit, base)
+		inst.Steps = stepViews(c, tg, statekey.Node(p), o.PreviewLimit, base)
 		s.Instances = append(s.Instances, inst)
 	}
 	if w != nil {
@@ -189,8 +189,8 @@ func stepViews(inst *machine.Record, g *topology.Graph, nodePrefix string, limit
 	}
 	out := make([]StepView, 0, len(names))
 	for _, name := range names {
-		path := machine.StepPath(inst.Path, name)
-		sv := StepView{Path: path, Node: joinNode(nodePrefix, name), Name: name, Status: "pending"}
+		path := statekey.StepPath(inst.Path, name)
+		sv := StepView{Path: path, Node: statekey.StepPath(nodePrefix, name), Name: name, Status: "pending"}
 		if g != nil {
 			if st := g.ByName[name]; st.Task == nil {
 				sv.MaxAttempts = st.Retry.MaxAttempts
@@ -231,7 +231,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 			if len(nodes) > topology.MaxDrawnNodes || depth > 64 {
 				return
 			}
-			id := joinNode(prefix, st.Name)
+			id := statekey.StepPath(prefix, st.Name)
 			get(id)
 			if st.Task != nil {
 				declare(st.Task.Graph, id, depth+1)
@@ -249,7 +249,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 	var walk func(inst *machine.Record, instPath string, g *topology.Graph, prefix string, m mode)
 	walk = func(inst *machine.Record, instPath string, g *topology.Graph, prefix string, m mode) {
 		for _, st := range g.Steps {
-			id := joinNode(prefix, st.Name)
+			id := statekey.StepPath(prefix, st.Name)
 			p := nodes[id]
 			if p == nil {
 				continue // beyond the drawing bound
@@ -291,7 +291,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 			if st.Task == nil {
 				continue
 			}
-			stepPath := machine.StepPath(instPath, st.Name)
+			stepPath := statekey.StepPath(instPath, st.Name)
 			width, done := 0, 0
 			if ss != nil {
 				width, done = ss.Children, ss.Done
@@ -334,7 +334,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 	if root.Status == machine.StatusFailed && root.Error != nil && root.Error.Step != "" {
 		// The failed child's record is gone with the request: mark the
 		// failed step and the groups around it.
-		id := nodeOf(root.Error.Step)
+		id := statekey.Node(root.Error.Step)
 		for {
 			if p := nodes[id]; p != nil {
 				p.Status = "failed"
@@ -342,11 +342,10 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 					p.Error = root.Error.Message
 				}
 			}
-			i := strings.LastIndexByte(id, '/')
-			if i < 0 {
+			if !strings.Contains(id, "/") {
 				break
 			}
-			id = id[:i]
+			id, _ = statekey.SplitStep(id)
 		}
 	}
 	if root.Status == machine.StatusFailed || root.Status == machine.StatusCancelled {
@@ -357,57 +356,6 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 		}
 	}
 	return nodes
-}
-
-// nodeOf returns the DAG node ID of a step or child path: the path without
-// its indexes ("documents[1]/pages[7]/ocr" => "documents/pages/ocr").
-func nodeOf(path string) string {
-	if !strings.Contains(path, "[") {
-		return path
-	}
-	var b strings.Builder
-	skip := false
-	for _, c := range path {
-		switch {
-		case c == '[':
-			skip = true
-		case c == ']':
-			skip = false
-		case !skip:
-			b.WriteRune(c)
-		}
-	}
-	return b.String()
-}
-
-func joinNode(prefix, name string) string {
-	if prefix == "" {
-		return name
-	}
-	return prefix + "/" + name
-}
-
-// comparePaths orders child paths with their indexes compared as numbers
-// ("docs[2]" before "docs[10]").
-func comparePaths(a, b string) int {
-	for a != "" && b != "" {
-		ia, ib := strings.IndexByte(a, '['), strings.IndexByte(b, '[')
-		if ia < 0 || ib < 0 || a[:ia] != b[:ib] {
-			return strings.Compare(a, b)
-		}
-		a, b = a[ia+1:], b[ib+1:]
-		ja, jb := strings.IndexByte(a, ']'), strings.IndexByte(b, ']')
-		if ja < 0 || jb < 0 {
-			return strings.Compare(a, b)
-		}
-		na, _ := strconv.Atoi(a[:ja])
-		nb, _ := strconv.Atoi(b[:jb])
-		if c := cmp.Compare(na, nb); c != 0 {
-			return c
-		}
-		a, b = a[ja+1:], b[jb+1:]
-	}
-	return strings.Compare(a, b)
 }
 
 func timePtr(t time.Time) *time.Time {

@@ -20,6 +20,7 @@ import (
 	"github.com/stepwise-run/stepwise/internal/catchup"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/statekey"
 )
 
 // ErrNotReady is the reason given (503) while the view has not yet read the
@@ -241,16 +242,11 @@ func (v *View) markReady() {
 	})
 }
 
-// splitKey splits a state key into the request id and the child path
-// ("" for the root record). Request ids never contain "/".
-func splitKey(key string) (id, path string) {
-	id, path, _ = strings.Cut(key, "/")
-	return id, path
-}
-
 func (v *View) applyState(r *kgo.Record) {
-	id, path := splitKey(string(r.Key))
-	if id == "" {
+	id, path, err := statekey.Parse(string(r.Key))
+	if err != nil {
+		v.st.bad.Add(1)
+		v.log.Error("view: skipping state record", "partition", r.Partition, "offset", r.Offset, "err", err)
 		return
 	}
 	var rec *machine.Record
@@ -287,7 +283,7 @@ func (v *View) apply(id, path string, rec *machine.Record, size int) {
 	n.seq++
 	n.changed = time.Now()
 	defer v.notifyLocked(id)
-	if machine.IsFanoutPath(path) {
+	if statekey.IsProgress(path) {
 		if rec == nil {
 			delete(n.progress, path)
 			return
@@ -296,7 +292,7 @@ func (v *View) apply(id, path string, rec *machine.Record, size int) {
 			n.progress = map[string]int{}
 		}
 		n.progress[path] = rec.Done
-		parentPath, _ := splitStepPath(path)
+		parentPath, _ := statekey.SplitStep(path)
 		if parentPath == "" && n.root != nil {
 			n.root = withProgress(n.root, n.progress)
 		} else if h, ok := n.children[parentPath]; ok {
@@ -666,7 +662,7 @@ func withProgress(rec *machine.Record, progress map[string]int) *machine.Record 
 	}
 	var out *machine.Record
 	for name, ss := range rec.Steps {
-		done, ok := progress[machine.StepPath(rec.Path, name)]
+		done, ok := progress[statekey.StepPath(rec.Path, name)]
 		if !ok || ss.Status != machine.StepRunning || ss.Done == done {
 			continue
 		}
@@ -685,15 +681,6 @@ func withProgress(rec *machine.Record, progress map[string]int) *machine.Record 
 	return out
 }
 
-// splitStepPath splits "docs[1]/pages" into "docs[1]" and "pages".
-func splitStepPath(p string) (parent, step string) {
-	i := strings.LastIndexByte(p, '/')
-	if i < 0 {
-		return "", p
-	}
-	return p[:i], p[i+1:]
-}
-
 // rememberWidths returns w plus the fan-out widths of prev, a child record
 // about to lose its step details.
 func rememberWidths(w map[string]int, path string, prev *machine.Record) map[string]int {
@@ -702,7 +689,7 @@ func rememberWidths(w map[string]int, path string, prev *machine.Record) map[str
 	}
 	for name, ss := range prev.Steps {
 		if ss.Children > 0 {
-			w[machine.StepPath(path, name)] = ss.Children
+			w[statekey.StepPath(path, name)] = ss.Children
 		}
 	}
 	return w

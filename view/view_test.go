@@ -16,6 +16,7 @@ import (
 	"github.com/stepwise-run/stepwise/internal/testlog"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -50,7 +51,7 @@ func TestViewCatchUpAndMemory(t *testing.T) {
 	var recs []*kgo.Record
 	put := func(r *machine.Record) {
 		recs = append(recs, &kgo.Record{Topic: conn.Prefix.State(), Partition: r.Partition,
-			Key: []byte(machine.RecordKey(r.Request, r.Path)), Value: machine.Encode(r)})
+			Key: []byte(statekey.Format(r.Request, r.Path)), Value: machine.Encode(r)})
 	}
 	step := func(st machine.StepStatus) *machine.StepState {
 		s := &machine.StepState{Status: st, Attempt: 1, Started: now, Ended: now}
@@ -183,27 +184,6 @@ func TestFailureInsideFanOut(t *testing.T) {
 	}
 	if nodes["fan/y"].Error != "bad item" {
 		t.Errorf("fan/y error %q", nodes["fan/y"].Error)
-	}
-}
-
-func TestComparePathsAndNodeOf(t *testing.T) {
-	paths := []string{"docs[10]", "docs[2]/pages[1]", "docs[2]", "docs[2]/pages[10]", "docs[2]/pages[9]", "a[1]"}
-	want := []string{"a[1]", "docs[2]", "docs[2]/pages[1]", "docs[2]/pages[9]", "docs[2]/pages[10]", "docs[10]"}
-	sorted := append([]string(nil), paths...)
-	for i := range sorted {
-		for j := i + 1; j < len(sorted); j++ {
-			if comparePaths(sorted[j], sorted[i]) < 0 {
-				sorted[i], sorted[j] = sorted[j], sorted[i]
-			}
-		}
-	}
-	if fmt.Sprint(sorted) != fmt.Sprint(want) {
-		t.Errorf("sorted %v, want %v", sorted, want)
-	}
-	for in, want := range map[string]string{"ocr": "ocr", "docs[1]/pages[7]/ocr": "docs/pages/ocr", "docs[12]": "docs"} {
-		if got := nodeOf(in); got != want {
-			t.Errorf("nodeOf(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -96,8 +97,8 @@ func (d *driver) apply(ev Event) {
 // checkJoined fails the test unless every child of every fan-out step the
 // dispatched step depends on has finished.
 func (d *driver) checkJoined(disp Dispatch) {
-	instPath, name := splitStepPath(disp.Step)
-	inst := d.h.store[RecordKey(disp.Request, instPath)]
+	instPath, name := statekey.SplitStep(disp.Step)
+	inst := d.h.store[statekey.Format(disp.Request, instPath)]
 	g := (&transition{m: d.h.m}).mustGraphOf(inst)
 	for _, dep := range g.ByName[name].Depends {
 		ss := inst.Steps[dep]
@@ -108,7 +109,7 @@ func (d *driver) checkJoined(disp Dispatch) {
 			d.t.Fatalf("%s dispatched before fan-out %s finished", disp.Step, dep)
 		}
 		for i := range ss.Children {
-			child := d.h.store[RecordKey(disp.Request, childPath(instPath, dep, i))]
+			child := d.h.store[statekey.Format(disp.Request, statekey.ChildPath(instPath, dep, i))]
 			if child == nil || child.Status != StatusSucceeded {
 				d.t.Fatalf("%s dispatched before child %d of %s finished", disp.Step, i, dep)
 			}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -58,11 +57,6 @@ func (r *Record) DefinitionVersion() int { return max(r.Version, 1) }
 
 // KindFanout marks a fan-out progress record.
 const KindFanout = "fanout"
-
-// IsFanoutPath reports whether the path of a non-root state key names a
-// fan-out step's progress record rather than a child instance: child paths
-// end in "[i]".
-func IsFanoutPath(path string) bool { return path != "" && !strings.HasSuffix(path, "]") }
 
 // Status of a request or child.
 type Status string

@@ -3,6 +3,8 @@ package machine
 import (
 	"maps"
 	"slices"
+
+	"github.com/stepwise-run/stepwise/statekey"
 )
 
 // TimersOf returns the timers a stored record implies. The runtime calls it
@@ -20,9 +22,9 @@ func TimersOf(r *Record) []Timer {
 		s := r.Steps[name]
 		switch {
 		case s.Status == StepWaiting && !s.RetryAt.IsZero():
-			out = append(out, Timer{Request: r.Request, Step: StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerRetry, At: s.RetryAt})
+			out = append(out, Timer{Request: r.Request, Step: statekey.StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerRetry, At: s.RetryAt})
 		case s.Status == StepRunning && !s.Deadline.IsZero():
-			out = append(out, Timer{Request: r.Request, Step: StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerTimeout, At: s.Deadline})
+			out = append(out, Timer{Request: r.Request, Step: statekey.StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerTimeout, At: s.Deadline})
 		}
 	}
 	return out

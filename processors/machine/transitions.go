@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -61,7 +62,7 @@ func (t *transition) result(ev Event) {
 		t.ignore(ReasonStaleResult, fmt.Sprintf("stale result: step %s is %s at attempt %d, result for attempt %d", ev.Step, ss.Status, ss.Attempt, ev.Attempt))
 		return
 	}
-	inst = t.mutable(RecordKey(inst.Request, inst.Path))
+	inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 	ss = inst.Steps[step.Name]
 	if ev.Error != nil {
 		t.fail(inst, step, ss, ev.Error.Message, ev.Error.Retryable)
@@ -108,10 +109,10 @@ func (t *transition) timer(ev Event) {
 	}
 	switch {
 	case ev.Timer == TimerRetry && ss.Status == StepWaiting && ss.Attempt == ev.Attempt:
-		inst = t.mutable(RecordKey(inst.Request, inst.Path))
+		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		t.dispatch(inst, step, ss.Attempt+1)
 	case ev.Timer == TimerTimeout && ss.Status == StepRunning && ss.Attempt == ev.Attempt:
-		inst = t.mutable(RecordKey(inst.Request, inst.Path))
+		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		ss = inst.Steps[step.Name]
 		t.fail(inst, step, ss, fmt.Sprintf("timed out after %s", step.Timeout), true)
 	default:
@@ -129,10 +130,10 @@ func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, 
 	if root.Status != Running {
 		return nil, nil, nil, ReasonFinishedRequest, "request already " + string(root.Status)
 	}
-	instPath, name := splitStepPath(stepPath)
+	instPath, name := statekey.SplitStep(stepPath)
 	inst := root
 	if instPath != "" {
-		inst = t.get(RecordKey(request, instPath))
+		inst = t.get(statekey.Format(request, instPath))
 	}
 	if inst == nil || inst.Status != Running || inst.Kind != "" {
 		return nil, nil, nil, ReasonUnknownInstance, "unknown or finished instance " + instPath
@@ -175,7 +176,7 @@ func (t *transition) graphOf(inst *Record) (*topology.Graph, error) {
 func (t *transition) mustGraphOf(inst *Record) *topology.Graph {
 	g, err := t.graphOf(inst)
 	if err != nil {
-		panic(fmt.Sprintf("stepwise: graph of %s vanished within one transition: %v", RecordKey(inst.Request, inst.Path), err))
+		panic(fmt.Sprintf("stepwise: graph of %s vanished within one transition: %v", statekey.Format(inst.Request, inst.Path), err))
 	}
 	return g
 }
@@ -265,7 +266,7 @@ func (t *transition) outputOf(inst *Record, step *topology.Step) json.RawMessage
 	gathered := make([]json.RawMessage, 0, ss.Children)
 	out := object{}
 	for i := range ss.Children {
-		child := t.get(RecordKey(inst.Request, childPath(inst.Path, step.Name, i)))
+		child := t.get(statekey.Format(inst.Request, statekey.ChildPath(inst.Path, step.Name, i)))
 		if child == nil {
 			continue
 		}
@@ -307,7 +308,7 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 		// else than it meant to. The original manager skipped the
 		// fan-out silently; failing says where the fault is.
 		ss.Status, ss.Ended = StepFailed, t.now
-		t.failRequest(inst.Request, &Failure{Step: StepPath(inst.Path, step.Name),
+		t.failRequest(inst.Request, &Failure{Step: statekey.StepPath(inst.Path, step.Name),
 			Message: fmt.Sprintf("fan-out over %q needs a list, but the step's input has %s there", step.Task.ItemListKey, describeJSON(raw))})
 		return
 	}
@@ -316,16 +317,16 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 		return
 	}
 	ss.Children = len(elems)
-	progress := StepPath(inst.Path, step.Name)
-	t.put(RecordKey(inst.Request, progress), &Record{
+	progress := statekey.StepPath(inst.Path, step.Name)
+	t.put(statekey.Format(inst.Request, progress), &Record{
 		Kind: KindFanout, Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Path: progress,
 		Partition: inst.Partition, Status: Running, Created: t.now, Children: len(elems),
 	})
 	delete(fields, step.Task.ItemListKey)
 	for i, elem := range elems {
 		fields[step.Task.ItemKey] = elem
-		path := childPath(inst.Path, step.Name, i)
-		key := RecordKey(inst.Request, path)
+		path := statekey.ChildPath(inst.Path, step.Name, i)
+		key := statekey.Format(inst.Request, path)
 		id := elementID(elem)
 		if id == "" {
 			id = key
@@ -357,7 +358,7 @@ func (t *transition) dispatch(inst *Record, step *topology.Step, attempt int) {
 		ss.Error = prev.Error
 	}
 	inst.Steps[step.Name] = ss
-	path := StepPath(inst.Path, step.Name)
+	path := statekey.StepPath(inst.Path, step.Name)
 	if len(input) > t.m.maxPayload {
 		ss.Status, ss.Ended = StepFailed, t.now
 		t.failRequest(inst.Request, &Failure{Step: path, Attempt: attempt,
@@ -380,7 +381,7 @@ func (t *transition) dispatch(inst *Record, step *topology.Step, attempt int) {
 func (t *transition) fail(inst *Record, step *topology.Step, ss *StepState, msg string, retryable bool) {
 	t.clearTimeout(inst, step.Name, ss)
 	ss.Error, ss.Ended = msg, t.now
-	path := StepPath(inst.Path, step.Name)
+	path := statekey.StepPath(inst.Path, step.Name)
 	if retryable && ss.Attempt < step.Retry.MaxAttempts {
 		ss.Status = StepWaiting
 		ss.RetryAt = t.now.Add(step.Retry.Backoff(ss.Attempt + 1))
@@ -398,7 +399,7 @@ func (t *transition) clearTimeout(inst *Record, name string, ss *StepState) {
 	if ss.Deadline.IsZero() {
 		return
 	}
-	t.eff.ClearTimers = append(t.eff.ClearTimers, Timer{Request: inst.Request, Step: StepPath(inst.Path, name), Attempt: ss.Attempt, Kind: TimerTimeout, At: ss.Deadline})
+	t.eff.ClearTimers = append(t.eff.ClearTimers, Timer{Request: inst.Request, Step: statekey.StepPath(inst.Path, name), Attempt: ss.Attempt, Kind: TimerTimeout, At: ss.Deadline})
 	ss.Deadline = time.Time{}
 }
 
@@ -440,11 +441,11 @@ func (t *transition) finish(inst *Record, status CompletionStatus, output json.R
 // childDone counts a succeeded child in its fan-out's progress record and,
 // when it was the last one, runs the join in the parent.
 func (t *transition) childDone(child *Record) {
-	parentPath, stepName, _, ok := parentOf(child.Path)
+	parentPath, stepName, _, ok := statekey.ParentOf(child.Path)
 	if !ok {
 		return
 	}
-	progressKey := RecordKey(child.Request, StepPath(parentPath, stepName))
+	progressKey := statekey.Format(child.Request, statekey.StepPath(parentPath, stepName))
 	progress := t.mutable(progressKey)
 	if progress == nil || progress.Kind != KindFanout {
 		return
@@ -454,7 +455,7 @@ func (t *transition) childDone(child *Record) {
 		return
 	}
 	t.put(progressKey, nil)
-	parent := t.mutable(RecordKey(child.Request, parentPath))
+	parent := t.mutable(statekey.Format(child.Request, parentPath))
 	if parent == nil || parent.Status != Running {
 		return
 	}
@@ -465,7 +466,7 @@ func (t *transition) childDone(child *Record) {
 	ss.Done, ss.Status, ss.Ended = ss.Children, StepSucceeded, t.now
 	g, err := t.graphOf(parent)
 	if err != nil {
-		t.failRequest(child.Request, &Failure{Step: StepPath(parentPath, stepName), Message: "cannot continue: " + strings.TrimPrefix(err.Error(), "stepwise: ")})
+		t.failRequest(child.Request, &Failure{Step: statekey.StepPath(parentPath, stepName), Message: "cannot continue: " + strings.TrimPrefix(err.Error(), "stepwise: ")})
 		return
 	}
 	t.advance(parent, g)
@@ -477,11 +478,11 @@ func (t *transition) forgetChildren(inst *Record) {
 		if ss.Children == 0 {
 			continue
 		}
-		if key := RecordKey(inst.Request, StepPath(inst.Path, name)); t.get(key) != nil {
+		if key := statekey.Format(inst.Request, statekey.StepPath(inst.Path, name)); t.get(key) != nil {
 			t.put(key, nil)
 		}
 		for i := range ss.Children {
-			key := RecordKey(inst.Request, childPath(inst.Path, name, i))
+			key := statekey.Format(inst.Request, statekey.ChildPath(inst.Path, name, i))
 			child := t.get(key)
 			if child == nil {
 				continue
