@@ -6,17 +6,15 @@ import (
 
 	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/statekey"
 )
 
 // attemptStarted returns when the attempt a result answers was dispatched,
 // read from the batch's view of the step's record before the result is
 // applied (zero when unknown).
 func attemptStarted(st *staged, ev machine.Event) time.Time {
-	inst, name := "", ev.Step
-	if i := strings.LastIndexByte(ev.Step, '/'); i >= 0 {
-		inst, name = ev.Step[:i], ev.Step[i+1:]
-	}
-	rec := st.Get(machine.RecordKey(ev.Request, inst))
+	inst, name := statekey.SplitStep(ev.Step)
+	rec := st.Get(statekey.Format(ev.Request, inst))
 	if rec == nil || rec.Steps[name] == nil || rec.Steps[name].Attempt != ev.Attempt {
 		return time.Time{}
 	}
