@@ -21,20 +21,29 @@ const privatePortOffset = 1000
 // have been started by this run at all), so a test that stops its broker
 // must not touch it.
 type privateBroker struct {
-	t   *testing.T
-	dir string
+	t      *testing.T
+	dir    string
+	offset int // added to every port
 }
 
 func startPrivateBroker(t *testing.T) *privateBroker {
 	t.Helper()
-	b := &privateBroker{t: t, dir: filepath.Join(t.TempDir(), "kafka")}
-	b.script("up", "--run-dir", b.dir, "--port-offset", fmt.Sprint(privatePortOffset))
+	return startPrivateBrokerAt(t, privatePortOffset)
+}
+
+// startPrivateBrokerAt starts the private broker with its ports moved by
+// offset and further options of integration/kafka/up (--tls-dir DIR).
+func startPrivateBrokerAt(t *testing.T, offset int, upArgs ...string) *privateBroker {
+	t.Helper()
+	b := &privateBroker{t: t, dir: filepath.Join(t.TempDir(), "kafka"), offset: offset}
+	b.script("up", append([]string{"--run-dir", b.dir, "--port-offset", fmt.Sprint(offset)}, upArgs...)...)
 	t.Cleanup(func() { b.script("down", "--run-dir", b.dir) })
 	return b
 }
 
+// seeds returns the plaintext listener's address.
 func (b *privateBroker) seeds() []string {
-	return []string{fmt.Sprintf("127.0.0.1:%d", 9092+privatePortOffset)}
+	return []string{fmt.Sprintf("127.0.0.1:%d", 9092+b.offset)}
 }
 
 // stop stops the broker (SIGTERM: a controlled shutdown) and keeps its data.
@@ -42,7 +51,7 @@ func (b *privateBroker) stop() { b.script("down", "--keep", "--run-dir", b.dir) 
 
 // restart starts the stopped broker again on its data.
 func (b *privateBroker) restart() {
-	b.script("up", "--resume", "--run-dir", b.dir, "--port-offset", fmt.Sprint(privatePortOffset))
+	b.script("up", "--resume", "--run-dir", b.dir, "--port-offset", fmt.Sprint(b.offset))
 }
 
 func (b *privateBroker) script(name string, args ...string) {

@@ -38,6 +38,15 @@
 // 10096, 10192), stops it with `down --keep` and starts it again with
 // `up --resume`. It needs only what `up` needs (a JDK and the jars).
 //
+// TestTLS (tls_test.go) makes a CA, a server and a client certificate with
+// crypto/x509 and starts a private broker with TLS listeners
+// (`up --port-offset 6000 --tls-dir DIR`: TLS on 15099, mutual TLS on
+// 15102). Topic creation, a processor, the CLI, the API (its settings from
+// STEPWISE_* variables) and an echo worker of each SDK
+// (testdata/sdkworkers: Go for step a, Python for b, TypeScript for c)
+// run one request each way over both listeners. It needs the Python SDK's
+// venv and the TypeScript SDK's node_modules, as .ci/run installs them.
+//
 // # Isolation
 //
 // Tests share one cluster and may run in parallel. Each test names its
