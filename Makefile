@@ -14,7 +14,10 @@ test: vet
 
 # Integration suite against a real Kafka (build tag integration). Needs
 # KAFKA_BROKERS; the tests fail, never skip, without a reachable broker.
-#   make kafka-up && KAFKA_BROKERS=127.0.0.1:9092 make integration; make kafka-down
+# The AMQP bridge tests also need a RabbitMQ started by rabbitmq-up
+# (RABBITMQ_RUN_DIR names another run dir) and pika in the Python SDK's
+# venv (make -C sdk/python venv-amqp).
+#   make kafka-up rabbitmq-up && KAFKA_BROKERS=127.0.0.1:9092 make integration; make kafka-down rabbitmq-down
 integration:
 	@test -n "$(KAFKA_BROKERS)" || { echo "integration: KAFKA_BROKERS is not set; run 'make kafka-up' and export KAFKA_BROKERS=127.0.0.1:9092" >&2; exit 1; }
 	$(GO) vet -tags integration ./integration/...
@@ -28,6 +31,14 @@ kafka-up:
 
 kafka-down:
 	integration/kafka/down
+
+# A private RabbitMQ (Debian's rabbitmq-server) on 127.0.0.1:5682.
+.PHONY: rabbitmq-up rabbitmq-down
+rabbitmq-up:
+	integration/rabbitmq/up
+
+rabbitmq-down:
+	integration/rabbitmq/down
 
 # Worker SDKs in other languages (venvs and node_modules inside their
 # directories). Their broker tests run only when KAFKA_BROKERS is set.
