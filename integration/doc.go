@@ -47,6 +47,16 @@
 // run one request each way over both listeners. It needs the Python SDK's
 // venv and the TypeScript SDK's node_modules, as .ci/run installs them.
 //
+// # RabbitMQ
+//
+// The AMQP bridge tests (bridge_test.go) also need a RabbitMQ node started
+// by integration/rabbitmq/up (Debian's rabbitmq-server on 127.0.0.1:5682,
+// with its own data directory, Erlang node name, cookie and ports), because
+// TestBridgeWordCounts restarts it with `down --keep` and `up --resume`;
+// RABBITMQ_RUN_DIR names the run directory when it is not the default. The
+// Python worker of the original AMQP protocol runs in the Python SDK's venv
+// with pika (make -C sdk/python venv-amqp). Without either the tests fail.
+//
 // # Isolation
 //
 // Tests share one cluster and may run in parallel. Each test names its
