@@ -45,6 +45,17 @@
 // The Python and TypeScript SDKs export the same worker metrics under the
 // same names (prometheus_client, prom-client).
 //
+// AMQP bridge (stepwise bridge amqp --metrics; RegisterBridge):
+//
+//	stepwise_bridge_tasks_published_total                    counter   confirmed by RabbitMQ, republished included
+//	stepwise_bridge_tasks_republished_total                  counter   after a reconnect
+//	stepwise_bridge_publishes_unconfirmed_total              counter   nacked or lost; published again
+//	stepwise_bridge_replies_total{outcome}                   counter   ok, empty, garbage, unknown, late
+//	stepwise_bridge_reconnects_total                         counter
+//
+// Its Kafka side is a Go SDK worker: the worker metrics above carry its
+// queues.
+//
 // Consumer lag (LagCollector, in stepwise run): polled with kadm every
 // LagInterval for the processors' group and every worker queue's group.
 //

@@ -6,12 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stepwise-run/stepwise/internal/bridge"
+	"github.com/stepwise-run/stepwise/internal/probe"
 	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/worker"
 )
@@ -62,6 +67,8 @@ func runBridgeAMQP(ctx context.Context, args []string) error {
 	fs.StringVar(&replyQueue, "reply-queue", "", "this replica's reply queue, stable across its restarts (default <prefix>bridge.replies.<host>-<pid>)")
 	fs.IntVar(&concurrency, "concurrency", bridge.DefaultConcurrency, "tasks of each queue in flight on RabbitMQ per replica")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	httpAddr := fs.String("http", "", "address serving /healthz, /readyz and (with --metrics) /metrics, e.g. :9091 (\"\": none)")
+	withMetrics := fs.Bool("metrics", false, "export Prometheus metrics at /metrics of --http: the bridge's counters and its queues' worker metrics")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -73,6 +80,9 @@ func runBridgeAMQP(ctx context.Context, args []string) error {
 	}
 	if url == "" {
 		return &exitError{code: 2, msg: "no RabbitMQ: give --amqp-url or set " + amqpURLEnv}
+	}
+	if *withMetrics && *httpAddr == "" {
+		return &exitError{code: 2, msg: "--metrics needs --http ADDR to serve them on"}
 	}
 	set, err := loadDefinitions(files)
 	if err != nil {
@@ -86,6 +96,12 @@ func runBridgeAMQP(ctx context.Context, args []string) error {
 	for _, s := range stepsWithoutTimeout(set, bridged) {
 		log.Warn("bridged step has no timeout: a worker that acknowledges a task before replying and then dies leaves it waiting for ever; give it one", "step", s)
 	}
+	workerOpts := []worker.Option{worker.WithConn(conn)}
+	var reg *prometheus.Registry
+	if *withMetrics {
+		reg = metrics.NewRegistry()
+		workerOpts = append(workerOpts, worker.WithMetrics(reg))
+	}
 	b, err := bridge.New(
 		bridge.WithAMQPURL(url),
 		bridge.WithQueues(bridged...),
@@ -93,12 +109,20 @@ func runBridgeAMQP(ctx context.Context, args []string) error {
 		bridge.WithPrefix(conn.Prefix),
 		bridge.WithConcurrency(concurrency),
 		bridge.WithLogger(log),
-		bridge.WithWorkerOptions(worker.WithConn(conn)),
+		bridge.WithWorkerOptions(workerOpts...),
 	)
 	if err != nil {
 		return err
 	}
-	return b.Run(ctx)
+	if *httpAddr == "" {
+		return b.Run(ctx)
+	}
+	if reg != nil {
+		metrics.RegisterBridge(reg, b.Stats().Counts)
+	}
+	mux := http.NewServeMux()
+	probe.Register(mux, b.Ready, reg)
+	return runAll(ctx, b.Run, func(ctx context.Context) error { return probe.Serve(ctx, *httpAddr, mux, log) })
 }
 
 // bridgedQueues returns the queues to bridge: those asked for, each of

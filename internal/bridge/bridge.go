@@ -15,6 +15,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/worker"
 )
 
@@ -43,6 +44,15 @@ type Stats struct {
 	Unknown     atomic.Int64 // replies whose correlation id no task here waits for, or that have none
 	Late        atomic.Int64 // replies for a task already answered (a duplicate run)
 	Reconnects  atomic.Int64 // connections to RabbitMQ lost
+}
+
+// Counts returns the counters as the metrics package exports them.
+func (s *Stats) Counts() metrics.BridgeCounts {
+	return metrics.BridgeCounts{
+		Published: s.Published.Load(), Republished: s.Republished.Load(), Unconfirmed: s.Unconfirmed.Load(),
+		Replies: s.Replies.Load(), Empty: s.Empty.Load(), Garbage: s.Garbage.Load(),
+		Unknown: s.Unknown.Load(), Late: s.Late.Load(), Reconnects: s.Reconnects.Load(),
+	}
 }
 
 // Snapshot returns the counters by name, for logs and tests.
@@ -123,6 +133,17 @@ func New(opts ...Option) (*Bridge, error) {
 
 // Stats returns the bridge's counters.
 func (b *Bridge) Stats() *Stats { return &b.stats }
+
+// Ready reports nil while the bridge is connected to RabbitMQ, else why
+// not (for /readyz).
+func (b *Bridge) Ready() error {
+	b.sess.mu.Lock()
+	defer b.sess.mu.Unlock()
+	if b.sess.mu.pub == nil {
+		return errors.New("not connected to RabbitMQ")
+	}
+	return nil
+}
 
 // ReplyQueue returns the name of this replica's reply queue.
 func (b *Bridge) ReplyQueue() string { return b.cfg.replyQueue }
