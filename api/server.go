@@ -27,10 +27,10 @@ import (
 	"github.com/stepwise-run/stepwise/internal/probe"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/metrics"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/view"
-	"github.com/stepwise-run/stepwise/statekey"
 )
 
 // Defaults of Config.
@@ -677,11 +677,11 @@ func (s *Server) answerStart(w http.ResponseWriter, r *http.Request, workflow, i
 			writeJSON(w, http.StatusOK, c)
 			return
 		}
-		writeJSON(w, http.StatusAccepted, Accepted{ID: id, Workflow: workflow, Status: string(machine.Running), URL: loc})
+		writeJSON(w, http.StatusAccepted, Accepted{ID: id, Workflow: workflow, Status: string(schemas.Running), URL: loc})
 		return
 	}
 	req, _ := s.view.WaitFor(r.Context(), id, seenWait, func(q *view.Request) bool { return q != nil && q.Summary().Workflow != "" })
-	status := string(machine.Running)
+	status := string(schemas.Running)
 	if req != nil && req.Summary().Status != "" {
 		status = req.Summary().Status
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/view"
 )
 
@@ -66,9 +66,9 @@ func TestWorkflows(t *testing.T) {
 
 func TestStartAndWait(t *testing.T) {
 	e := newTestEnv(t)
-	var c machine.Completion
+	var c schemas.Completion
 	code, raw := e.do("POST", "/api/v1/workflows/chain/requests?id=w-1&wait=20s", `{"n": 3, "tag": "<b>x</b>"}`, &c)
-	if code != 200 || c.Status != machine.Succeeded || c.Request != "w-1" || c.Workflow != "chain" {
+	if code != 200 || c.Status != schemas.Succeeded || c.Request != "w-1" || c.Workflow != "chain" {
 		t.Fatalf("start and wait: %d %s", code, raw)
 	}
 	var out map[string]any
@@ -114,8 +114,8 @@ func TestStartAndWait(t *testing.T) {
 	// The start of a known id is not written again, and answers at once
 	// with the completion when asked to wait.
 	before := e.sender.starts.Load()
-	var again machine.Completion
-	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?wait=5s", `{"n": 1}`, &again, idHeader, "w-1"); code != 200 || again.Status != machine.Succeeded {
+	var again schemas.Completion
+	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?wait=5s", `{"n": 1}`, &again, idHeader, "w-1"); code != 200 || again.Status != schemas.Succeeded {
 		t.Errorf("repeated start: %d %s", code, raw)
 	}
 	if e.sender.starts.Load() != before {
@@ -168,9 +168,9 @@ func TestStartErrors(t *testing.T) {
 
 func TestFailedRequest(t *testing.T) {
 	e := newTestEnv(t)
-	var c machine.Completion
+	var c schemas.Completion
 	code, raw := e.do("POST", "/api/v1/workflows/chain/requests?id=f-1&wait=20s", `{"n": 2, "fail": "<script>alert(1)</script>"}`, &c)
-	if code != 200 || c.Status != machine.Failed || c.Error == nil || c.Error.Step != "b" || c.Error.Message != "<script>alert(1)</script>" {
+	if code != 200 || c.Status != schemas.Failed || c.Error == nil || c.Error.Step != "b" || c.Error.Message != "<script>alert(1)</script>" {
 		t.Fatalf("failed request: %d %s", code, raw)
 	}
 	st := e.waitStatus("f-1", "failed")
@@ -218,8 +218,8 @@ func TestStatusAndPayload(t *testing.T) {
 	e.expectError("GET", "/api/v1/requests/nobody/payload?part=input", "", 404, `unknown request "nobody"`)
 	e.expectError("GET", "/api/v1/requests/nobody/events", "", 404, `unknown request "nobody"`)
 
-	var c machine.Completion
-	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?id=p-1&wait=20s", `{"n": 1, "big": 1000}`, &c); code != 200 || c.Status != machine.Succeeded {
+	var c schemas.Completion
+	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?id=p-1&wait=20s", `{"n": 1, "big": 1000}`, &c); code != 200 || c.Status != schemas.Succeeded {
 		t.Fatalf("start: %d %s", code, raw)
 	}
 	st := e.waitStatus("p-1", "succeeded")
@@ -447,8 +447,8 @@ func TestStartLargerThanTheTopicTakes(t *testing.T) {
 	})
 	e.expectError("POST", "/api/v1/workflows/chain/requests", `{"s": "`+strings.Repeat("x", 60_000)+`"}`, 413,
 		"the 50000 bytes of max.message.bytes of topic stepwise.requests")
-	var c machine.Completion
-	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?wait=20s", `{"s": "`+strings.Repeat("x", 40_000)+`"}`, &c); code != 200 || c.Status != machine.Succeeded {
+	var c schemas.Completion
+	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?wait=20s", `{"s": "`+strings.Repeat("x", 40_000)+`"}`, &c); code != 200 || c.Status != schemas.Succeeded {
 		t.Fatalf("a start under the limit: %d %.300s", code, raw)
 	}
 }

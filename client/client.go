@@ -16,13 +16,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
 // Completion is the event of a finished request (completion.schema.json).
-type Completion = machine.Completion
+type Completion = schemas.Completion
 
 // Errors of the client.
 var (

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -122,11 +122,11 @@ func (p *processor) txn(commit bool, recs ...*kgo.Record) {
 	}
 }
 
-func stateRec(r *machine.Record) *kgo.Record {
-	return &kgo.Record{Topic: prefix.State(), Partition: r.Partition, Key: []byte(statekey.Format(r.Request, r.Path)), Value: machine.Encode(r)}
+func stateRec(r *schemas.Record) *kgo.Record {
+	return &kgo.Record{Topic: prefix.State(), Partition: r.Partition, Key: []byte(statekey.Format(r.Request, r.Path)), Value: schemas.EncodeRecord(r)}
 }
 
-func completionRec(c machine.Completion) *kgo.Record {
+func completionRec(c schemas.Completion) *kgo.Record {
 	b, _ := json.Marshal(c)
 	return &kgo.Record{Topic: prefix.Completions(), Partition: c.Partition, Key: []byte(c.Request), Value: b}
 }
@@ -153,9 +153,9 @@ func TestStartWait(t *testing.T) {
 
 	// The completion is written before Wait is even called: the offset
 	// noted at Start must still find it.
-	p.txn(true, completionRec(machine.Completion{Request: "someone-else", Workflow: "idp", Status: machine.Succeeded,
+	p.txn(true, completionRec(schemas.Completion{Request: "someone-else", Workflow: "idp", Status: schemas.Succeeded,
 		Output: json.RawMessage(`{}`), Started: t0, Finished: t0, Partition: home}))
-	p.txn(true, completionRec(machine.Completion{Request: id, Workflow: "idp", Status: machine.Succeeded,
+	p.txn(true, completionRec(schemas.Completion{Request: id, Workflow: "idp", Status: schemas.Succeeded,
 		Output: json.RawMessage(`{"pages": 3}`), Started: t0, Finished: t0.Add(time.Second), Partition: home}))
 
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -164,7 +164,7 @@ func TestStartWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if comp.Request != id || comp.Status != machine.Succeeded || string(comp.Output) != `{"pages":3}` || comp.Partition != home || !comp.Finished.Equal(t0.Add(time.Second)) {
+	if comp.Request != id || comp.Status != schemas.Succeeded || string(comp.Output) != `{"pages":3}` || comp.Partition != home || !comp.Finished.Equal(t0.Add(time.Second)) {
 		t.Fatalf("completion %+v", comp)
 	}
 }
@@ -182,10 +182,10 @@ func TestWaitRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, home := p.next()
-	p.txn(true, stateRec(&machine.Record{Request: "again-1", Workflow: "wc", Partition: home, Status: machine.StatusCancelled,
-		Error: &machine.Failure{Message: "user asked"}, Created: t0, Updated: t0}),
-		completionRec(machine.Completion{Request: "again-1", Workflow: "wc", Status: machine.Cancelled,
-			Error: &machine.Failure{Message: "user asked"}, Started: t0, Finished: t0, Partition: home}))
+	p.txn(true, stateRec(&schemas.Record{Request: "again-1", Workflow: "wc", Partition: home, Status: schemas.StatusCancelled,
+		Error: &schemas.Failure{Message: "user asked"}, Created: t0, Updated: t0}),
+		completionRec(schemas.Completion{Request: "again-1", Workflow: "wc", Status: schemas.Cancelled,
+			Error: &schemas.Failure{Message: "user asked"}, Started: t0, Finished: t0, Partition: home}))
 	if _, err := cl.Start(ctx, "wc", "again-1", nil); err != nil { // a no-op for the processors
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestWaitRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if comp.Status != machine.Cancelled || comp.Error.Message != "user asked" {
+	if comp.Status != schemas.Cancelled || comp.Error.Message != "user asked" {
 		t.Fatalf("completion %+v", comp)
 	}
 }
@@ -218,13 +218,13 @@ func TestWaitOtherClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, home := p.next()
-	p.txn(true, stateRec(&machine.Record{Request: "done-1", Workflow: "wc", Partition: home, Status: machine.StatusFailed,
-		Error: &machine.Failure{Step: "count", Attempt: 3, Message: "boom"}, Created: t0, Updated: t0.Add(time.Minute)}))
+	p.txn(true, stateRec(&schemas.Record{Request: "done-1", Workflow: "wc", Partition: home, Status: schemas.StatusFailed,
+		Error: &schemas.Failure{Step: "count", Attempt: 3, Message: "boom"}, Created: t0, Updated: t0.Add(time.Minute)}))
 	comp, err := waiter.Wait(ctx, "done-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if comp.Status != machine.Failed || comp.Error == nil || comp.Error.Message != "boom" || !comp.Finished.Equal(t0.Add(time.Minute)) {
+	if comp.Status != schemas.Failed || comp.Error == nil || comp.Error.Message != "boom" || !comp.Finished.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("completion from state %+v", comp)
 	}
 
@@ -233,7 +233,7 @@ func TestWaitOtherClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, home = p.next()
-	p.txn(true, stateRec(&machine.Record{Request: "run-1", Workflow: "wc", Partition: home, Status: machine.Running, Created: t0, Updated: t0}))
+	p.txn(true, stateRec(&schemas.Record{Request: "run-1", Workflow: "wc", Partition: home, Status: schemas.Running, Created: t0, Updated: t0}))
 	done := make(chan *Completion, 1)
 	go func() {
 		comp, err := waiter.Wait(ctx, "run-1")
@@ -243,11 +243,11 @@ func TestWaitOtherClient(t *testing.T) {
 		done <- comp
 	}()
 	time.Sleep(300 * time.Millisecond) // let Wait read the state first
-	p.txn(true, completionRec(machine.Completion{Request: "run-1", Workflow: "wc", Status: machine.Cancelled,
-		Error: &machine.Failure{Message: "user asked"}, Started: t0, Finished: t0, Partition: home}))
+	p.txn(true, completionRec(schemas.Completion{Request: "run-1", Workflow: "wc", Status: schemas.Cancelled,
+		Error: &schemas.Failure{Message: "user asked"}, Started: t0, Finished: t0, Partition: home}))
 	select {
 	case comp := <-done:
-		if comp == nil || comp.Status != machine.Cancelled {
+		if comp == nil || comp.Status != schemas.Cancelled {
 			t.Fatalf("followed completion %+v", comp)
 		}
 	case <-ctx.Done():
@@ -265,35 +265,35 @@ func TestGet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 
-	req := &machine.Record{Request: "r-1", Workflow: "idp", Partition: 1, Status: machine.Running, Created: t0, Updated: t0,
-		Steps: map[string]*machine.StepState{
-			"split": {Status: machine.StepSucceeded, Attempt: 1, Started: t0, Ended: t0.Add(time.Second)},
-			"docs":  {Status: machine.StepRunning, Children: 2, Done: 1, Started: t0.Add(time.Second)},
+	req := &schemas.Record{Request: "r-1", Workflow: "idp", Partition: 1, Status: schemas.Running, Created: t0, Updated: t0,
+		Steps: map[string]*schemas.StepState{
+			"split": {Status: schemas.StepSucceeded, Attempt: 1, Started: t0, Ended: t0.Add(time.Second)},
+			"docs":  {Status: schemas.StepRunning, Children: 2, Done: 1, Started: t0.Add(time.Second)},
 		}}
-	child := func(i int, status machine.StepStatus) *machine.Record {
-		return &machine.Record{Request: "r-1", Workflow: "idp", Partition: 1, Path: "docs[" + string(rune('0'+i)) + "]", Task: "doc",
-			Status: machine.Running, Created: t0, Updated: t0,
-			Steps: map[string]*machine.StepState{"ocr": {Status: status, Attempt: 1, Started: t0.Add(time.Duration(2+i) * time.Second)}}}
+	child := func(i int, status schemas.StepStatus) *schemas.Record {
+		return &schemas.Record{Request: "r-1", Workflow: "idp", Partition: 1, Path: "docs[" + string(rune('0'+i)) + "]", Task: "doc",
+			Status: schemas.Running, Created: t0, Updated: t0,
+			Steps: map[string]*schemas.StepState{"ocr": {Status: status, Attempt: 1, Started: t0.Add(time.Duration(2+i) * time.Second)}}}
 	}
-	p.txn(true, stateRec(req), stateRec(child(0, machine.StepRunning)), stateRec(child(1, machine.StepRunning)), stateRec(child(2, machine.StepRunning)))
-	p.txn(true, stateRec(child(0, machine.StepSucceeded)),
+	p.txn(true, stateRec(req), stateRec(child(0, schemas.StepRunning)), stateRec(child(1, schemas.StepRunning)), stateRec(child(2, schemas.StepRunning)))
+	p.txn(true, stateRec(child(0, schemas.StepSucceeded)),
 		&kgo.Record{Topic: prefix.State(), Partition: 1, Key: []byte("r-1/docs[2]")}, // tombstone
-		stateRec(&machine.Record{Request: "r-10", Workflow: "idp", Partition: 1, Status: machine.Running, Created: t0, Updated: t0}),
-		stateRec(&machine.Record{Request: "r-1x", Workflow: "idp", Partition: 2, Status: machine.Running, Created: t0, Updated: t0}))
+		stateRec(&schemas.Record{Request: "r-10", Workflow: "idp", Partition: 1, Status: schemas.Running, Created: t0, Updated: t0}),
+		stateRec(&schemas.Record{Request: "r-1x", Workflow: "idp", Partition: 2, Status: schemas.Running, Created: t0, Updated: t0}))
 	// Aborted: must not be seen, and must not keep Get waiting.
-	p.txn(false, stateRec(&machine.Record{Request: "r-1", Workflow: "idp", Partition: 1, Status: machine.StatusFailed, Created: t0, Updated: t0}))
+	p.txn(false, stateRec(&schemas.Record{Request: "r-1", Workflow: "idp", Partition: 1, Status: schemas.StatusFailed, Created: t0, Updated: t0}))
 
 	st, err := cl.Get(ctx, "r-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Request.Status != machine.Running || st.Request.Steps["docs"].Done != 1 {
+	if st.Request.Status != schemas.Running || st.Request.Steps["docs"].Done != 1 {
 		t.Fatalf("request record %+v", st.Request)
 	}
 	if len(st.Children) != 2 || st.Children[0].Path != "docs[0]" || st.Children[1].Path != "docs[1]" {
 		t.Fatalf("children %v", st.Children)
 	}
-	if st.Children[0].Steps["ocr"].Status != machine.StepSucceeded {
+	if st.Children[0].Steps["ocr"].Status != schemas.StepSucceeded {
 		t.Fatalf("child docs[0] is not at its latest version: %+v", st.Children[0].Steps["ocr"])
 	}
 	var paths []string

@@ -10,27 +10,27 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/internal/catchup"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 )
 
 // Status is the committed state of one request.
 type Status struct {
-	Request  *machine.Record   // the request's own record
-	Children []*machine.Record // its fan-out children, sorted by path
+	Request  *schemas.Record   // the request's own record
+	Children []*schemas.Record // its fan-out children, sorted by path
 }
 
 // Step is one started step of a request or of one of its children.
 type Step struct {
 	Path  string // full step path, e.g. "docs[1]/pages[7]/ocr"
-	State *machine.StepState
+	State *schemas.StepState
 }
 
 // Steps lists every started step of the request and its children, by
 // start time (then path), so they read as a timeline.
 func (s *Status) Steps() []Step {
 	var out []Step
-	for _, r := range append([]*machine.Record{s.Request}, s.Children...) {
+	for _, r := range append([]*schemas.Record{s.Request}, s.Children...) {
 		for name, st := range r.Steps {
 			out = append(out, Step{Path: statekey.StepPath(r.Path, name), State: st})
 		}
@@ -60,9 +60,9 @@ func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	delete(records, id)
-	var progress []*machine.Record
+	var progress []*schemas.Record
 	for _, r := range records {
-		if r.Kind == machine.KindFanout {
+		if r.Kind == schemas.KindFanout {
 			progress = append(progress, r)
 			continue
 		}
@@ -80,14 +80,14 @@ func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 			parent.Steps[step].Done = p.Done
 		}
 	}
-	slices.SortFunc(st.Children, func(a, b *machine.Record) int { return cmp.Compare(a.Path, b.Path) })
+	slices.SortFunc(st.Children, func(a, b *schemas.Record) int { return cmp.Compare(a.Path, b.Path) })
 	return st, nil
 }
 
 // scan reads the state topic, keeping the latest record of every key of
 // request id.
-func (c *Client) scan(ctx context.Context, id string) (map[string]*machine.Record, error) {
-	records := map[string]*machine.Record{}
+func (c *Client) scan(ctx context.Context, id string) (map[string]*schemas.Record, error) {
+	records := map[string]*schemas.Record{}
 	_, err := catchup.Read(ctx, c.base, c.cfg.prefix.State(), nil, func(r *kgo.Record) {
 		k := string(r.Key)
 		if request, _, err := statekey.Parse(k); err != nil || request != id {
@@ -97,7 +97,7 @@ func (c *Client) scan(ctx context.Context, id string) (map[string]*machine.Recor
 			delete(records, k)
 			return
 		}
-		rec, err := machine.Decode(r.Value)
+		rec, err := schemas.DecodeRecord(r.Value)
 		if err != nil {
 			c.cfg.logger.Warn("undecodable state record", slog.String("key", k), slog.String("error", err.Error()))
 			return

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/internal/testlog"
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/view"
 )
 
@@ -25,10 +25,10 @@ func TestGetAgreesWithView(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	running := &machine.Record{Request: "r-1", Workflow: "idp", Partition: 1, Status: machine.Running, Created: t0, Updated: t0}
+	running := &schemas.Record{Request: "r-1", Workflow: "idp", Partition: 1, Status: schemas.Running, Created: t0, Updated: t0}
 	p.txn(true, stateRec(running))
 	done := *running
-	done.Status, done.Updated = machine.StatusSucceeded, t0.Add(time.Second)
+	done.Status, done.Updated = schemas.StatusSucceeded, t0.Add(time.Second)
 	if err := p.out.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestGetAgreesWithView(t *testing.T) {
 	if r == nil {
 		t.Fatal("the view has no r-1")
 	}
-	if api, cli := r.Summary().Status, string(g.st.Request.Status); api != cli || cli != string(machine.StatusSucceeded) {
+	if api, cli := r.Summary().Status, string(g.st.Request.Status); api != cli || cli != string(schemas.StatusSucceeded) {
 		t.Fatalf("get says %q, the API's view %q; want both succeeded", cli, api)
 	}
 }

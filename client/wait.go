@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // Wait blocks until request id finishes and returns its completion, or
@@ -37,7 +37,7 @@ func (c *Client) Wait(ctx context.Context, id string) (*Completion, error) {
 		case err == nil && st.Request.Workflow != m.workflow:
 			c.forget(id)
 			return nil, existsError(id, st.Request.Workflow, string(st.Request.Status))
-		case err == nil && st.Request.Status != machine.Running:
+		case err == nil && st.Request.Status != schemas.Running:
 			c.forget(id)
 			return fromRecord(st.Request), nil
 		case err != nil && !errors.Is(err, ErrNotFound):
@@ -57,7 +57,7 @@ func (c *Client) Wait(ctx context.Context, id string) (*Completion, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st.Request.Status != machine.Running {
+		if st.Request.Status != schemas.Running {
 			return fromRecord(st.Request), nil
 		}
 		end, ok := ends.Lookup(c.cfg.prefix.Completions(), st.Request.Partition)
@@ -116,11 +116,11 @@ func (c *Client) follow(ctx context.Context, id string, m mark) (*Completion, er
 }
 
 // fromRecord builds the completion of a finished request from its state.
-func fromRecord(r *machine.Record) *Completion {
+func fromRecord(r *schemas.Record) *Completion {
 	return &Completion{
 		Request:   r.Request,
 		Workflow:  r.Workflow,
-		Status:    machine.CompletionStatus(r.Status),
+		Status:    schemas.CompletionStatus(r.Status),
 		Output:    r.Output,
 		Error:     r.Error,
 		Started:   r.Created,

@@ -21,7 +21,7 @@ import (
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/processors"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/worker"
 )
@@ -35,7 +35,7 @@ type stack struct {
 	client *kgo.Client // produces starts, reads completions
 
 	mu          sync.Mutex
-	completions map[string]machine.Completion
+	completions map[string]schemas.Completion
 	arrived     chan struct{} // closed and replaced on every completion
 }
 
@@ -97,7 +97,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{t: t, broker: b, prefix: prefix, client: cl,
-		completions: map[string]machine.Completion{}, arrived: make(chan struct{})}
+		completions: map[string]schemas.Completion{}, arrived: make(chan struct{})}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -116,7 +116,7 @@ func (s *stack) follow(ctx context.Context) {
 	for ctx.Err() == nil {
 		fs := s.client.PollFetches(ctx)
 		fs.EachRecord(func(r *kgo.Record) {
-			var c machine.Completion
+			var c schemas.Completion
 			if err := json.Unmarshal(r.Value, &c); err != nil {
 				s.t.Errorf("completion %s is not JSON: %v", r.Value, err)
 				return
@@ -143,7 +143,7 @@ func (s *stack) start(id, workflow, input string) {
 }
 
 // wait returns the completion of id.
-func (s *stack) wait(id string) machine.Completion {
+func (s *stack) wait(id string) schemas.Completion {
 	s.t.Helper()
 	deadline := time.After(60 * time.Second)
 	for {
@@ -162,9 +162,9 @@ func (s *stack) wait(id string) machine.Completion {
 	}
 }
 
-func decode[T any](t *testing.T, c machine.Completion) T {
+func decode[T any](t *testing.T, c schemas.Completion) T {
 	t.Helper()
-	if c.Status != machine.Succeeded {
+	if c.Status != schemas.Succeeded {
 		t.Fatalf("%s: status %s, error %+v, want succeeded", c.Request, c.Status, c.Error)
 	}
 	var v T
@@ -290,7 +290,7 @@ func TestExamplesEndToEnd(t *testing.T) {
 	failed := func(t *testing.T, id, step string, says ...string) {
 		t.Helper()
 		c := s.wait(id)
-		if c.Status != machine.Failed || c.Error == nil {
+		if c.Status != schemas.Failed || c.Error == nil {
 			t.Fatalf("%s: status %s, error %+v, want failed", id, c.Status, c.Error)
 		}
 		if c.Error.Step != step {

@@ -18,7 +18,7 @@ import (
 
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
 	"github.com/stepwise-run/stepwise/internal/bridge"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/worker"
 )
 
@@ -277,13 +277,13 @@ workflows:
 		t.Fatalf("not every request finished within 60s: %d of %d", tl.completed(), len(modes))
 	}
 	want := map[string]struct {
-		status machine.CompletionStatus
+		status schemas.CompletionStatus
 		detail string // in the error message, or the output
 	}{
-		"notjson": {machine.Failed, "the body is not JSON"},
-		"array":   {machine.Failed, "the body is a JSON array, not an object"},
-		"empty":   {machine.Succeeded, `{}`},
-		"unknown": {machine.Succeeded, `{"fine":true}`},
+		"notjson": {schemas.Failed, "the body is not JSON"},
+		"array":   {schemas.Failed, "the body is a JSON array, not an object"},
+		"empty":   {schemas.Succeeded, `{}`},
+		"unknown": {schemas.Succeeded, `{"fine":true}`},
 	}
 	for _, m := range modes {
 		c, _ := tl.output(m)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // tally follows the completions topic read_committed from the start and
@@ -24,7 +24,7 @@ type tally struct {
 	mu struct {
 		sync.Mutex
 		count  map[string]int
-		first  map[string]machine.Completion
+		first  map[string]schemas.Completion
 		part   map[string]int32       // partition of the first completion
 		seen   map[int32][]completion // per partition, in arrival order
 		notify chan struct{}          // closed and replaced on every completion
@@ -42,7 +42,7 @@ func (e *env) tally() *tally {
 	e.t.Helper()
 	tl := &tally{e: e}
 	tl.mu.count = map[string]int{}
-	tl.mu.first = map[string]machine.Completion{}
+	tl.mu.first = map[string]schemas.Completion{}
 	tl.mu.part = map[string]int32{}
 	tl.mu.seen = map[int32][]completion{}
 	tl.mu.notify = make(chan struct{})
@@ -60,7 +60,7 @@ func (e *env) tally() *tally {
 			fs := cl.PollFetches(ctx)
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
-				var c machine.Completion
+				var c schemas.Completion
 				if err := json.Unmarshal(r.Value, &c); err != nil || c.Request == "" {
 					e.t.Errorf("completion %s at %s[%d]@%d is not a completion: %v", r.Value, r.Topic, r.Partition, r.Offset, err)
 					return
@@ -150,7 +150,7 @@ func (tl *tally) check(t *testing.T, label string, ids []string, timeout time.Du
 			dups = append(dups, fmt.Sprintf("%s×%d", id, n))
 		}
 		c.Completed++
-		if st := tl.mu.first[id].Status; st != machine.Succeeded {
+		if st := tl.mu.first[id].Status; st != schemas.Succeeded {
 			c.Failed++
 			failed = append(failed, fmt.Sprintf("%s: %s %+v", id, st, tl.mu.first[id].Error))
 		}
@@ -198,7 +198,7 @@ func (tl *tally) partitionOf(id string) (int32, bool) {
 }
 
 // output returns the first completion of id.
-func (tl *tally) output(id string) (machine.Completion, bool) {
+func (tl *tally) output(id string) (schemas.Completion, bool) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	c, ok := tl.mu.first[id]

@@ -89,13 +89,13 @@ func decodeResult(r *kgo.Record) (machine.Event, string) {
 	case schemas.StatusOK, "":
 		ev.Output = json.RawMessage(r.Value) // the machine checks it is an object
 	case schemas.StatusError:
-		var se machine.StepError
+		var se schemas.StepError
 		if err := json.Unmarshal(r.Value, &se); err != nil || se.Message == "" {
-			se = machine.StepError{Message: fmt.Sprintf("worker reported an error with an unreadable body: %.200q", r.Value), Retryable: true}
+			se = schemas.StepError{Message: fmt.Sprintf("worker reported an error with an unreadable body: %.200q", r.Value), Retryable: true}
 		}
 		ev.Error = &se
 	default:
-		ev.Error = &machine.StepError{Message: fmt.Sprintf("worker sent unknown %s %q", schemas.HeaderStatus, status), Retryable: true}
+		ev.Error = &schemas.StepError{Message: fmt.Sprintf("worker sent unknown %s %q", schemas.HeaderStatus, status), Retryable: true}
 	}
 	return ev, problem
 }
@@ -132,7 +132,7 @@ func (e *encoder) records(part int32, eff *machine.Effects) []*kgo.Record {
 	for _, w := range eff.Writes {
 		r := &kgo.Record{Topic: e.state, Partition: part, Key: []byte(w.Key)}
 		if w.Record != nil {
-			r.Value = machine.Encode(w.Record)
+			r.Value = schemas.EncodeRecord(w.Record)
 		}
 		out = append(out, r)
 	}

@@ -104,7 +104,7 @@ func TestDroppedInputsAreLoggedOnceAndCountedByReason(t *testing.T) {
 			t.Errorf("%s: %d log lines, want %d (all: %v)", reason, lines[string(reason)], n, lines)
 		}
 	}
-	if c, _ := comps.get("bad id"); c.Status != machine.Failed || c.Error == nil {
+	if c, _ := comps.get("bad id"); c.Status != schemas.Failed || c.Error == nil {
 		t.Errorf("start with an invalid id: completion %+v, want failed with the reason", c)
 	}
 }

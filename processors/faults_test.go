@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // Two replicas share the partitions; every request completes exactly once.
@@ -24,7 +24,7 @@ func TestTwoReplicas(t *testing.T) {
 	reqs := ids("two", 1000)
 	e.start("chain", reqs...)
 	comps.wait(t, reqs, 25*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 	s1, s2 := r1.p.Stats(), r2.p.Stats()
 	t.Logf("p1 %+v", s1)
 	t.Logf("p2 %+v", s2)
@@ -78,7 +78,7 @@ func TestProcessorCrash(t *testing.T) {
 	e.startProcessor("p3")
 
 	comps.wait(t, reqs, 25*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 	first := comps.firstAfter(killed)
 	var worst time.Duration
 	for _, p := range owned {
@@ -109,7 +109,7 @@ func TestProcessorRestartSameID(t *testing.T) {
 	r1.kill()
 	e.startProcessor("p1")
 	comps.wait(t, reqs, 25*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 	var worst time.Duration
 	for _, at := range comps.firstAfter(killed) {
 		worst = max(worst, at.Sub(killed))
@@ -136,7 +136,7 @@ func TestWorkerCrash(t *testing.T) {
 	reqs := ids("wcrash", 40)
 	e.start("chain", reqs...)
 	comps.wait(t, reqs, 25*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 	if !crashed.Load() {
 		t.Fatal("the crashing worker never saw a b task")
 	}
@@ -179,7 +179,7 @@ func TestDuplicateResults(t *testing.T) {
 	reqs := ids("dup", 200)
 	e.start("chain", reqs...)
 	comps.wait(t, reqs, 25*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 	d := w.deliveries()
 	if len(d) != 3*len(reqs) {
 		t.Errorf("%d distinct tasks, want %d", len(d), 3*len(reqs))
@@ -215,7 +215,7 @@ workflows:
 	reqs := ids("slow", 20)
 	e.start("slow", reqs...)
 	comps.wait(t, reqs, 20*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 	for _, id := range reqs {
 		c, _ := comps.get(id)
 		if !strings.Contains(string(c.Output), `"b":2`) {
@@ -248,9 +248,9 @@ func TestMalformedRecords(t *testing.T) {
 	e.start("chain", "bad-output", "fine")
 	all := []string{"not-an-object", "garbage", "unknown-wf", "bad-output", "fine"}
 	comps.wait(t, all, 20*time.Second)
-	for id, want := range map[string]machine.CompletionStatus{
-		"not-an-object": machine.Failed, "garbage": machine.Failed, "unknown-wf": machine.Failed,
-		"bad-output": machine.Succeeded, "fine": machine.Succeeded,
+	for id, want := range map[string]schemas.CompletionStatus{
+		"not-an-object": schemas.Failed, "garbage": schemas.Failed, "unknown-wf": schemas.Failed,
+		"bad-output": schemas.Succeeded, "fine": schemas.Succeeded,
 	} {
 		c, n := comps.get(id)
 		if n != 1 || c.Status != want {

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/metrics"
-	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/schemas"
 )
 
@@ -31,7 +30,7 @@ func TestMetrics(t *testing.T) {
 	reqs := ids("metrics", 40)
 	e.start("chain", reqs...)
 	comps.wait(t, reqs, 30*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 
 	n := float64(len(reqs))
 	chain := map[string]string{"workflow": "chain"}
@@ -115,7 +114,7 @@ workflows:
 // errResult is a protocol error result for tk.
 func errResult(tk task, msg string, retryable bool) *kgo.Record {
 	r := okResult(tk, map[string]any{})
-	r.Value, _ = json.Marshal(machine.StepError{Message: msg, Retryable: retryable})
+	r.Value, _ = json.Marshal(schemas.StepError{Message: msg, Retryable: retryable})
 	for i := range r.Headers {
 		if r.Headers[i].Key == schemas.HeaderStatus {
 			r.Headers[i].Value = []byte(schemas.StatusError)

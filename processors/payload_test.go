@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // Each output fits, but the state record holding two of them would not:
@@ -27,7 +27,7 @@ func TestStateRecordTooLarge(t *testing.T) {
 	e.start("chain", "big")
 	comps.wait(t, []string{"big"}, 20*time.Second)
 	c, n := comps.get("big")
-	if n != 1 || c.Status != machine.Failed || c.Error == nil || c.Error.Step != "b" || !strings.Contains(c.Error.Message, "limit") {
+	if n != 1 || c.Status != schemas.Failed || c.Error == nil || c.Error.Step != "b" || !strings.Contains(c.Error.Message, "limit") {
 		t.Fatalf("%d completions: %+v %+v", n, c, c.Error)
 	}
 	if st := r.p.Stats(); st.Aborted != 0 || st.Drops[ReasonOversize] != 0 {
@@ -55,10 +55,10 @@ func TestBrokerRefusesRecord(t *testing.T) {
 	e.start("chain", "big", "small")
 	comps.wait(t, []string{"big", "small"}, 20*time.Second)
 	c, n := comps.get("big")
-	if n != 1 || c.Status != machine.Failed || c.Error == nil || c.Error.Step != "a" {
+	if n != 1 || c.Status != schemas.Failed || c.Error == nil || c.Error.Step != "a" {
 		t.Fatalf("big: %d completions: status %s, error %+v", n, c.Status, c.Error)
 	}
-	if c, n := comps.get("small"); n != 1 || c.Status != machine.Succeeded {
+	if c, n := comps.get("small"); n != 1 || c.Status != schemas.Succeeded {
 		t.Fatalf("small: %d completions: %+v", n, c)
 	}
 	if st := r.p.Stats(); st.Aborted == 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/stepwise-run/stepwise/definitions"
 	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -742,7 +743,7 @@ func oversizeEvent(ev machine.Event, size, limit int) (machine.Event, bool) {
 		return ev, false
 	}
 	ev.Output = nil
-	ev.Error = &machine.StepError{
+	ev.Error = &schemas.StepError{
 		Message: fmt.Sprintf("the step's result makes a record of about %d bytes, above the %d-byte limit", size, limit),
 	}
 	return ev, true

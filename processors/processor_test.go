@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topics"
 )
 
@@ -22,7 +22,7 @@ func TestEndToEnd(t *testing.T) {
 	reqs := ids("e2e", 50)
 	e.start("chain", reqs...)
 	comps.wait(t, reqs, 20*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 
 	for _, id := range reqs {
 		c, _ := comps.get(id)
@@ -62,7 +62,7 @@ func TestCommitInterval(t *testing.T) {
 	reqs := ids("interval", 300)
 	e.start("chain", reqs...)
 	comps.wait(t, reqs, 20*time.Second)
-	comps.exactlyOnce(t, reqs, machine.Succeeded)
+	comps.exactlyOnce(t, reqs, schemas.Succeeded)
 	if st := r.p.Stats(); st.Committed == 0 || st.Events < uint64(4*len(reqs)) {
 		t.Errorf("stats %+v", st)
 	}
@@ -92,7 +92,7 @@ func TestProcessorWaitsForMissingTopics(t *testing.T) {
 	reqs := ids("wait", 5)
 	e.start("chain", reqs...)
 	comp.wait(t, reqs, time.Minute)
-	comp.exactlyOnce(t, reqs, machine.Succeeded)
+	comp.exactlyOnce(t, reqs, schemas.Succeeded)
 }
 
 // A wrong cleanup policy is not something a running `topics create` fixes:

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/internal/catchup"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // restoreResult is what one restore read.
@@ -54,7 +54,7 @@ func loadRecord(p *partition, r *kgo.Record) error {
 		p.load(string(r.Key), nil)
 		return nil
 	}
-	rec, err := machine.Decode(r.Value)
+	rec, err := schemas.DecodeRecord(r.Value)
 	if err != nil {
 		return err
 	}

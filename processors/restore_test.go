@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // stateWriter writes state records in transactions, as a processor does.
@@ -25,14 +26,14 @@ func (e *env) stateWriter(id string) *stateWriter {
 	)}
 }
 
-func rec(id string, steps map[string]*machine.StepState) *machine.Record {
-	return &machine.Record{Request: id, Workflow: "chain", ID: id, Status: machine.Running, Steps: steps,
+func rec(id string, steps map[string]*schemas.StepState) *schemas.Record {
+	return &schemas.Record{Request: id, Workflow: "chain", ID: id, Status: schemas.Running, Steps: steps,
 		Created: time.Unix(1, 0).UTC(), Updated: time.Unix(1, 0).UTC()}
 }
 
 // txn writes key => record (nil: tombstone) to partition 0 in one
 // transaction and commits or aborts it; with open it leaves it open.
-func (w *stateWriter) txn(kv map[string]*machine.Record, commit bool) {
+func (w *stateWriter) txn(kv map[string]*schemas.Record, commit bool) {
 	w.t.Helper()
 	w.begin(kv)
 	if err := w.cl.EndTransaction(context.Background(), kgo.TransactionEndTry(commit)); err != nil {
@@ -40,7 +41,7 @@ func (w *stateWriter) txn(kv map[string]*machine.Record, commit bool) {
 	}
 }
 
-func (w *stateWriter) begin(kv map[string]*machine.Record) {
+func (w *stateWriter) begin(kv map[string]*schemas.Record) {
 	w.t.Helper()
 	if err := w.cl.BeginTransaction(); err != nil {
 		w.t.Fatal(err)
@@ -48,7 +49,7 @@ func (w *stateWriter) begin(kv map[string]*machine.Record) {
 	for k, r := range kv {
 		rr := &kgo.Record{Topic: w.e.conn.Prefix.State(), Partition: 0, Key: []byte(k)}
 		if r != nil {
-			rr.Value = machine.Encode(r)
+			rr.Value = schemas.EncodeRecord(r)
 		}
 		if err := w.cl.ProduceSync(context.Background(), rr).FirstErr(); err != nil {
 			w.t.Fatal(err)
@@ -60,16 +61,16 @@ func TestRestore(t *testing.T) {
 	e := newEnv(t, threeSteps, 2)
 	w := e.stateWriter("writer")
 	deadline := time.Unix(100, 0).UTC()
-	w.txn(map[string]*machine.Record{
+	w.txn(map[string]*schemas.Record{
 		"r1": rec("r1", nil),
-		"r2": rec("r2", map[string]*machine.StepState{"a": {Status: machine.StepRunning, Attempt: 2, Deadline: deadline}}),
+		"r2": rec("r2", map[string]*schemas.StepState{"a": {Status: schemas.StepRunning, Attempt: 2, Deadline: deadline}}),
 		"r3": rec("r3", nil),
 	}, true)
-	w.txn(map[string]*machine.Record{"r1": rec("changed-in-aborted-txn", nil), "r4": rec("r4", nil)}, false)
-	w.txn(map[string]*machine.Record{"r3": nil}, true)
+	w.txn(map[string]*schemas.Record{"r1": rec("changed-in-aborted-txn", nil), "r4": rec("r4", nil)}, false)
+	w.txn(map[string]*schemas.Record{"r3": nil}, true)
 	// The partition ends with an aborted transaction: the last records
 	// and the marker are never handed to a read_committed consumer.
-	w.txn(map[string]*machine.Record{"r5": rec("r5", nil)}, false)
+	w.txn(map[string]*schemas.Record{"r5": rec("r5", nil)}, false)
 
 	res, err := restoreState(context.Background(), e.connOpts(), e.conn.Prefix.State(), []int32{0, 1}, testLogger(t))
 	if err != nil {
@@ -98,8 +99,8 @@ func TestRestoreWaitsForOpenTransaction(t *testing.T) {
 	for _, commit := range []bool{true, false} {
 		e := newEnv(t, threeSteps, 1)
 		w := e.stateWriter("writer")
-		w.txn(map[string]*machine.Record{"r1": rec("r1", nil)}, true)
-		w.begin(map[string]*machine.Record{"r2": rec("r2", nil)})
+		w.txn(map[string]*schemas.Record{"r1": rec("r1", nil)}, true)
+		w.begin(map[string]*schemas.Record{"r2": rec("r2", nil)})
 
 		type result struct {
 			res *restoreResult

@@ -2,6 +2,7 @@ package processors
 
 import (
 	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // partition is the committed state of one owned partition number: the
@@ -15,17 +16,17 @@ import (
 // changes it, so the loop may read it while a callback runs.
 type partition struct {
 	num     int32
-	records map[string]*machine.Record
+	records map[string]*schemas.Record
 	timers  *timerIndex
 	running int // records of requests (not children) still running
 }
 
 func newPartition(num int32) *partition {
-	return &partition{num: num, records: map[string]*machine.Record{}, timers: newTimerIndex()}
+	return &partition{num: num, records: map[string]*schemas.Record{}, timers: newTimerIndex()}
 }
 
 // load adds one restored state record (nil value: tombstone).
-func (p *partition) load(key string, r *machine.Record) {
+func (p *partition) load(key string, r *schemas.Record) {
 	if r == nil {
 		if old := p.records[key]; old != nil {
 			for _, t := range machine.TimersOf(old) {
@@ -48,7 +49,7 @@ func (p *partition) load(key string, r *machine.Record) {
 
 // put sets (nil: deletes) the committed record of key, keeping running
 // up to date.
-func (p *partition) put(key string, r *machine.Record) {
+func (p *partition) put(key string, r *schemas.Record) {
 	if old := p.records[key]; old != nil && isRunningRequest(old) {
 		p.running--
 	}
@@ -62,8 +63,8 @@ func (p *partition) put(key string, r *machine.Record) {
 	p.records[key] = retained(r)
 }
 
-func isRunningRequest(r *machine.Record) bool {
-	return r.Path == "" && r.Kind == "" && r.Status == machine.Running
+func isRunningRequest(r *schemas.Record) bool {
+	return r.Path == "" && r.Kind == "" && r.Status == schemas.Running
 }
 
 // timerOp is one staged change of the timer index, applied in order.
@@ -85,16 +86,16 @@ const (
 // Store for the batch.
 type staged struct {
 	base    *partition
-	overlay map[string]*machine.Record // nil value: deleted in this batch
+	overlay map[string]*schemas.Record // nil value: deleted in this batch
 	timers  []timerOp
 }
 
 func newStaged(base *partition) *staged {
-	return &staged{base: base, overlay: map[string]*machine.Record{}}
+	return &staged{base: base, overlay: map[string]*schemas.Record{}}
 }
 
 // Get implements machine.Store.
-func (s *staged) Get(key string) *machine.Record {
+func (s *staged) Get(key string) *schemas.Record {
 	if r, ok := s.overlay[key]; ok {
 		return r
 	}
@@ -139,11 +140,11 @@ func (s *staged) commit() {
 // (to ignore a repeated start, late results and cancels, and to forget it):
 // keeping that much holds memory per remembered request to a few hundred
 // bytes, whatever its input and outputs were.
-func retained(r *machine.Record) *machine.Record {
-	if r.Path != "" || r.Status == machine.Running {
+func retained(r *schemas.Record) *schemas.Record {
+	if r.Path != "" || r.Status == schemas.Running {
 		return r
 	}
-	return &machine.Record{
+	return &schemas.Record{
 		V: r.V, Request: r.Request, Workflow: r.Workflow, ID: r.ID,
 		Partition: r.Partition, Status: r.Status, Error: r.Error,
 		Created: r.Created, Updated: r.Updated, ExpireAt: r.ExpireAt,

@@ -21,7 +21,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
@@ -403,7 +402,7 @@ func (w *worker) deliveries() map[string]int {
 type completions struct {
 	mu    sync.Mutex
 	count map[string]int
-	last  map[string]machine.Completion
+	last  map[string]schemas.Completion
 	at    map[string]time.Time // when each was first seen
 	part  map[string]int32     // home partition (the record's partition)
 	done  chan struct{}
@@ -416,7 +415,7 @@ func (e *env) watchCompletions() *completions {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(10*time.Millisecond),
 	)
-	c := &completions{count: map[string]int{}, last: map[string]machine.Completion{}, at: map[string]time.Time{}, part: map[string]int32{}, done: make(chan struct{})}
+	c := &completions{count: map[string]int{}, last: map[string]schemas.Completion{}, at: map[string]time.Time{}, part: map[string]int32{}, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(c.done)
@@ -426,7 +425,7 @@ func (e *env) watchCompletions() *completions {
 				return
 			}
 			fs.EachRecord(func(r *kgo.Record) {
-				var comp machine.Completion
+				var comp schemas.Completion
 				if err := json.Unmarshal(r.Value, &comp); err != nil {
 					comp.Request = "(unreadable) " + string(r.Key)
 				}
@@ -471,7 +470,7 @@ func (c *completions) wait(t testing.TB, ids []string, timeout time.Duration) {
 // exactlyOnce checks that every id completed exactly once, with status
 // want, and that no other request completed. It waits a little first so
 // that a duplicate would have time to show.
-func (c *completions) exactlyOnce(t testing.TB, ids []string, want machine.CompletionStatus) {
+func (c *completions) exactlyOnce(t testing.TB, ids []string, want schemas.CompletionStatus) {
 	t.Helper()
 	time.Sleep(300 * time.Millisecond)
 	c.mu.Lock()
@@ -503,7 +502,7 @@ func (c *completions) exactlyOnce(t testing.TB, ids []string, want machine.Compl
 	}
 }
 
-func (c *completions) get(id string) (machine.Completion, int) {
+func (c *completions) get(id string) (schemas.Completion, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.last[id], c.count[id]

@@ -1,15 +1,19 @@
 // Package schemas holds the Stepwise wire protocol: PROTOCOL.md in prose,
 // one JSON Schema (draft 2020-12) per message body, the header sets, an
-// AsyncAPI 3 document naming every topic, and the conformance vectors that
-// every worker SDK replays.
+// AsyncAPI 3 document naming every topic, the conformance vectors that
+// every worker SDK replays, and the Go types of every message with the
+// codec of the state record.
 //
 // # Where it sits
 //
-// Nothing here runs in the data path. Clients, processors and workers each
-// implement the protocol in their own language; these files are the one
-// place it is defined, and the tests of this package check that the
-// examples, the vectors and the Go types of processors/machine agree with
-// the schemas.
+// Under every hop of the data flow, doing no I/O. Every Go producer and
+// consumer of a topic uses the types here: the client and the API (Start,
+// Cancel), the processors (Request, Record, Completion, the header names),
+// the Go worker SDK (headers, StepError), the view and `stepwise get`
+// (Record, Completion). The read side therefore depends on the protocol,
+// not on the state machine. The tests of this package check that these
+// types, what each Go producer writes, the examples and the vectors agree
+// with the schemas.
 //
 // # Files
 //

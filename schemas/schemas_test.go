@@ -15,7 +15,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stepwise-run/stepwise/definitions"
-	"github.com/stepwise-run/stepwise/processors/machine"
 )
 
 const base = "https://stepwise.run/schemas/"
@@ -142,49 +141,49 @@ func TestExamples(t *testing.T) {
 func TestMachineTypes(t *testing.T) {
 	c := compiler(t)
 	now := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
-	request := &machine.Record{
-		Request: "r-1", Workflow: "idp", Version: 4, Partition: 3, Status: machine.Running,
+	request := &Record{
+		Request: "r-1", Workflow: "idp", Version: 4, Partition: 3, Status: Running,
 		Input: json.RawMessage(`{"bundle": "b.pdf"}`),
-		Steps: map[string]*machine.StepState{
-			"split":  {Status: machine.StepSucceeded, Attempt: 1, Output: json.RawMessage(`{"docs": [1, 2]}`), Started: now, Ended: now.Add(time.Second)},
-			"docs":   {Status: machine.StepRunning, Children: 2, Done: 1, Started: now},
-			"notify": {Status: machine.StepWaiting, Attempt: 2, Error: "smtp down", RetryAt: now.Add(time.Minute)},
+		Steps: map[string]*StepState{
+			"split":  {Status: StepSucceeded, Attempt: 1, Output: json.RawMessage(`{"docs": [1, 2]}`), Started: now, Ended: now.Add(time.Second)},
+			"docs":   {Status: StepRunning, Children: 2, Done: 1, Started: now},
+			"notify": {Status: StepWaiting, Attempt: 2, Error: "smtp down", RetryAt: now.Add(time.Minute)},
 		},
 		Created: now, Updated: now,
 	}
-	child := &machine.Record{
+	child := &Record{
 		Request: "r-1", Workflow: "idp", Path: "docs[1]/pages[0]", Task: "page", ID: "5b1f7c3e-8d2a-4f5e-9c1b-2a3d4e5f6a7b",
-		Partition: 3, Status: machine.StatusFailed,
-		Steps: map[string]*machine.StepState{
-			"ocr": {Status: machine.StepFailed, Attempt: 3, Error: "bad scan", Started: now, Ended: now, Deadline: now.Add(time.Minute)},
+		Partition: 3, Status: StatusFailed,
+		Steps: map[string]*StepState{
+			"ocr": {Status: StepFailed, Attempt: 3, Error: "bad scan", Started: now, Ended: now, Deadline: now.Add(time.Minute)},
 		},
-		Error:   &machine.Failure{Step: "docs[1]/pages[0]/ocr", Attempt: 3, Message: "bad scan"},
+		Error:   &Failure{Step: "docs[1]/pages[0]/ocr", Attempt: 3, Message: "bad scan"},
 		Created: now, Updated: now, ExpireAt: now.Add(24 * time.Hour),
 	}
-	progress := &machine.Record{
-		Kind: machine.KindFanout, Request: "r-1", Workflow: "idp", Path: "docs[1]/pages",
-		Partition: 3, Status: machine.Running, Children: 7, Done: 2, Created: now, Updated: now,
+	progress := &Record{
+		Kind: KindFanout, Request: "r-1", Workflow: "idp", Path: "docs[1]/pages",
+		Partition: 3, Status: Running, Children: 7, Done: 2, Created: now, Updated: now,
 	}
 	state := compile(t, c, "state-record.schema.json")
-	for _, r := range []*machine.Record{request, child, progress} {
-		b := machine.Encode(r)
+	for _, r := range []*Record{request, child, progress} {
+		b := EncodeRecord(r)
 		if err := state.Validate(instance(t, string(b))); err != nil {
-			t.Errorf("machine.Encode output rejected by state-record.schema.json: %v\n%s", err, b)
+			t.Errorf("Encode output rejected by state-record.schema.json: %v\n%s", err, b)
 		}
 	}
 
 	completion := compile(t, c, "completion.schema.json")
-	for _, cm := range []machine.Completion{
-		{Request: "r-1", Workflow: "idp", Version: 2, Status: machine.Succeeded, Output: json.RawMessage(`{"ok": true}`), Started: now, Finished: now},
-		{Request: "r-1", Workflow: "idp", Status: machine.Failed, Error: &machine.Failure{Step: "ocr", Attempt: 3, Message: "boom"}, Started: now, Finished: now},
-		{Request: "r-1", Workflow: "idp", Status: machine.Cancelled, Error: &machine.Failure{Message: "user asked"}, Started: now, Finished: now},
+	for _, cm := range []Completion{
+		{Request: "r-1", Workflow: "idp", Version: 2, Status: Succeeded, Output: json.RawMessage(`{"ok": true}`), Started: now, Finished: now},
+		{Request: "r-1", Workflow: "idp", Status: Failed, Error: &Failure{Step: "ocr", Attempt: 3, Message: "boom"}, Started: now, Finished: now},
+		{Request: "r-1", Workflow: "idp", Status: Cancelled, Error: &Failure{Message: "user asked"}, Started: now, Finished: now},
 	} {
 		b, err := json.Marshal(cm)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := completion.Validate(instance(t, string(b))); err != nil {
-			t.Errorf("machine.Completion rejected by completion.schema.json: %v\n%s", err, b)
+			t.Errorf("Completion rejected by completion.schema.json: %v\n%s", err, b)
 		}
 	}
 
@@ -203,9 +202,9 @@ func TestMachineTypes(t *testing.T) {
 	}
 
 	resultErr := compile(t, c, "result-error.schema.json")
-	b, _ := json.Marshal(machine.StepError{Message: "boom", Retryable: true})
+	b, _ := json.Marshal(StepError{Message: "boom", Retryable: true})
 	if err := resultErr.Validate(instance(t, string(b))); err != nil {
-		t.Errorf("machine.StepError rejected by result-error.schema.json: %v\n%s", err, b)
+		t.Errorf("StepError rejected by result-error.schema.json: %v\n%s", err, b)
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -32,7 +32,7 @@ type Status struct {
 	Finished  *time.Time       `json:"finished,omitempty"`
 	Input     *Payload         `json:"input,omitempty"`
 	Output    *Payload         `json:"output,omitempty"`
-	Error     *machine.Failure `json:"error,omitempty"`
+	Error     *schemas.Failure `json:"error,omitempty"`
 	// Steps are the top-level steps in declaration order; steps not yet
 	// started are "pending".
 	Steps []StepView `json:"steps"`
@@ -109,6 +109,12 @@ type NodeProgress struct {
 	Error        string     `json:"error,omitempty"`      // a failure message seen
 }
 
+// Definitions resolves the workflow a request runs on (definitions.Catalog
+// does): by name and version, 0 for the current one.
+type Definitions interface {
+	Resolve(workflow string, version int) (*topology.Workflow, int, error)
+}
+
 // StatusOptions bound a status document.
 type StatusOptions struct {
 	PreviewLimit int // payloads larger than this are cut (see Payload)
@@ -118,7 +124,7 @@ type StatusOptions struct {
 // BuildStatus renders r (which must have a root record or a completion)
 // as a status document.
 // defs gives the graph of the definition version the request runs on.
-func BuildStatus(r *Request, defs machine.Definitions, o StatusOptions) *Status {
+func BuildStatus(r *Request, defs Definitions, o StatusOptions) *Status {
 	base := "/api/v1/requests/" + url.PathEscape(r.id) + "/payload"
 	s := &Status{ID: r.id, Seq: r.seq, Steps: []StepView{}, Instances: []Instance{}, Nodes: map[string]*NodeProgress{}}
 	if r.root == nil {
@@ -133,7 +139,7 @@ func BuildStatus(r *Request, defs machine.Definitions, o StatusOptions) *Status 
 	root := r.root
 	s.Workflow, s.Status, s.Partition = root.Workflow, string(root.Status), root.Partition
 	s.Created, s.Updated = root.Created, root.Updated
-	if root.Status != machine.Running {
+	if root.Status != schemas.Running {
 		s.Finished = &s.Updated
 	}
 	s.Input = bound(root.Input, o.PreviewLimit, base+"?part=input")
@@ -175,7 +181,7 @@ func BuildStatus(r *Request, defs machine.Definitions, o StatusOptions) *Status 
 // stepViews lists the steps of one instance: those of g in declaration
 // order (pending when not started), or, when the definition is not known
 // here, those of the record by name.
-func stepViews(inst *machine.Record, g *topology.Graph, nodePrefix string, limit int, base string) []StepView {
+func stepViews(inst *schemas.Record, g *topology.Graph, nodePrefix string, limit int, base string) []StepView {
 	var names []string
 	if g != nil {
 		for _, st := range g.Steps {
@@ -205,8 +211,8 @@ func stepViews(inst *machine.Record, g *topology.Graph, nodePrefix string, limit
 			}
 			sv.Children, sv.Done = ss.Children, ss.Done
 			sv.Output = bound(ss.Output, limit, base+"?step="+url.QueryEscape(path))
-		} else if inst.Status == machine.StatusSucceeded {
-			sv.Status = string(machine.StepSucceeded) // details dropped when the instance finished
+		} else if inst.Status == schemas.StatusSucceeded {
+			sv.Status = string(schemas.StepSucceeded) // details dropped when the instance finished
 		}
 		out = append(out, sv)
 	}
@@ -246,34 +252,34 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 		allDone             // gone, but known to have succeeded
 		notYet              // not started, or not known
 	)
-	var walk func(inst *machine.Record, instPath string, g *topology.Graph, prefix string, m mode)
-	walk = func(inst *machine.Record, instPath string, g *topology.Graph, prefix string, m mode) {
+	var walk func(inst *schemas.Record, instPath string, g *topology.Graph, prefix string, m mode)
+	walk = func(inst *schemas.Record, instPath string, g *topology.Graph, prefix string, m mode) {
 		for _, st := range g.Steps {
 			id := statekey.StepPath(prefix, st.Name)
 			p := nodes[id]
 			if p == nil {
 				continue // beyond the drawing bound
 			}
-			var ss *machine.StepState
+			var ss *schemas.StepState
 			state := "pending"
 			switch {
 			case m == live && inst.Steps[st.Name] != nil:
 				ss = inst.Steps[st.Name]
 				state = string(ss.Status)
-			case m == live && inst.Status == machine.StatusSucceeded, m == allDone:
-				state = string(machine.StepSucceeded)
+			case m == live && inst.Status == schemas.StatusSucceeded, m == allDone:
+				state = string(schemas.StepSucceeded)
 			}
 			p.Total++
 			switch state {
 			case "pending":
 				p.Pending++
-			case string(machine.StepRunning):
+			case string(schemas.StepRunning):
 				p.Running++
-			case string(machine.StepWaiting):
+			case string(schemas.StepWaiting):
 				p.Waiting++
-			case string(machine.StepSucceeded):
+			case string(schemas.StepSucceeded):
 				p.Succeeded++
-			case string(machine.StepFailed):
+			case string(schemas.StepFailed):
 				p.Failed++
 			}
 			if ss != nil {
@@ -284,7 +290,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 				if !ss.Ended.IsZero() && (p.Ended == nil || ss.Ended.After(*p.Ended)) {
 					p.Ended = timePtr(ss.Ended)
 				}
-				if ss.Error != "" && (p.Error == "" || ss.Status == machine.StepFailed) {
+				if ss.Error != "" && (p.Error == "" || ss.Status == schemas.StepFailed) {
 					p.Error = ss.Error
 				}
 			}
@@ -295,7 +301,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 			width, done := 0, 0
 			if ss != nil {
 				width, done = ss.Children, ss.Done
-			} else if state == string(machine.StepSucceeded) {
+			} else if state == string(schemas.StepSucceeded) {
 				width = r.widths[stepPath]
 				done = width
 			}
@@ -306,7 +312,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 				switch c, ok := r.children[cp]; {
 				case ok:
 					walk(c.rec, cp, st.Task.Graph, id, live)
-				case state == string(machine.StepSucceeded):
+				case state == string(schemas.StepSucceeded):
 					walk(nil, cp, st.Task.Graph, id, allDone)
 				default:
 					walk(nil, cp, st.Task.Graph, id, notYet)
@@ -331,7 +337,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 		}
 	}
 	root := r.root
-	if root.Status == machine.StatusFailed && root.Error != nil && root.Error.Step != "" {
+	if root.Status == schemas.StatusFailed && root.Error != nil && root.Error.Step != "" {
 		// The failed child's record is gone with the request: mark the
 		// failed step and the groups around it.
 		id := statekey.Node(root.Error.Step)
@@ -348,7 +354,7 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 			id, _ = statekey.SplitStep(id)
 		}
 	}
-	if root.Status == machine.StatusFailed || root.Status == machine.StatusCancelled {
+	if root.Status == schemas.StatusFailed || root.Status == schemas.StatusCancelled {
 		for _, p := range nodes {
 			if p.Status == "running" {
 				p.Status = "cancelled"

@@ -19,7 +19,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/internal/catchup"
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 )
 
@@ -69,10 +69,10 @@ type viewCounters struct {
 // (the records they point to are never changed).
 type Request struct {
 	id         string
-	root       *machine.Record // nil until the root record is read
+	root       *schemas.Record // nil until the root record is read
 	rootSize   int
 	children   map[string]held // live fan-out children by child path
-	completion *machine.Completion
+	completion *schemas.Completion
 	// widths remembers the number of children of fan-out steps of
 	// instances whose details were dropped when they finished (key: the
 	// step path, "docs[1]/pages"), so progress of nested fan-outs stays
@@ -249,10 +249,10 @@ func (v *View) applyState(r *kgo.Record) {
 		v.log.Error("view: skipping state record", "partition", r.Partition, "offset", r.Offset, "err", err)
 		return
 	}
-	var rec *machine.Record
+	var rec *schemas.Record
 	if r.Value != nil {
 		var err error
-		rec, err = machine.Decode(r.Value)
+		rec, err = schemas.DecodeRecord(r.Value)
 		if err != nil {
 			v.st.bad.Add(1)
 			v.log.Error("view: skipping unreadable state record", "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
@@ -269,7 +269,7 @@ func (v *View) applyState(r *kgo.Record) {
 // size is its encoded size. It changes the held request in place: a wide
 // fan-out changes one child at a time, and copying every child on each
 // change would cost the square of the width. Readers get copies (get).
-func (v *View) apply(id, path string, rec *machine.Record, size int) {
+func (v *View) apply(id, path string, rec *schemas.Record, size int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	n := v.mu.reqs[id]
@@ -329,7 +329,7 @@ func (v *View) apply(id, path string, rec *machine.Record, size int) {
 }
 
 func (v *View) applyCompletion(r *kgo.Record) {
-	var c machine.Completion
+	var c schemas.Completion
 	if err := json.Unmarshal(r.Value, &c); err != nil || c.Request == "" {
 		v.log.Warn("view: skipping unreadable completion", "partition", r.Partition, "offset", r.Offset, "err", err)
 		return
@@ -419,12 +419,12 @@ func (v *View) WaitFor(ctx context.Context, id string, timeout time.Duration, co
 }
 
 // Finished reports whether a request has ended, and how.
-func (r *Request) Finished() (machine.CompletionStatus, bool) {
+func (r *Request) Finished() (schemas.CompletionStatus, bool) {
 	if r == nil {
 		return "", false
 	}
-	if r.root != nil && r.root.Status != machine.Running {
-		return machine.CompletionStatus(r.root.Status), true
+	if r.root != nil && r.root.Status != schemas.Running {
+		return schemas.CompletionStatus(r.root.Status), true
 	}
 	if r.completion != nil {
 		return r.completion.Status, true
@@ -444,7 +444,7 @@ func (r *Request) Seq() uint64 { return r.seq }
 
 // Instance returns the record of the instance at path ("" for the root),
 // or nil.
-func (r *Request) Instance(path string) *machine.Record {
+func (r *Request) Instance(path string) *schemas.Record {
 	if path == "" {
 		return r.root
 	}
@@ -458,20 +458,20 @@ func (r *Request) Instance(path string) *machine.Record {
 // completions topic carries it (completion.schema.json): from the root
 // record when it is read, else the completion seen. ok is false while the
 // request runs.
-func (r *Request) Completion() (c machine.Completion, ok bool) {
-	if r.root != nil && r.root.Status != machine.Running {
-		return machine.Completion{Request: r.id, Workflow: r.root.Workflow, Status: machine.CompletionStatus(r.root.Status),
+func (r *Request) Completion() (c schemas.Completion, ok bool) {
+	if r.root != nil && r.root.Status != schemas.Running {
+		return schemas.Completion{Request: r.id, Workflow: r.root.Workflow, Status: schemas.CompletionStatus(r.root.Status),
 			Output: r.root.Output, Error: r.root.Error, Started: r.root.Created, Finished: r.root.Updated}, true
 	}
 	if r.completion != nil {
 		return *r.completion, true
 	}
-	return machine.Completion{}, false
+	return schemas.Completion{}, false
 }
 
 // held is a child record and its encoded size.
 type held struct {
-	rec  *machine.Record
+	rec  *schemas.Record
 	size int
 }
 
@@ -595,8 +595,8 @@ func listArgs(status, cursor string, limit int) (*cursorAt, error) {
 }
 
 func validStatus(s string) bool {
-	switch machine.Status(s) {
-	case "", machine.Running, machine.StatusSucceeded, machine.StatusFailed, machine.StatusCancelled:
+	switch schemas.Status(s) {
+	case "", schemas.Running, schemas.StatusSucceeded, schemas.StatusFailed, schemas.StatusCancelled:
 		return true
 	}
 	return false
@@ -656,14 +656,14 @@ func (v *View) Stats() Stats {
 
 // withProgress returns rec with the finished-children counts of its running
 // fan-out steps taken from progress (a copy when anything changes).
-func withProgress(rec *machine.Record, progress map[string]int) *machine.Record {
+func withProgress(rec *schemas.Record, progress map[string]int) *schemas.Record {
 	if rec == nil || len(progress) == 0 {
 		return rec
 	}
-	var out *machine.Record
+	var out *schemas.Record
 	for name, ss := range rec.Steps {
 		done, ok := progress[statekey.StepPath(rec.Path, name)]
-		if !ok || ss.Status != machine.StepRunning || ss.Done == done {
+		if !ok || ss.Status != schemas.StepRunning || ss.Done == done {
 			continue
 		}
 		if out == nil {
@@ -683,7 +683,7 @@ func withProgress(rec *machine.Record, progress map[string]int) *machine.Record 
 
 // rememberWidths returns w plus the fan-out widths of prev, a child record
 // about to lose its step details.
-func rememberWidths(w map[string]int, path string, prev *machine.Record) map[string]int {
+func rememberWidths(w map[string]int, path string, prev *schemas.Record) map[string]int {
 	if w == nil {
 		w = map[string]int{}
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/internal/testlog"
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -49,37 +49,37 @@ func TestViewCatchUpAndMemory(t *testing.T) {
 	now := time.Now().UTC()
 	out := json.RawMessage(`{"text":"` + strings.Repeat("w", 150) + `","n":3}`)
 	var recs []*kgo.Record
-	put := func(r *machine.Record) {
+	put := func(r *schemas.Record) {
 		recs = append(recs, &kgo.Record{Topic: conn.Prefix.State(), Partition: r.Partition,
-			Key: []byte(statekey.Format(r.Request, r.Path)), Value: machine.Encode(r)})
+			Key: []byte(statekey.Format(r.Request, r.Path)), Value: schemas.EncodeRecord(r)})
 	}
-	step := func(st machine.StepStatus) *machine.StepState {
-		s := &machine.StepState{Status: st, Attempt: 1, Started: now, Ended: now}
-		if st == machine.StepSucceeded {
+	step := func(st schemas.StepStatus) *schemas.StepState {
+		s := &schemas.StepState{Status: st, Attempt: 1, Started: now, Ended: now}
+		if st == schemas.StepSucceeded {
 			s.Output = out
 		}
 		return s
 	}
 	for i := range finished {
 		id := fmt.Sprintf("done-%05d", i)
-		put(&machine.Record{Request: id, Workflow: "chain", Partition: int32(i % 3), Status: machine.StatusSucceeded,
+		put(&schemas.Record{Request: id, Workflow: "chain", Partition: int32(i % 3), Status: schemas.StatusSucceeded,
 			Input: json.RawMessage(`{"n":3}`), Output: out, Created: now, Updated: now, ExpireAt: now.Add(time.Hour),
-			Steps: map[string]*machine.StepState{"a": step(machine.StepSucceeded), "fan": {Status: machine.StepSucceeded, Children: 3, Done: 3},
-				"b": step(machine.StepSucceeded)}})
+			Steps: map[string]*schemas.StepState{"a": step(schemas.StepSucceeded), "fan": {Status: schemas.StepSucceeded, Children: 3, Done: 3},
+				"b": step(schemas.StepSucceeded)}})
 	}
 	for i := range running {
 		id := fmt.Sprintf("run-%04d", i)
 		p := int32(i % 3)
-		put(&machine.Record{Request: id, Workflow: "chain", Partition: p, Status: machine.Running,
+		put(&schemas.Record{Request: id, Workflow: "chain", Partition: p, Status: schemas.Running,
 			Input: json.RawMessage(`{"n":5}`), Created: now, Updated: now,
-			Steps: map[string]*machine.StepState{"a": step(machine.StepSucceeded), "fan": {Status: machine.StepRunning, Children: children, Done: 1}}})
+			Steps: map[string]*schemas.StepState{"a": step(schemas.StepSucceeded), "fan": {Status: schemas.StepRunning, Children: children, Done: 1}}})
 		for c := range children {
-			st := map[string]*machine.StepState{"x": step(machine.StepSucceeded), "y": step(machine.StepRunning)}
-			status := machine.Running
+			st := map[string]*schemas.StepState{"x": step(schemas.StepSucceeded), "y": step(schemas.StepRunning)}
+			status := schemas.Running
 			if c == 0 {
-				st, status = nil, machine.StatusSucceeded
+				st, status = nil, schemas.StatusSucceeded
 			}
-			put(&machine.Record{Request: id, Workflow: "chain", Path: fmt.Sprintf("fan[%d]", c), Task: "per-item", Partition: p,
+			put(&schemas.Record{Request: id, Workflow: "chain", Path: fmt.Sprintf("fan[%d]", c), Task: "per-item", Partition: p,
 				Status: status, Input: json.RawMessage(fmt.Sprintf(`{"item":{"i":%d}}`, c)), Created: now, Updated: now, Steps: st})
 		}
 	}
@@ -107,7 +107,7 @@ func TestViewCatchUpAndMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for p := range int32(3) {
-		ghost := machine.Encode(&machine.Record{Request: fmt.Sprintf("ghost-%d", p), Workflow: "chain", Partition: p, Status: machine.Running, Created: now})
+		ghost := schemas.EncodeRecord(&schemas.Record{Request: fmt.Sprintf("ghost-%d", p), Workflow: "chain", Partition: p, Status: schemas.Running, Created: now})
 		if err := tx.ProduceSync(ctx, &kgo.Record{Topic: conn.Prefix.State(), Partition: p, Key: []byte(fmt.Sprintf("ghost-%d", p)), Value: ghost}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -169,11 +169,11 @@ func TestViewCatchUpAndMemory(t *testing.T) {
 func TestFailureInsideFanOut(t *testing.T) {
 	// A child's failure names a step path; the child records are gone
 	// with the request, so the DAG node is found from the path.
-	r := &Request{id: "r", root: &machine.Record{Request: "r", Workflow: "chain", Status: machine.StatusFailed,
-		Error: &machine.Failure{Step: "fan[1]/y", Attempt: 2, Message: "bad item"},
-		Steps: map[string]*machine.StepState{
-			"a":   {Status: machine.StepSucceeded, Attempt: 1},
-			"fan": {Status: machine.StepRunning, Children: 3, Done: 1},
+	r := &Request{id: "r", root: &schemas.Record{Request: "r", Workflow: "chain", Status: schemas.StatusFailed,
+		Error: &schemas.Failure{Step: "fan[1]/y", Attempt: 2, Message: "bad item"},
+		Steps: map[string]*schemas.StepState{
+			"a":   {Status: schemas.StepSucceeded, Attempt: 1},
+			"fan": {Status: schemas.StepRunning, Children: 3, Done: 1},
 		}}}
 	set := mustParse(t, testYAML)
 	nodes := progress(r, set.Lookup("chain"))
@@ -223,11 +223,11 @@ workflows:
 `)
 	v := New(testConn())
 	now := time.Now()
-	v.apply("r", "", &machine.Record{Request: "r", Workflow: "nest", Status: machine.Running, Created: now,
-		Steps: map[string]*machine.StepState{"docs": {Status: machine.StepRunning, Children: 1}}}, 100)
-	v.apply("r", "docs[0]", &machine.Record{Request: "r", Path: "docs[0]", Status: machine.Running,
-		Steps: map[string]*machine.StepState{"pages": {Status: machine.StepRunning, Children: 4, Done: 4}}}, 50)
-	v.apply("r", "docs[0]", &machine.Record{Request: "r", Path: "docs[0]", Status: machine.StatusSucceeded}, 40)
+	v.apply("r", "", &schemas.Record{Request: "r", Workflow: "nest", Status: schemas.Running, Created: now,
+		Steps: map[string]*schemas.StepState{"docs": {Status: schemas.StepRunning, Children: 1}}}, 100)
+	v.apply("r", "docs[0]", &schemas.Record{Request: "r", Path: "docs[0]", Status: schemas.Running,
+		Steps: map[string]*schemas.StepState{"pages": {Status: schemas.StepRunning, Children: 4, Done: 4}}}, 50)
+	v.apply("r", "docs[0]", &schemas.Record{Request: "r", Path: "docs[0]", Status: schemas.StatusSucceeded}, 40)
 	r := v.Get("r")
 	if r.widths["docs[0]/pages"] != 4 || r.bytes != 140 {
 		t.Fatalf("widths %v, bytes %d", r.widths, r.bytes)
@@ -255,16 +255,16 @@ workflows:
 func TestFanoutProgressRecords(t *testing.T) {
 	v := New(testConn())
 	now := time.Now()
-	root := func(a machine.StepStatus) *machine.Record {
-		return &machine.Record{Request: "r", Workflow: "chain", Status: machine.Running, Created: now,
-			Steps: map[string]*machine.StepState{"a": {Status: a}, "fan": {Status: machine.StepRunning, Children: 3}}}
+	root := func(a schemas.StepStatus) *schemas.Record {
+		return &schemas.Record{Request: "r", Workflow: "chain", Status: schemas.Running, Created: now,
+			Steps: map[string]*schemas.StepState{"a": {Status: a}, "fan": {Status: schemas.StepRunning, Children: 3}}}
 	}
-	v.apply("r", "", root(machine.StepRunning), 100)
-	v.apply("r", "fan", &machine.Record{Kind: machine.KindFanout, Request: "r", Path: "fan", Status: machine.Running, Children: 3, Done: 2}, 60)
+	v.apply("r", "", root(schemas.StepRunning), 100)
+	v.apply("r", "fan", &schemas.Record{Kind: schemas.KindFanout, Request: "r", Path: "fan", Status: schemas.Running, Children: 3, Done: 2}, 60)
 	if got := v.Get("r").root.Steps["fan"].Done; got != 2 {
 		t.Fatalf("done after the progress record = %d, want 2", got)
 	}
-	v.apply("r", "", root(machine.StepSucceeded), 100) // the parent rewritten mid-fan-out
+	v.apply("r", "", root(schemas.StepSucceeded), 100) // the parent rewritten mid-fan-out
 	if got := v.Get("r").root.Steps["fan"].Done; got != 2 {
 		t.Fatalf("done after the parent was rewritten = %d, want 2", got)
 	}
@@ -283,12 +283,12 @@ func TestFanoutProgressRecords(t *testing.T) {
 func BenchmarkViewFanoutChild(b *testing.B) {
 	v := New(testConn())
 	now := time.Now()
-	v.apply("r", "", &machine.Record{Request: "r", Workflow: "w", Status: machine.Running, Created: now,
-		Steps: map[string]*machine.StepState{"fan": {Status: machine.StepRunning, Children: 10000}}}, 100)
+	v.apply("r", "", &schemas.Record{Request: "r", Workflow: "w", Status: schemas.Running, Created: now,
+		Steps: map[string]*schemas.StepState{"fan": {Status: schemas.StepRunning, Children: 10000}}}, 100)
 	for i := range 10000 {
-		v.apply("r", fmt.Sprintf("fan[%d]", i), &machine.Record{Request: "r", Path: fmt.Sprintf("fan[%d]", i), Status: machine.Running}, 50)
+		v.apply("r", fmt.Sprintf("fan[%d]", i), &schemas.Record{Request: "r", Path: fmt.Sprintf("fan[%d]", i), Status: schemas.Running}, 50)
 	}
-	done := &machine.Record{Request: "r", Status: machine.StatusSucceeded}
+	done := &schemas.Record{Request: "r", Status: schemas.StatusSucceeded}
 	for i := 0; b.Loop(); i++ {
 		v.apply("r", fmt.Sprintf("fan[%d]", i%10000), done, 40)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/stepwise-run/stepwise/examples/idp"
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -166,7 +166,7 @@ func devStart(t *testing.T, bin string, args ...string) (*devProc, string) {
 
 // request starts a workflow with a plain Kafka client, as any client
 // would, and returns its completion.
-func devRequest(t *testing.T, addr, id, workflow, input string) machine.Completion {
+func devRequest(t *testing.T, addr, id, workflow, input string) schemas.Completion {
 	t.Helper()
 	prefix := topology.DefaultPrefix
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
@@ -188,9 +188,9 @@ func devRequest(t *testing.T, addr, id, workflow, input string) machine.Completi
 		if ctx.Err() != nil {
 			t.Fatalf("no completion of %s: %v", id, ctx.Err())
 		}
-		var found *machine.Completion
+		var found *schemas.Completion
 		fs.EachRecord(func(r *kgo.Record) {
-			var c machine.Completion
+			var c schemas.Completion
 			if json.Unmarshal(r.Value, &c) == nil && c.Request == id {
 				found = &c
 			}
@@ -201,9 +201,9 @@ func devRequest(t *testing.T, addr, id, workflow, input string) machine.Completi
 	}
 }
 
-func devSucceeded[T any](t *testing.T, c machine.Completion) T {
+func devSucceeded[T any](t *testing.T, c schemas.Completion) T {
 	t.Helper()
-	if c.Status != machine.Succeeded {
+	if c.Status != schemas.Succeeded {
 		t.Fatalf("%s: %s %+v, want succeeded", c.Request, c.Status, c.Error)
 	}
 	var v T
@@ -246,7 +246,7 @@ type devBookOutput struct {
 
 // devStartCommand runs `stepwise start WORKFLOW --input INPUT --wait`
 // and returns its completion and exit code.
-func devStartCommand(t *testing.T, bin, addr, workflow, input string) (machine.Completion, int) {
+func devStartCommand(t *testing.T, bin, addr, workflow, input string) (schemas.Completion, int) {
 	t.Helper()
 	cmd := exec.Command(bin, "start", workflow, "--input", input, "--wait", "--timeout", "60s", "--brokers", addr)
 	var stderr bytes.Buffer
@@ -258,7 +258,7 @@ func devStartCommand(t *testing.T, bin, addr, workflow, input string) (machine.C
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	var c machine.Completion
+	var c schemas.Completion
 	if err := json.Unmarshal(out, &c); err != nil {
 		t.Fatalf("stepwise start %s printed %q (exit %d, stderr %q): not a completion event: %v", workflow, out, code, stderr.String(), err)
 	}
@@ -289,11 +289,11 @@ func TestDevExamplesThroughTheBinary(t *testing.T) {
 	devCheckBook(t, book.Summary, book.Title)
 
 	c, code = devStartCommand(t, bin, addr, "no-such-workflow", "{}")
-	if code != 1 || c.Status != machine.Failed || c.Error == nil || !strings.Contains(c.Error.Message, `unknown workflow "no-such-workflow"`) {
+	if code != 1 || c.Status != schemas.Failed || c.Error == nil || !strings.Contains(c.Error.Message, `unknown workflow "no-such-workflow"`) {
 		t.Errorf("unknown workflow: exit %d, %+v %+v", code, c, c.Error)
 	}
 	// A raw client (any language's Kafka client) works the same.
-	if c := devRequest(t, addr, "raw-1", "idp", `{"bundle": {"documents": [{"name": "x", "pages": ["Dear Al,"]}]}}`); c.Status != machine.Succeeded {
+	if c := devRequest(t, addr, "raw-1", "idp", `{"bundle": {"documents": [{"name": "x", "pages": ["Dear Al,"]}]}}`); c.Status != schemas.Succeeded {
 		t.Errorf("raw client: %+v", c)
 	}
 	dev.stop()
@@ -320,7 +320,7 @@ func TestDevKeepsDataAcrossRestarts(t *testing.T) {
 	data := t.TempDir()
 	dev, addr := devStart(t, bin, "--examples", "--data", data)
 	first := devRequest(t, addr, "before", "idp", `{}`)
-	if first.Status != machine.Succeeded {
+	if first.Status != schemas.Succeeded {
 		t.Fatalf("before restart: %+v", first)
 	}
 	dev.stop()
@@ -332,7 +332,7 @@ func TestDevKeepsDataAcrossRestarts(t *testing.T) {
 	if again := devRequest(t, addr, "before", "idp", `{}`); again.Finished != first.Finished {
 		t.Errorf("completion after restart %+v, want the one of before", again)
 	}
-	if after := devRequest(t, addr, "after", "book-word-counts", `{}`); after.Status != machine.Succeeded {
+	if after := devRequest(t, addr, "after", "book-word-counts", `{}`); after.Status != schemas.Succeeded {
 		t.Errorf("after restart: %+v", after)
 	}
 	time.Sleep(time.Second) // room for a wrong second completion to show
@@ -343,7 +343,7 @@ func TestDevKeepsDataAcrossRestarts(t *testing.T) {
 }
 
 // allCompletions reads the whole completions topic and returns those of id.
-func devAllCompletions(t *testing.T, addr, id string) []machine.Completion {
+func devAllCompletions(t *testing.T, addr, id string) []schemas.Completion {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
 		kgo.ConsumeTopics(topology.DefaultPrefix.Completions()),
@@ -354,7 +354,7 @@ func devAllCompletions(t *testing.T, addr, id string) []machine.Completion {
 	}
 	defer cl.Close()
 	// Polling until quiet: the topic holds a handful of records.
-	var out []machine.Completion
+	var out []schemas.Completion
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		fs := cl.PollFetches(ctx)
@@ -363,7 +363,7 @@ func devAllCompletions(t *testing.T, addr, id string) []machine.Completion {
 			return out
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			var c machine.Completion
+			var c schemas.Completion
 			if json.Unmarshal(r.Value, &c) == nil && c.Request == id {
 				out = append(out, c)
 			}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 func init() {
@@ -72,11 +72,11 @@ func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if output == "json" {
 		if st.Children == nil {
-			st.Children = []*machine.Record{} // [] rather than null for scripts
+			st.Children = []*schemas.Record{} // [] rather than null for scripts
 		}
 		b, _ := json.MarshalIndent(struct {
-			Request  *machine.Record   `json:"request"`
-			Children []*machine.Record `json:"children"`
+			Request  *schemas.Record   `json:"request"`
+			Children []*schemas.Record `json:"children"`
 		}{st.Request, st.Children}, "", "  ")
 		fmt.Fprintf(stdout, "%s\n", b)
 		return nil
@@ -89,7 +89,7 @@ func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func printStatus(w io.Writer, st *client.Status, now time.Time) {
 	r := st.Request
 	fmt.Fprintf(w, "request   %s\nworkflow  %s\nstatus    %s\nstarted   %s\n", r.Request, r.Workflow, r.Status, stamp(r.Created))
-	if r.Status == machine.Running {
+	if r.Status == schemas.Running {
 		fmt.Fprintf(w, "running   %s\n", span(now.Sub(r.Created)))
 	} else {
 		fmt.Fprintf(w, "finished  %s (%s)\n", stamp(r.Updated), span(r.Updated.Sub(r.Created)))
@@ -115,7 +115,7 @@ func printStatus(w io.Writer, st *client.Status, now time.Time) {
 		if ss.Children > 0 { // a fan-out step
 			status += fmt.Sprintf(" %d/%d", ss.Done, ss.Children)
 		}
-		if ss.Status == machine.StepWaiting && !ss.RetryAt.IsZero() {
+		if ss.Status == schemas.StepWaiting && !ss.RetryAt.IsZero() {
 			status += " until " + ss.RetryAt.UTC().Format("15:04:05")
 		}
 		attempt := "-"
@@ -127,7 +127,7 @@ func printStatus(w io.Writer, st *client.Status, now time.Time) {
 		case ss.Started.IsZero():
 		case !ss.Ended.IsZero():
 			duration = span(ss.Ended.Sub(ss.Started))
-		case ss.Status == machine.StepRunning:
+		case ss.Status == schemas.StepRunning:
 			duration = span(now.Sub(ss.Started)) + "+"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Path, status, attempt, stamp(ss.Started), duration, oneLine(ss.Error))

@@ -13,7 +13,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 func init() {
@@ -112,7 +112,7 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	b, _ := json.MarshalIndent(comp, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", b)
-	if comp.Status != machine.Succeeded {
+	if comp.Status != schemas.Succeeded {
 		return &exitError{code: exitFailed}
 	}
 	return nil

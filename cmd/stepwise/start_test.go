@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -59,25 +59,25 @@ func clientCmdBroker(t *testing.T) string {
 				}
 				seen[m.ID] = true
 				now := time.Now().UTC()
-				rec := &machine.Record{Request: m.ID, Workflow: m.Workflow, Partition: r.Partition, Status: machine.Running,
-					Created: now, Updated: now, Steps: map[string]*machine.StepState{
-						"split": {Status: machine.StepSucceeded, Attempt: 1, Started: now.Add(-3 * time.Second), Ended: now.Add(-1500 * time.Millisecond)},
-						"pages": {Status: machine.StepRunning, Children: 4, Done: 3, Started: now.Add(-time.Second)},
+				rec := &schemas.Record{Request: m.ID, Workflow: m.Workflow, Partition: r.Partition, Status: schemas.Running,
+					Created: now, Updated: now, Steps: map[string]*schemas.StepState{
+						"split": {Status: schemas.StepSucceeded, Attempt: 1, Started: now.Add(-3 * time.Second), Ended: now.Add(-1500 * time.Millisecond)},
+						"pages": {Status: schemas.StepRunning, Children: 4, Done: 3, Started: now.Add(-time.Second)},
 					}}
-				comp := machine.Completion{Request: m.ID, Workflow: m.Workflow, Started: now, Finished: now}
+				comp := schemas.Completion{Request: m.ID, Workflow: m.Workflow, Started: now, Finished: now}
 				switch m.Workflow {
 				case "ok":
-					rec.Status, comp.Status, comp.Output = machine.StatusSucceeded, machine.Succeeded, json.RawMessage(`{"n":1}`)
+					rec.Status, comp.Status, comp.Output = schemas.StatusSucceeded, schemas.Succeeded, json.RawMessage(`{"n":1}`)
 					rec.Output = comp.Output
 				case "fail":
-					rec.Status, comp.Status = machine.StatusFailed, machine.Failed
-					rec.Error = &machine.Failure{Step: "split", Attempt: 3, Message: "bad pdf"}
+					rec.Status, comp.Status = schemas.StatusFailed, schemas.Failed
+					rec.Error = &schemas.Failure{Step: "split", Attempt: 3, Message: "bad pdf"}
 					comp.Error = rec.Error
 				}
-				recs := []*kgo.Record{{Topic: p.State(), Partition: r.Partition, Key: r.Key, Value: machine.Encode(rec)}}
+				recs := []*kgo.Record{{Topic: p.State(), Partition: r.Partition, Key: r.Key, Value: schemas.EncodeRecord(rec)}}
 				if strings.HasPrefix(m.ID, "twin-") {
 					recs = recs[:0]
-					comp.Workflow, comp.Status, comp.Output = "elsewhere", machine.Succeeded, json.RawMessage(`{"not":"yours"}`)
+					comp.Workflow, comp.Status, comp.Output = "elsewhere", schemas.Succeeded, json.RawMessage(`{"not":"yours"}`)
 				}
 				if comp.Status != "" {
 					b, _ := json.Marshal(comp)
@@ -123,8 +123,8 @@ func TestStartCommand(t *testing.T) {
 	}
 
 	out, _, err = run("", "ok", "--id", "r-ok", "--wait", "--input", `{"a": 1}`)
-	var comp machine.Completion
-	if err != nil || json.Unmarshal([]byte(out), &comp) != nil || comp.Request != "r-ok" || comp.Status != machine.Succeeded || cmdCompactJSON(comp.Output) != `{"n":1}` {
+	var comp schemas.Completion
+	if err != nil || json.Unmarshal([]byte(out), &comp) != nil || comp.Request != "r-ok" || comp.Status != schemas.Succeeded || cmdCompactJSON(comp.Output) != `{"n":1}` {
 		t.Fatalf("start --wait of a succeeding request: %q, %v", out, err)
 	}
 
@@ -228,8 +228,8 @@ func TestGetCommand(t *testing.T) {
 
 	o, _, err := get("-o", "json", "g-1")
 	var doc struct {
-		Request  machine.Record   `json:"request"`
-		Children []machine.Record `json:"children"`
+		Request  schemas.Record   `json:"request"`
+		Children []schemas.Record `json:"children"`
 	}
 	if err != nil || json.Unmarshal([]byte(o), &doc) != nil || doc.Request.Request != "g-1" || doc.Request.Steps["pages"].Children != 4 {
 		t.Fatalf("get -o json: %v\n%s", err, o)

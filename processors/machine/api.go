@@ -3,6 +3,8 @@ package machine
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // EventKind says what happened to a request.
@@ -33,19 +35,13 @@ type Event struct {
 	// Result: Output when the worker succeeded (the raw bytes it sent; the
 	// machine checks they are a JSON object), or Error when it failed.
 	Output json.RawMessage
-	Error  *StepError
+	Error  *schemas.StepError
 
 	// Timer.
 	Timer TimerKind
 
 	// Cancel: why, in the client's words (optional).
 	Reason string
-}
-
-// StepError is a failure reported by a worker.
-type StepError struct {
-	Message   string `json:"message"`
-	Retryable bool   `json:"retryable"`
 }
 
 // TimerKind says why a timer was set.
@@ -74,15 +70,15 @@ type Timer struct {
 // partition plus whatever this batch already wrote. Records returned must
 // not be modified; the machine writes new values through Effects.Writes.
 type Store interface {
-	Get(key string) *Record // nil when absent
+	Get(key string) *schemas.Record // nil when absent
 }
 
 // Effects is everything one transition asks the runtime to do. The runtime
 // writes all of it, with the consumed offsets, in one Kafka transaction.
 type Effects struct {
-	Writes      []Write      // state records, in order; apply in order
-	Dispatches  []Dispatch   // tasks to produce
-	Completions []Completion // requests that finished
+	Writes      []Write              // state records, in order; apply in order
+	Dispatches  []Dispatch           // tasks to produce
+	Completions []schemas.Completion // requests that finished
 	SetTimers   []Timer
 	ClearTimers []Timer
 	// Ignored explains why an event changed no state (duplicate, stale,
@@ -115,7 +111,7 @@ const (
 // Write is one state record to produce. Record nil is a tombstone.
 type Write struct {
 	Key    string
-	Record *Record
+	Record *schemas.Record
 }
 
 // Dispatch is one task message for the workers of Queue.
@@ -129,33 +125,4 @@ type Dispatch struct {
 	Input     json.RawMessage
 	Deadline  time.Time // zero: none
 	Partition int32     // home partition: the worker replies there
-}
-
-// CompletionStatus is the final status of a request.
-type CompletionStatus string
-
-const (
-	Succeeded CompletionStatus = "succeeded"
-	Failed    CompletionStatus = "failed"
-	Cancelled CompletionStatus = "cancelled"
-)
-
-// Completion is the event written once per finished request.
-type Completion struct {
-	Request   string           `json:"id"`
-	Workflow  string           `json:"workflow"`
-	Version   int              `json:"version,omitempty"` // the definition version it ran on
-	Status    CompletionStatus `json:"status"`
-	Output    json.RawMessage  `json:"output,omitempty"`
-	Error     *Failure         `json:"error,omitempty"`
-	Started   time.Time        `json:"started"`
-	Finished  time.Time        `json:"finished"`
-	Partition int32            `json:"-"`
-}
-
-// Failure names where and why a request failed.
-type Failure struct {
-	Step    string `json:"step,omitempty"` // step path
-	Attempt int    `json:"attempt,omitempty"`
-	Message string `json:"message"`
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // BenchmarkLinear3 measures one request through three sequential steps: a
@@ -25,7 +27,7 @@ func BenchmarkLinear3(b *testing.B) {
 			d = h.m.Apply(h.store, Event{Kind: EventResult, Request: id, Step: disp.Step, Attempt: 1, Output: out}, h.now)
 			h.commit(d)
 			if s == 0 && i == 0 {
-				stateBytes = len(Encode(h.store[id].clone()))
+				stateBytes = len(schemas.EncodeRecord(h.store[id].Clone()))
 			}
 		}
 		delete(h.store, id)
@@ -51,7 +53,7 @@ func BenchmarkFanout1000(b *testing.B) {
 			commit = func(eff Effects) {
 				for _, w := range eff.Writes {
 					if w.Record != nil {
-						written += len(Encode(w.Record.clone()))
+						written += len(schemas.EncodeRecord(w.Record.Clone()))
 					}
 				}
 				h.commit(eff)
@@ -64,7 +66,7 @@ func BenchmarkFanout1000(b *testing.B) {
 		if i == 0 {
 			for k, r := range h.store {
 				if strings.HasPrefix(k, id) {
-					stateBytes += len(Encode(r.clone()))
+					stateBytes += len(schemas.EncodeRecord(r.Clone()))
 				}
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // FuzzApply feeds arbitrary event sequences, payloads included, to the
@@ -49,7 +51,7 @@ func FuzzApply(f *testing.F) {
 				}
 			case 3:
 				if d, ok := pick(); ok {
-					apply(Event{Kind: EventResult, Request: d.Request, Step: d.Step, Attempt: d.Attempt, Error: &StepError{Message: payload, Retryable: arg%2 == 0}})
+					apply(Event{Kind: EventResult, Request: d.Request, Step: d.Step, Attempt: d.Attempt, Error: &schemas.StepError{Message: payload, Retryable: arg%2 == 0}})
 				}
 			case 4:
 				h.fireDue()
@@ -75,11 +77,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"request":"r","workflow":"w","status":"running","steps":{"a":{"status":"running","attempt":1}}}`))
 	f.Add([]byte(`{"v":9}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := Decode(b)
+		r, err := schemas.DecodeRecord(b)
 		if err != nil {
 			return
 		}
-		if _, err := Decode(Encode(r)); err != nil {
+		if _, err := schemas.DecodeRecord(schemas.EncodeRecord(r)); err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}
 		_ = TimersOf(r)

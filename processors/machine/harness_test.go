@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -89,9 +90,9 @@ func wordCounts() *topology.Workflow {
 }
 
 // mapStore is the committed state of one partition.
-type mapStore map[string]*Record
+type mapStore map[string]*schemas.Record
 
-func (s mapStore) Get(key string) *Record { return s[key] }
+func (s mapStore) Get(key string) *schemas.Record { return s[key] }
 
 // harness drives a Machine the way the runtime does: it applies writes to
 // its store after each transition and keeps every effect for inspection.
@@ -102,7 +103,7 @@ type harness struct {
 	now         time.Time
 	log         []Event // every event applied, in order
 	dispatches  []Dispatch
-	completions []Completion
+	completions []schemas.Completion
 	timers      map[string]Timer // by timerID
 }
 
@@ -142,7 +143,7 @@ func (h *harness) ok(d Dispatch, output string) Effects {
 }
 
 func (h *harness) fail(d Dispatch, msg string, retryable bool) Effects {
-	return h.apply(Event{Kind: EventResult, Request: d.Request, Step: d.Step, Attempt: d.Attempt, Error: &StepError{Message: msg, Retryable: retryable}})
+	return h.apply(Event{Kind: EventResult, Request: d.Request, Step: d.Step, Attempt: d.Attempt, Error: &schemas.StepError{Message: msg, Retryable: retryable}})
 }
 
 // fireDue advances the clock to the earliest timer and fires every timer

@@ -2,9 +2,9 @@ package machine
 
 import (
 	"fmt"
-	"regexp"
 	"time"
 
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -19,10 +19,6 @@ const (
 	// status queries still find it.
 	DefaultRetention = 10 * time.Minute
 )
-
-// RequestIDPattern is what a request id must match. It keeps ids usable in
-// state keys ("/" separates child paths) and in logs.
-var RequestIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 // Definitions is the machine's read access to workflow definitions by
 // version (definitions.Catalog). Resolve returns the workflow name at
@@ -67,7 +63,7 @@ func New(defs Definitions, opts ...Option) *Machine {
 // panics on bad input; an event that cannot change anything returns Effects
 // with only Ignored set.
 func (m *Machine) Apply(st Store, ev Event, now time.Time) Effects {
-	t := &transition{m: m, st: st, now: now.UTC(), staged: map[string]*Record{}}
+	t := &transition{m: m, st: st, now: now.UTC(), staged: map[string]*schemas.Record{}}
 	switch ev.Kind {
 	case EventStart:
 		t.start(ev)
@@ -90,8 +86,8 @@ type transition struct {
 	m      *Machine
 	st     Store
 	now    time.Time
-	staged map[string]*Record // records written by this transition (nil: tombstone)
-	order  []string           // keys of staged, in first-write order
+	staged map[string]*schemas.Record // records written by this transition (nil: tombstone)
+	order  []string                   // keys of staged, in first-write order
 	eff    Effects
 }
 
@@ -100,7 +96,7 @@ func (t *transition) ignore(reason Reason, why string) {
 }
 
 // get returns the current value of key, seeing this transition's writes.
-func (t *transition) get(key string) *Record {
+func (t *transition) get(key string) *schemas.Record {
 	if r, ok := t.staged[key]; ok {
 		return r
 	}
@@ -109,7 +105,7 @@ func (t *transition) get(key string) *Record {
 
 // mutable returns a copy of the record at key that this transition owns and
 // will write; nil when there is no such record.
-func (t *transition) mutable(key string) *Record {
+func (t *transition) mutable(key string) *schemas.Record {
 	if r, ok := t.staged[key]; ok {
 		return r
 	}
@@ -117,12 +113,12 @@ func (t *transition) mutable(key string) *Record {
 	if r == nil {
 		return nil
 	}
-	c := r.clone()
+	c := r.Clone()
 	t.put(key, c)
 	return c
 }
 
-func (t *transition) put(key string, r *Record) {
+func (t *transition) put(key string, r *schemas.Record) {
 	if _, ok := t.staged[key]; !ok {
 		t.order = append(t.order, key)
 	}
@@ -137,22 +133,4 @@ func (t *transition) effects() Effects {
 		t.eff.Writes = append(t.eff.Writes, Write{Key: k, Record: t.staged[k]})
 	}
 	return t.eff
-}
-
-// clone copies the record and its step states; payloads (raw JSON) are
-// shared because nothing ever modifies them in place.
-func (r *Record) clone() *Record {
-	c := *r
-	if r.Steps != nil {
-		c.Steps = make(map[string]*StepState, len(r.Steps))
-		for k, s := range r.Steps {
-			sc := *s
-			c.Steps[k] = &sc
-		}
-	}
-	if r.Error != nil {
-		e := *r.Error
-		c.Error = &e
-	}
-	return &c
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -39,11 +40,11 @@ func TestLinearWorkflowRunsStepsInOrderAndCompletes(t *testing.T) {
 		t.Fatalf("completions = %d, want 1", len(h.completions))
 	}
 	c := h.completions[0]
-	if c.Status != Succeeded || c.Request != "r1" || c.Partition != 3 {
+	if c.Status != schemas.Succeeded || c.Request != "r1" || c.Partition != 3 {
 		t.Fatalf("completion = %+v", c)
 	}
 	jsonEq(t, "output", c.Output, `{"c":3}`)
-	if r := h.store["r1"]; r.Status != StatusSucceeded || r.ExpireAt.IsZero() {
+	if r := h.store["r1"]; r.Status != schemas.StatusSucceeded || r.ExpireAt.IsZero() {
 		t.Fatalf("root record after completion = %+v", r)
 	}
 }
@@ -91,7 +92,7 @@ func TestWordCountsFansOutOverSectionsAndJoinsInOrder(t *testing.T) {
 	if ss := h.store["book"].Steps["section-counts"]; ss.Done != 0 || ss.Children != 3 {
 		t.Fatalf("parent fan-out step = %+v: the parent must not be rewritten per child", ss)
 	}
-	if p := h.store["book/section-counts"]; p == nil || p.Kind != KindFanout || p.Done != 2 || p.Children != 3 {
+	if p := h.store["book/section-counts"]; p == nil || p.Kind != schemas.KindFanout || p.Done != 2 || p.Children != 3 {
 		t.Fatalf("progress record = %+v", p)
 	}
 	h.ok(h.dispatched("section-counts[1]/segment-word-counts"), `{"section":"counts-1","extra":"second"}`)
@@ -158,7 +159,7 @@ func TestFanOutOverAValueThatIsNotAListFailsTheRequest(t *testing.T) {
 		}
 		c := h.completions[0]
 		want := `fan-out over "sections" needs a list, but the step's input has ` + tc.says + ` there`
-		if c.Status != Failed || c.Error == nil || c.Error.Step != "section-counts" || c.Error.Message != want {
+		if c.Status != schemas.Failed || c.Error == nil || c.Error.Step != "section-counts" || c.Error.Message != want {
 			t.Fatalf("sections=%s: completion %+v, error %+v; want failed at section-counts with %q", tc.value, c, c.Error, want)
 		}
 	}
@@ -173,7 +174,7 @@ func TestNestedFanOutOverANonListFailsTheRequestAndDispatchesNothingMore(t *test
 	if len(h.dispatches) != before {
 		t.Fatalf("dispatched %v after the request failed", h.stepsDispatched()[before:])
 	}
-	if len(h.completions) != 1 || h.completions[0].Status != Failed || h.completions[0].Error.Step != "docs[0]/per-page" {
+	if len(h.completions) != 1 || h.completions[0].Status != schemas.Failed || h.completions[0].Error.Step != "docs[0]/per-page" {
 		t.Fatalf("completions = %+v", h.completions)
 	}
 	for k := range h.store {
@@ -229,7 +230,7 @@ func TestNestedFanOutJoinsInnerThenOuter(t *testing.T) {
 	h.ok(h.dispatched("docs[0]/classify"), `{"document":"invoice"}`)
 	jsonEq(t, "assemble input", h.dispatched("assemble").Input, `{"documents":["invoice","letter"]}`)
 	h.ok(h.dispatched("assemble"), `{"result":"done"}`)
-	if len(h.completions) != 1 || h.completions[0].Status != Succeeded {
+	if len(h.completions) != 1 || h.completions[0].Status != schemas.Succeeded {
 		t.Fatalf("completions = %+v", h.completions)
 	}
 	if len(h.store) != 1 {
@@ -269,7 +270,7 @@ func TestRetryableErrorIsRetriedAfterBackoffThenFailsTheRequest(t *testing.T) {
 		t.Fatalf("completions = %d after attempts ran out", len(h.completions))
 	}
 	c := h.completions[0]
-	if c.Status != Failed || c.Error.Step != "b" || c.Error.Attempt != 3 || !strings.Contains(c.Error.Message, "model not loaded") {
+	if c.Status != schemas.Failed || c.Error.Step != "b" || c.Error.Attempt != 3 || !strings.Contains(c.Error.Message, "model not loaded") {
 		t.Fatalf("completion = %+v error %+v", c, c.Error)
 	}
 }
@@ -280,7 +281,7 @@ func TestNonRetryableErrorFailsAtOnce(t *testing.T) {
 	h.ok(h.dispatched("book-split"), `{"sections":[1,2]}`)
 	h.fail(h.dispatched("section-counts[1]/segment-word-counts"), "corrupt page", false)
 	c := h.completions[0]
-	if c.Status != Failed || c.Error.Step != "section-counts[1]/segment-word-counts" || c.Error.Message != "corrupt page" {
+	if c.Status != schemas.Failed || c.Error.Step != "section-counts[1]/segment-word-counts" || c.Error.Message != "corrupt page" {
 		t.Fatalf("completion error = %+v", c.Error)
 	}
 	n := len(h.dispatches)
@@ -304,7 +305,7 @@ func TestTimeoutIsARetryableFailure(t *testing.T) {
 		t.Fatalf("deadline = %v", a1.Deadline)
 	}
 	h.fireDue() // the timeout
-	if h.store["r"].Steps["a"].Status != StepWaiting || !strings.Contains(h.store["r"].Steps["a"].Error, "timed out") {
+	if h.store["r"].Steps["a"].Status != schemas.StepWaiting || !strings.Contains(h.store["r"].Steps["a"].Error, "timed out") {
 		t.Fatalf("after timeout step a = %+v", h.store["r"].Steps["a"])
 	}
 	h.fireDue() // the retry
@@ -322,7 +323,7 @@ func TestCancelStopsDispatchingAndCompletesOnce(t *testing.T) {
 	h := newHarness(t, linear3())
 	h.start("r", "linear3", `{}`)
 	eff := h.apply(Event{Kind: EventCancel, Request: "r", Reason: "user left"})
-	if len(eff.Completions) != 1 || eff.Completions[0].Status != Cancelled || eff.Completions[0].Error.Message != "cancelled: user left" {
+	if len(eff.Completions) != 1 || eff.Completions[0].Status != schemas.Cancelled || eff.Completions[0].Error.Message != "cancelled: user left" {
 		t.Fatalf("cancel effects = %+v", eff)
 	}
 	if eff := h.ok(h.dispatched("a"), `{}`); len(eff.Dispatches) != 0 || eff.Ignored == "" {
@@ -374,7 +375,7 @@ func TestBadStartsFailWithAReason(t *testing.T) {
 	} {
 		h := newHarness(t, linear3())
 		eff := h.start(tc.id, tc.workflow, tc.input)
-		if len(eff.Completions) != 1 || eff.Completions[0].Status != Failed || !strings.Contains(eff.Completions[0].Error.Message, tc.want) {
+		if len(eff.Completions) != 1 || eff.Completions[0].Status != schemas.Failed || !strings.Contains(eff.Completions[0].Error.Message, tc.want) {
 			t.Errorf("start %q %q: completions %+v, want failure containing %q", tc.id, tc.workflow, eff.Completions, tc.want)
 			continue
 		}
@@ -399,7 +400,7 @@ func TestInvalidResultIsARetryableStepError(t *testing.T) {
 		}
 	}
 	c := h.completions[0]
-	if c.Status != Failed || !strings.Contains(c.Error.Message, "invalid result: not valid JSON") || c.Error.Attempt != 3 {
+	if c.Status != schemas.Failed || !strings.Contains(c.Error.Message, "invalid result: not valid JSON") || c.Error.Attempt != 3 {
 		t.Fatalf("completion = %+v %+v", c, c.Error)
 	}
 	if !strings.Contains(h.store["r"].Steps["a"].Error, "invalid result") {
@@ -426,22 +427,22 @@ func TestRecordEncodingRoundTripsAndRejectsNewerVersions(t *testing.T) {
 	h.start("r", "book-word-counts", `{"f":1}`)
 	h.ok(h.dispatched("book-split"), `{"sections":[1]}`)
 	for key, r := range h.store {
-		b := Encode(r)
-		if !strings.HasPrefix(string(b), fmt.Sprintf(`{"v":%d,`, RecordVersion)) {
+		b := schemas.EncodeRecord(r)
+		if !strings.HasPrefix(string(b), fmt.Sprintf(`{"v":%d,`, schemas.RecordVersion)) {
 			t.Fatalf("%s encodes without the version first: %s", key, b)
 		}
-		back, err := Decode(b)
+		back, err := schemas.DecodeRecord(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(Encode(back)) != string(b) {
-			t.Fatalf("%s does not round-trip:\n%s\n%s", key, b, Encode(back))
+		if string(schemas.EncodeRecord(back)) != string(b) {
+			t.Fatalf("%s does not round-trip:\n%s\n%s", key, b, schemas.EncodeRecord(back))
 		}
 	}
-	if _, err := Decode([]byte(fmt.Sprintf(`{"v":%d,"request":"r"}`, RecordVersion+1))); !errors.Is(err, ErrRecordVersion) {
+	if _, err := schemas.DecodeRecord([]byte(fmt.Sprintf(`{"v":%d,"request":"r"}`, schemas.RecordVersion+1))); !errors.Is(err, schemas.ErrRecordVersion) {
 		t.Fatalf("newer version: err = %v", err)
 	}
-	if _, err := Decode([]byte(`{`)); err == nil {
+	if _, err := schemas.DecodeRecord([]byte(`{`)); err == nil {
 		t.Fatal("garbage decoded")
 	}
 }
@@ -457,7 +458,7 @@ func TestTimersOfRestoredRecordsMatchTimersSet(t *testing.T) {
 	h.apply(Event{Kind: EventCancel, Request: "r3"})
 	restored := map[string]Timer{}
 	for _, r := range h.store {
-		back, err := Decode(Encode(r))
+		back, err := schemas.DecodeRecord(schemas.EncodeRecord(r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,10 +490,10 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 	h.ok(h.dispatched("book-split"), `{"sections":[{"id":"6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab"},2]}`)
 	h.start("r3", "nope", `{}`)
 	records := slices.Collect(maps.Values(h.store))
-	records = append(records, &Record{Request: "x", Status: Running, Error: &Failure{Message: "m"}, Steps: map[string]*StepState{}})
-	records = append(records, &Record{Request: "bad utf8 \xff\xfe", Status: Running})
+	records = append(records, &schemas.Record{Request: "x", Status: schemas.Running, Error: &schemas.Failure{Message: "m"}, Steps: map[string]*schemas.StepState{}})
+	records = append(records, &schemas.Record{Request: "bad utf8 \xff\xfe", Status: schemas.Running})
 	for _, r := range records {
-		got := Encode(r)
+		got := schemas.EncodeRecord(r)
 		want, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)
@@ -522,19 +523,6 @@ func TestChildResultDoesNotRewriteParent(t *testing.T) {
 		}
 		if !slices.Equal(keys, want) {
 			t.Fatalf("child %d wrote %v, want %v", i, keys, want)
-		}
-	}
-}
-
-func TestAppendTimeMatchesRFC3339Nano(t *testing.T) {
-	base := time.Date(2026, 11, 25, 9, 5, 7, 0, time.UTC)
-	for _, tm := range []time.Time{
-		base, base.Add(time.Nanosecond), base.Add(120 * time.Millisecond), base.Add(123456789),
-		base.Add(100), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
-		base.In(time.FixedZone("x", 3600)),
-	} {
-		if got, want := string(appendTime(nil, tm)), tm.Format(time.RFC3339Nano); got != want {
-			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
 		}
 	}
 }

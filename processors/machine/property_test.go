@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -105,12 +106,12 @@ func (d *driver) checkJoined(disp Dispatch) {
 		if dep == topology.Start || g.ByName[dep].Task == nil {
 			continue
 		}
-		if ss.Status != StepSucceeded {
+		if ss.Status != schemas.StepSucceeded {
 			d.t.Fatalf("%s dispatched before fan-out %s finished", disp.Step, dep)
 		}
 		for i := range ss.Children {
 			child := d.h.store[statekey.Format(disp.Request, statekey.ChildPath(instPath, dep, i))]
-			if child == nil || child.Status != StatusSucceeded {
+			if child == nil || child.Status != schemas.StatusSucceeded {
 				d.t.Fatalf("%s dispatched before child %d of %s finished", disp.Step, i, dep)
 			}
 		}
@@ -139,7 +140,7 @@ func (d *driver) step() bool {
 		ev := Event{Kind: EventResult, Request: disp.Request, Step: disp.Step, Attempt: disp.Attempt}
 		switch d.r.IntN(10) {
 		case 0:
-			ev.Error = &StepError{Message: "flaky", Retryable: true}
+			ev.Error = &schemas.StepError{Message: "flaky", Retryable: true}
 		case 1:
 			ev.Output = json.RawMessage(`not json`)
 		default:
@@ -188,7 +189,7 @@ func (d *driver) fireOne() bool {
 func encodeStore(s mapStore) map[string]string {
 	out := map[string]string{}
 	for k, r := range s {
-		out[k] = string(Encode(r.clone()))
+		out[k] = string(schemas.EncodeRecord(r.Clone()))
 	}
 	return out
 }

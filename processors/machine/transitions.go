@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -16,13 +17,13 @@ import (
 // start creates a request and dispatches the steps that depend only on
 // __start__.
 func (t *transition) start(ev Event) {
-	if !RequestIDPattern.MatchString(ev.Request) {
+	if !schemas.RequestID.MatchString(ev.Request) {
 		// No record can be keyed by this id; answer with a completion so
 		// a waiting client learns why.
 		t.ignore(ReasonInvalidID, fmt.Sprintf("invalid request id %q", ev.Request))
-		t.eff.Completions = append(t.eff.Completions, Completion{
-			Request: ev.Request, Workflow: ev.Workflow, Status: Failed,
-			Error:   &Failure{Message: fmt.Sprintf("invalid request id %q: must match %s", ev.Request, RequestIDPattern)},
+		t.eff.Completions = append(t.eff.Completions, schemas.Completion{
+			Request: ev.Request, Workflow: ev.Workflow, Status: schemas.Failed,
+			Error:   &schemas.Failure{Message: fmt.Sprintf("invalid request id %q: must match %s", ev.Request, schemas.RequestIDPattern)},
 			Started: t.now, Finished: t.now, Partition: ev.Partition,
 		})
 		return
@@ -31,20 +32,20 @@ func (t *transition) start(ev Event) {
 		t.ignore(ReasonDuplicateStart, "duplicate start")
 		return
 	}
-	root := &Record{
+	root := &schemas.Record{
 		Request: ev.Request, Workflow: ev.Workflow, ID: ev.Request,
-		Partition: ev.Partition, Status: Running, Created: t.now,
-		Steps: map[string]*StepState{},
+		Partition: ev.Partition, Status: schemas.Running, Created: t.now,
+		Steps: map[string]*schemas.StepState{},
 	}
 	t.put(ev.Request, root)
 	wf, version, err := t.m.defs.Resolve(ev.Workflow, ev.Version)
 	if err != nil {
-		t.finish(root, Failed, nil, &Failure{Message: strings.TrimPrefix(err.Error(), "stepwise: ")})
+		t.finish(root, schemas.Failed, nil, &schemas.Failure{Message: strings.TrimPrefix(err.Error(), "stepwise: ")})
 		return
 	}
 	root.Version = version
 	if err := checkObject(ev.Input, t.m.maxPayload); err != nil {
-		t.finish(root, Failed, nil, &Failure{Message: "invalid input: " + err.Error()})
+		t.finish(root, schemas.Failed, nil, &schemas.Failure{Message: "invalid input: " + err.Error()})
 		return
 	}
 	root.Input = ev.Input
@@ -58,7 +59,7 @@ func (t *transition) result(ev Event) {
 		t.ignore(reason, why)
 		return
 	}
-	if ss.Status != StepRunning || ss.Attempt != ev.Attempt {
+	if ss.Status != schemas.StepRunning || ss.Attempt != ev.Attempt {
 		t.ignore(ReasonStaleResult, fmt.Sprintf("stale result: step %s is %s at attempt %d, result for attempt %d", ev.Step, ss.Status, ss.Attempt, ev.Attempt))
 		return
 	}
@@ -73,14 +74,14 @@ func (t *transition) result(ev Event) {
 		return
 	}
 	t.clearTimeout(inst, step.Name, ss)
-	ss.Status, ss.Output, ss.Ended, ss.Error = StepSucceeded, ev.Output, t.now, ""
+	ss.Status, ss.Output, ss.Ended, ss.Error = schemas.StepSucceeded, ev.Output, t.now, ""
 	t.advance(inst, t.mustGraphOf(inst))
 }
 
 // cancel finishes a running request as cancelled.
 func (t *transition) cancel(ev Event) {
 	root := t.get(ev.Request)
-	if root == nil || root.Status != Running {
+	if root == nil || root.Status != schemas.Running {
 		t.ignore(ReasonCancelIgnored, "cancel of an unknown or finished request")
 		return
 	}
@@ -88,14 +89,14 @@ func (t *transition) cancel(ev Event) {
 	if ev.Reason != "" {
 		msg += ": " + ev.Reason
 	}
-	t.finish(t.mutable(ev.Request), Cancelled, nil, &Failure{Message: msg})
+	t.finish(t.mutable(ev.Request), schemas.Cancelled, nil, &schemas.Failure{Message: msg})
 }
 
 // timer handles a due timer that still matches the state.
 func (t *transition) timer(ev Event) {
 	if ev.Timer == TimerExpire {
 		root := t.get(ev.Request)
-		if root == nil || root.Status == Running || root.ExpireAt.IsZero() || t.now.Before(root.ExpireAt) {
+		if root == nil || root.Status == schemas.Running || root.ExpireAt.IsZero() || t.now.Before(root.ExpireAt) {
 			t.ignore(ReasonStaleTimer, "stale expiry timer")
 			return
 		}
@@ -108,10 +109,10 @@ func (t *transition) timer(ev Event) {
 		return
 	}
 	switch {
-	case ev.Timer == TimerRetry && ss.Status == StepWaiting && ss.Attempt == ev.Attempt:
+	case ev.Timer == TimerRetry && ss.Status == schemas.StepWaiting && ss.Attempt == ev.Attempt:
 		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		t.dispatch(inst, step, ss.Attempt+1)
-	case ev.Timer == TimerTimeout && ss.Status == StepRunning && ss.Attempt == ev.Attempt:
+	case ev.Timer == TimerTimeout && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
 		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		ss = inst.Steps[step.Name]
 		t.fail(inst, step, ss, fmt.Sprintf("timed out after %s", step.Timeout), true)
@@ -122,12 +123,12 @@ func (t *transition) timer(ev Event) {
 
 // locate finds the running instance and the plain step a step path names,
 // or says why there is none.
-func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, *StepState, Reason, string) {
+func (t *transition) locate(request, stepPath string) (*schemas.Record, *topology.Step, *schemas.StepState, Reason, string) {
 	root := t.get(request)
 	if root == nil {
 		return nil, nil, nil, ReasonUnknownRequest, "unknown request"
 	}
-	if root.Status != Running {
+	if root.Status != schemas.Running {
 		return nil, nil, nil, ReasonFinishedRequest, "request already " + string(root.Status)
 	}
 	instPath, name := statekey.SplitStep(stepPath)
@@ -135,7 +136,7 @@ func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, 
 	if instPath != "" {
 		inst = t.get(statekey.Format(request, instPath))
 	}
-	if inst == nil || inst.Status != Running || inst.Kind != "" {
+	if inst == nil || inst.Status != schemas.Running || inst.Kind != "" {
 		return nil, nil, nil, ReasonUnknownInstance, "unknown or finished instance " + instPath
 	}
 	g, err := t.graphOf(inst)
@@ -143,7 +144,7 @@ func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, 
 		// The version this request runs on is gone (the definitions
 		// topic lost it). Guessing another would run a graph the
 		// request did not start under: fail it, saying why.
-		t.failRequest(request, &Failure{Step: stepPath, Message: "cannot continue: " + strings.TrimPrefix(err.Error(), "stepwise: ")})
+		t.failRequest(request, &schemas.Failure{Step: stepPath, Message: "cannot continue: " + strings.TrimPrefix(err.Error(), "stepwise: ")})
 		return nil, nil, nil, ReasonWorkflowGone, "definition missing: " + err.Error()
 	}
 	step := g.ByName[name]
@@ -156,7 +157,7 @@ func (t *transition) locate(request, stepPath string) (*Record, *topology.Step, 
 
 // graphOf returns the graph an instance runs, at the definition version of
 // its request, or why it cannot be found.
-func (t *transition) graphOf(inst *Record) (*topology.Graph, error) {
+func (t *transition) graphOf(inst *schemas.Record) (*topology.Graph, error) {
 	wf, _, err := t.m.defs.Resolve(inst.Workflow, inst.DefinitionVersion())
 	if err != nil {
 		return nil, err
@@ -173,7 +174,7 @@ func (t *transition) graphOf(inst *Record) (*topology.Graph, error) {
 // mustGraphOf is graphOf for an instance whose graph was found earlier in
 // the same transition (definitions never lose a version while one Apply
 // runs).
-func (t *transition) mustGraphOf(inst *Record) *topology.Graph {
+func (t *transition) mustGraphOf(inst *schemas.Record) *topology.Graph {
 	g, err := t.graphOf(inst)
 	if err != nil {
 		panic(fmt.Sprintf("stepwise: graph of %s vanished within one transition: %v", statekey.Format(inst.Request, inst.Path), err))
@@ -184,14 +185,14 @@ func (t *transition) mustGraphOf(inst *Record) *topology.Graph {
 // advance starts every step of inst whose dependencies have all succeeded,
 // repeating while steps complete at once (empty fan-outs), and finishes the
 // instance when every step has succeeded. inst must be mutable.
-func (t *transition) advance(inst *Record, g *topology.Graph) {
-	for progressed := true; progressed && inst.Status == Running; {
+func (t *transition) advance(inst *schemas.Record, g *topology.Graph) {
+	for progressed := true; progressed && inst.Status == schemas.Running; {
 		progressed = false
 		done := 0
 		for _, step := range g.Steps {
 			ss := inst.Steps[step.Name]
 			if ss != nil {
-				if ss.Status == StepSucceeded {
+				if ss.Status == schemas.StepSucceeded {
 					done++
 				}
 				continue
@@ -200,10 +201,10 @@ func (t *transition) advance(inst *Record, g *topology.Graph) {
 				continue
 			}
 			t.begin(inst, step)
-			if inst.Status != Running || t.rootFinished(inst.Request) {
+			if inst.Status != schemas.Running || t.rootFinished(inst.Request) {
 				return // the step failed the request (input too large, not a list)
 			}
-			if inst.Steps[step.Name].Status == StepSucceeded {
+			if inst.Steps[step.Name].Status == schemas.StepSucceeded {
 				progressed = true
 			}
 		}
@@ -214,21 +215,21 @@ func (t *transition) advance(inst *Record, g *topology.Graph) {
 			}
 			out := merge(outs)
 			if inst.Path == "" && len(out) > t.m.maxPayload {
-				t.finish(inst, Failed, nil, &Failure{Message: fmt.Sprintf("output of %d bytes is over the %d-byte limit", len(out), t.m.maxPayload)})
+				t.finish(inst, schemas.Failed, nil, &schemas.Failure{Message: fmt.Sprintf("output of %d bytes is over the %d-byte limit", len(out), t.m.maxPayload)})
 				return
 			}
-			t.finish(inst, Succeeded, out, nil)
+			t.finish(inst, schemas.Succeeded, out, nil)
 			return
 		}
 	}
 }
 
-func (t *transition) ready(inst *Record, step *topology.Step) bool {
+func (t *transition) ready(inst *schemas.Record, step *topology.Step) bool {
 	for _, d := range step.Depends {
 		if d == topology.Start {
 			continue
 		}
-		if ds := inst.Steps[d]; ds == nil || ds.Status != StepSucceeded {
+		if ds := inst.Steps[d]; ds == nil || ds.Status != schemas.StepSucceeded {
 			return false
 		}
 	}
@@ -236,7 +237,7 @@ func (t *transition) ready(inst *Record, step *topology.Step) bool {
 }
 
 // inputOf is the merge of step's dependencies' outputs.
-func (t *transition) inputOf(inst *Record, step *topology.Step) json.RawMessage {
+func (t *transition) inputOf(inst *schemas.Record, step *topology.Step) json.RawMessage {
 	parts := make([]json.RawMessage, 0, len(step.Depends))
 	for _, d := range step.Depends {
 		if d == topology.Start {
@@ -250,7 +251,7 @@ func (t *transition) inputOf(inst *Record, step *topology.Step) json.RawMessage 
 
 // outputOf is a succeeded step's output: stored for a plain step, gathered
 // from the children for a fan-out step.
-func (t *transition) outputOf(inst *Record, step *topology.Step) json.RawMessage {
+func (t *transition) outputOf(inst *schemas.Record, step *topology.Step) json.RawMessage {
 	ss := inst.Steps[step.Name]
 	if step.Task == nil {
 		return ss.Output
@@ -287,19 +288,19 @@ func (t *transition) outputOf(inst *Record, step *topology.Step) json.RawMessage
 
 // begin starts one step: dispatches a plain step, or starts the children of
 // a fan-out step.
-func (t *transition) begin(inst *Record, step *topology.Step) {
+func (t *transition) begin(inst *schemas.Record, step *topology.Step) {
 	if step.Task == nil {
 		t.dispatch(inst, step, 1)
 		return
 	}
-	ss := &StepState{Status: StepRunning, Started: t.now}
+	ss := &schemas.StepState{Status: schemas.StepRunning, Started: t.now}
 	inst.Steps[step.Name] = ss
 	input := t.inputOf(inst, step)
 	fields := decodeObject(input)
 	raw, ok := fields[step.Task.ItemListKey]
 	if !ok {
 		// Missing: nothing to fan out over, as in the original manager.
-		ss.Status, ss.Ended, ss.Output = StepSucceeded, t.now, emptyObject
+		ss.Status, ss.Ended, ss.Output = schemas.StepSucceeded, t.now, emptyObject
 		return
 	}
 	var elems []json.RawMessage
@@ -307,20 +308,20 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 		// Present but not a list: the step before it answered something
 		// else than it meant to. The original manager skipped the
 		// fan-out silently; failing says where the fault is.
-		ss.Status, ss.Ended = StepFailed, t.now
-		t.failRequest(inst.Request, &Failure{Step: statekey.StepPath(inst.Path, step.Name),
+		ss.Status, ss.Ended = schemas.StepFailed, t.now
+		t.failRequest(inst.Request, &schemas.Failure{Step: statekey.StepPath(inst.Path, step.Name),
 			Message: fmt.Sprintf("fan-out over %q needs a list, but the step's input has %s there", step.Task.ItemListKey, describeJSON(raw))})
 		return
 	}
 	if len(elems) == 0 {
-		ss.Status, ss.Ended = StepSucceeded, t.now
+		ss.Status, ss.Ended = schemas.StepSucceeded, t.now
 		return
 	}
 	ss.Children = len(elems)
 	progress := statekey.StepPath(inst.Path, step.Name)
-	t.put(statekey.Format(inst.Request, progress), &Record{
-		Kind: KindFanout, Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Path: progress,
-		Partition: inst.Partition, Status: Running, Created: t.now, Children: len(elems),
+	t.put(statekey.Format(inst.Request, progress), &schemas.Record{
+		Kind: schemas.KindFanout, Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Path: progress,
+		Partition: inst.Partition, Status: schemas.Running, Created: t.now, Children: len(elems),
 	})
 	delete(fields, step.Task.ItemListKey)
 	for i, elem := range elems {
@@ -331,11 +332,11 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 		if id == "" {
 			id = key
 		}
-		child := &Record{
+		child := &schemas.Record{
 			Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Path: path,
 			Task: step.Task.Name, ID: id, Partition: inst.Partition,
-			Status: Running, Input: encodeObject(fields), Created: t.now,
-			Steps: map[string]*StepState{},
+			Status: schemas.Running, Input: encodeObject(fields), Created: t.now,
+			Steps: map[string]*schemas.StepState{},
 		}
 		t.put(key, child)
 		t.advance(child, step.Task.Graph)
@@ -347,21 +348,21 @@ func (t *transition) begin(inst *Record, step *topology.Step) {
 
 func (t *transition) rootFinished(request string) bool {
 	r := t.get(request)
-	return r == nil || r.Status != Running
+	return r == nil || r.Status != schemas.Running
 }
 
 // dispatch sends attempt n of a plain step.
-func (t *transition) dispatch(inst *Record, step *topology.Step, attempt int) {
+func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt int) {
 	input := t.inputOf(inst, step)
-	ss := &StepState{Status: StepRunning, Attempt: attempt, Started: t.now}
+	ss := &schemas.StepState{Status: schemas.StepRunning, Attempt: attempt, Started: t.now}
 	if prev := inst.Steps[step.Name]; prev != nil {
 		ss.Error = prev.Error
 	}
 	inst.Steps[step.Name] = ss
 	path := statekey.StepPath(inst.Path, step.Name)
 	if len(input) > t.m.maxPayload {
-		ss.Status, ss.Ended = StepFailed, t.now
-		t.failRequest(inst.Request, &Failure{Step: path, Attempt: attempt,
+		ss.Status, ss.Ended = schemas.StepFailed, t.now
+		t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: attempt,
 			Message: fmt.Sprintf("input of %d bytes is over the %d-byte limit", len(input), t.m.maxPayload)})
 		return
 	}
@@ -378,24 +379,24 @@ func (t *transition) dispatch(inst *Record, step *topology.Step, attempt int) {
 
 // fail records a failed attempt: schedules a retry when the policy allows,
 // else fails the request. inst must be mutable and ss its state of step.
-func (t *transition) fail(inst *Record, step *topology.Step, ss *StepState, msg string, retryable bool) {
+func (t *transition) fail(inst *schemas.Record, step *topology.Step, ss *schemas.StepState, msg string, retryable bool) {
 	t.clearTimeout(inst, step.Name, ss)
 	ss.Error, ss.Ended = msg, t.now
 	path := statekey.StepPath(inst.Path, step.Name)
 	if retryable && ss.Attempt < step.Retry.MaxAttempts {
-		ss.Status = StepWaiting
+		ss.Status = schemas.StepWaiting
 		ss.RetryAt = t.now.Add(step.Retry.Backoff(ss.Attempt + 1))
 		t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Step: path, Attempt: ss.Attempt, Kind: TimerRetry, At: ss.RetryAt})
 		return
 	}
-	ss.Status = StepFailed
+	ss.Status = schemas.StepFailed
 	if retryable {
 		msg = fmt.Sprintf("%s (attempt %d of %d)", msg, ss.Attempt, step.Retry.MaxAttempts)
 	}
-	t.failRequest(inst.Request, &Failure{Step: path, Attempt: ss.Attempt, Message: msg})
+	t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: ss.Attempt, Message: msg})
 }
 
-func (t *transition) clearTimeout(inst *Record, name string, ss *StepState) {
+func (t *transition) clearTimeout(inst *schemas.Record, name string, ss *schemas.StepState) {
 	if ss.Deadline.IsZero() {
 		return
 	}
@@ -403,20 +404,20 @@ func (t *transition) clearTimeout(inst *Record, name string, ss *StepState) {
 	ss.Deadline = time.Time{}
 }
 
-func (t *transition) failRequest(request string, f *Failure) {
-	if root := t.get(request); root == nil || root.Status != Running {
+func (t *transition) failRequest(request string, f *schemas.Failure) {
+	if root := t.get(request); root == nil || root.Status != schemas.Running {
 		return
 	}
-	t.finish(t.mutable(request), Failed, nil, f)
+	t.finish(t.mutable(request), schemas.Failed, nil, f)
 }
 
 // finish ends an instance. A child that succeeds reports to its parent's
 // fan-out step; the root (whatever the status) completes the request:
 // children are forgotten, the completion is emitted and the root record is
 // kept until its expiry. inst must be mutable.
-func (t *transition) finish(inst *Record, status CompletionStatus, output json.RawMessage, f *Failure) {
+func (t *transition) finish(inst *schemas.Record, status schemas.CompletionStatus, output json.RawMessage, f *schemas.Failure) {
 	t.eff.ClearTimers = append(t.eff.ClearTimers, TimersOf(inst)...)
-	inst.Status, inst.Output, inst.Error = Status(status), output, f
+	inst.Status, inst.Output, inst.Error = schemas.Status(status), output, f
 	if inst.Path != "" {
 		// The output is all the parent needs: forget the details.
 		t.forgetChildren(inst)
@@ -431,7 +432,7 @@ func (t *transition) finish(inst *Record, status CompletionStatus, output json.R
 	t.eff.SetTimers = slices.DeleteFunc(t.eff.SetTimers, func(tm Timer) bool { return tm.Request == inst.Request })
 	inst.ExpireAt = t.now.Add(t.m.retention)
 	t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Kind: TimerExpire, At: inst.ExpireAt})
-	t.eff.Completions = append(t.eff.Completions, Completion{
+	t.eff.Completions = append(t.eff.Completions, schemas.Completion{
 		Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Status: status,
 		Output: output, Error: f, Started: inst.Created, Finished: t.now,
 		Partition: inst.Partition,
@@ -440,14 +441,14 @@ func (t *transition) finish(inst *Record, status CompletionStatus, output json.R
 
 // childDone counts a succeeded child in its fan-out's progress record and,
 // when it was the last one, runs the join in the parent.
-func (t *transition) childDone(child *Record) {
+func (t *transition) childDone(child *schemas.Record) {
 	parentPath, stepName, _, ok := statekey.ParentOf(child.Path)
 	if !ok {
 		return
 	}
 	progressKey := statekey.Format(child.Request, statekey.StepPath(parentPath, stepName))
 	progress := t.mutable(progressKey)
-	if progress == nil || progress.Kind != KindFanout {
+	if progress == nil || progress.Kind != schemas.KindFanout {
 		return
 	}
 	progress.Done++
@@ -456,24 +457,24 @@ func (t *transition) childDone(child *Record) {
 	}
 	t.put(progressKey, nil)
 	parent := t.mutable(statekey.Format(child.Request, parentPath))
-	if parent == nil || parent.Status != Running {
+	if parent == nil || parent.Status != schemas.Running {
 		return
 	}
 	ss := parent.Steps[stepName]
-	if ss == nil || ss.Status != StepRunning {
+	if ss == nil || ss.Status != schemas.StepRunning {
 		return
 	}
-	ss.Done, ss.Status, ss.Ended = ss.Children, StepSucceeded, t.now
+	ss.Done, ss.Status, ss.Ended = ss.Children, schemas.StepSucceeded, t.now
 	g, err := t.graphOf(parent)
 	if err != nil {
-		t.failRequest(child.Request, &Failure{Step: statekey.StepPath(parentPath, stepName), Message: "cannot continue: " + strings.TrimPrefix(err.Error(), "stepwise: ")})
+		t.failRequest(child.Request, &schemas.Failure{Step: statekey.StepPath(parentPath, stepName), Message: "cannot continue: " + strings.TrimPrefix(err.Error(), "stepwise: ")})
 		return
 	}
 	t.advance(parent, g)
 }
 
 // forgetChildren tombstones every descendant record of a request.
-func (t *transition) forgetChildren(inst *Record) {
+func (t *transition) forgetChildren(inst *schemas.Record) {
 	for name, ss := range sortedSteps(inst.Steps) {
 		if ss.Children == 0 {
 			continue
@@ -496,8 +497,8 @@ func (t *transition) forgetChildren(inst *Record) {
 
 // sortedSteps iterates steps by name, so that effects come out in the same
 // order on every run.
-func sortedSteps(m map[string]*StepState) iter.Seq2[string, *StepState] {
-	return func(yield func(string, *StepState) bool) {
+func sortedSteps(m map[string]*schemas.StepState) iter.Seq2[string, *schemas.StepState] {
+	return func(yield func(string, *schemas.StepState) bool) {
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if !yield(k, m[k]) {
 				return

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -50,14 +51,14 @@ func TestRequestRunsToTheEndOnTheVersionItStartedUnder(t *testing.T) {
 	}
 	h.ok(h.dispatched("b"), `{"b":1}`)
 	h.ok(h.dispatched("a"), `{"a":2}`) // the new request's a
-	var old, nw *Completion
+	var old, nw *schemas.Completion
 	for i := range h.completions {
 		switch h.completions[i].Request {
 		case "old":
 			old = &h.completions[i]
 		}
 	}
-	if old == nil || old.Status != Succeeded || old.Version != 1 {
+	if old == nil || old.Status != schemas.Succeeded || old.Version != 1 {
 		t.Fatalf("old request: %+v, want succeeded on version 1", old)
 	}
 	jsonEq(t, "old output", old.Output, `{"b":1}`)
@@ -86,7 +87,7 @@ func TestStartPinnedToAVersion(t *testing.T) {
 	}
 	h.apply(Event{Kind: EventStart, Request: "r9", Workflow: "wf", Version: 9, Input: json.RawMessage(`{}`), Partition: 3})
 	c := h.completions[len(h.completions)-1]
-	if c.Request != "r9" || c.Status != Failed || !strings.Contains(c.Error.Message, "no version 9") {
+	if c.Request != "r9" || c.Status != schemas.Failed || !strings.Contains(c.Error.Message, "no version 9") {
 		t.Fatalf("start of a missing version: %+v", c)
 	}
 }
@@ -97,13 +98,13 @@ func TestDeletedWorkflowRefusesStartsButRunningRequestsFinish(t *testing.T) {
 	deleteVersion(t, cat, "wf", 2)
 	h.start("late", "wf", `{}`)
 	c := h.completions[len(h.completions)-1]
-	if c.Request != "late" || c.Status != Failed || !strings.Contains(c.Error.Message, "deleted") {
+	if c.Request != "late" || c.Status != schemas.Failed || !strings.Contains(c.Error.Message, "deleted") {
 		t.Fatalf("start after delete: %+v", c)
 	}
 	h.ok(h.dispatched("a"), `{}`)
 	h.ok(h.dispatched("b"), `{}`)
 	c = h.completions[len(h.completions)-1]
-	if c.Request != "running" || c.Status != Succeeded {
+	if c.Request != "running" || c.Status != schemas.Succeeded {
 		t.Fatalf("running request after delete: %+v", c)
 	}
 }
@@ -114,7 +115,7 @@ func TestRequestWhoseVersionIsMissingFailsWithAReason(t *testing.T) {
 	a := h.dispatched("a")
 	// The record says version 5, which no catalogue holds (the topic
 	// lost it): the next event fails the request instead of guessing.
-	rec := h.store["r"].clone()
+	rec := h.store["r"].Clone()
 	rec.Version = 5
 	h.store["r"] = rec
 	h.ok(a, `{}`)
@@ -122,7 +123,7 @@ func TestRequestWhoseVersionIsMissingFailsWithAReason(t *testing.T) {
 		t.Fatalf("completions = %d, want 1", len(h.completions))
 	}
 	c := h.completions[0]
-	if c.Status != Failed || !strings.Contains(c.Error.Message, "no version 5") {
+	if c.Status != schemas.Failed || !strings.Contains(c.Error.Message, "no version 5") {
 		t.Fatalf("completion = %+v, want failed naming the missing version", c)
 	}
 }
@@ -133,7 +134,7 @@ func TestRecordWithoutVersionRunsOnVersion1(t *testing.T) {
 	// A record as the first encoding wrote it: no "version".
 	old := `{"v":1,"request":"r","workflow":"wf","id":"r","partition":3,"status":"running","input":{},` +
 		`"steps":{"a":{"status":"running","attempt":1,"started":"2026-01-01T00:00:00Z"}},"created":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z"}`
-	rec, err := Decode([]byte(old))
+	rec, err := schemas.DecodeRecord([]byte(old))
 	if err != nil {
 		t.Fatal(err)
 	}

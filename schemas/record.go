@@ -1,4 +1,4 @@
-package machine
+package schemas
 
 import (
 	"encoding/json"
@@ -96,8 +96,8 @@ const (
 // ErrRecordVersion means a state record was written by a newer Stepwise.
 var ErrRecordVersion = errors.New("stepwise: state record of a newer version; upgrade this processor")
 
-// Decode parses a record written by Encode.
-func Decode(b []byte) (*Record, error) {
+// DecodeRecord parses a state record written by EncodeRecord.
+func DecodeRecord(b []byte) (*Record, error) {
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("stepwise: decode state record: %w", err)
@@ -106,4 +106,22 @@ func Decode(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w (record v%d, known v%d)", ErrRecordVersion, r.V, RecordVersion)
 	}
 	return &r, nil
+}
+
+// Clone copies the record and its step states; payloads (raw JSON) are
+// shared because nothing ever modifies them in place.
+func (r *Record) Clone() *Record {
+	c := *r
+	if r.Steps != nil {
+		c.Steps = make(map[string]*StepState, len(r.Steps))
+		for k, s := range r.Steps {
+			sc := *s
+			c.Steps[k] = &sc
+		}
+	}
+	if r.Error != nil {
+		e := *r.Error
+		c.Error = &e
+	}
+	return &c
 }

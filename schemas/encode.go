@@ -1,4 +1,4 @@
-package machine
+package schemas
 
 import (
 	"encoding/json"
@@ -8,12 +8,13 @@ import (
 	"unicode/utf8"
 )
 
-// Encode returns the record's wire form: the JSON that encoding/json would
-// write for the tagged fields, "v" first. It is written by hand because
+// EncodeRecord returns the state record's wire form: the JSON that
+// encoding/json would write for the tagged fields, "v" first. It is written
+// by hand because
 // every processed event writes at least one record and encoding/json
 // re-validates each raw payload on the way out; payloads here were
 // validated when they arrived, so they are copied as they are.
-func Encode(r *Record) []byte {
+func EncodeRecord(r *Record) []byte {
 	r.V = RecordVersion
 	b := make([]byte, 0, 256+len(r.Input)+len(r.Output))
 	b = append(b, `{"v":`...)

@@ -1,0 +1,92 @@
+package schemas
+
+import (
+	"encoding/json"
+	"regexp"
+	"time"
+)
+
+// RequestID matches every valid request id (RequestIDPattern). It keeps
+// ids usable in state keys ("/" separates child paths), in URLs and in
+// logs.
+var RequestID = regexp.MustCompile(RequestIDPattern)
+
+// Values of the "type" field of a requests record.
+const (
+	TypeStart  = "start"
+	TypeCancel = "cancel"
+)
+
+// Start asks for a request to run (start.schema.json); key: the id.
+type Start struct {
+	Type     string          `json:"type"` // TypeStart
+	Workflow string          `json:"workflow"`
+	Version  int             `json:"version,omitempty"` // 0: the workflow's current version
+	ID       string          `json:"id"`
+	Input    json.RawMessage `json:"input"` // a JSON object
+}
+
+// NewStart returns the start of request id of workflow (at version; 0 for
+// the current one) with input.
+func NewStart(workflow string, version int, id string, input json.RawMessage) Start {
+	return Start{Type: TypeStart, Workflow: workflow, Version: version, ID: id, Input: input}
+}
+
+// Cancel asks for a running request to stop (cancel.schema.json); key: the
+// id.
+type Cancel struct {
+	Type   string `json:"type"` // TypeCancel
+	ID     string `json:"id"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// NewCancel returns the cancel of request id, for reason (may be "").
+func NewCancel(id, reason string) Cancel { return Cancel{Type: TypeCancel, ID: id, Reason: reason} }
+
+// Request is what the processors decode a requests record into: a Start
+// or a Cancel, told apart by Type.
+type Request struct {
+	Type     string          `json:"type"`
+	Workflow string          `json:"workflow"`
+	Version  int             `json:"version"`
+	ID       string          `json:"id"`
+	Input    json.RawMessage `json:"input"`
+	Reason   string          `json:"reason"`
+}
+
+// StepError is the value of a result whose stepwise-status is StatusError
+// (result-error.schema.json): a failure reported by a worker.
+type StepError struct {
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+// CompletionStatus is the final status of a request.
+type CompletionStatus string
+
+const (
+	Succeeded CompletionStatus = "succeeded"
+	Failed    CompletionStatus = "failed"
+	Cancelled CompletionStatus = "cancelled"
+)
+
+// Completion is written to the completions topic once per finished request
+// (completion.schema.json); key: the id.
+type Completion struct {
+	Request   string           `json:"id"`
+	Workflow  string           `json:"workflow"`
+	Version   int              `json:"version,omitempty"` // the definition version it ran on
+	Status    CompletionStatus `json:"status"`
+	Output    json.RawMessage  `json:"output,omitempty"`
+	Error     *Failure         `json:"error,omitempty"`
+	Started   time.Time        `json:"started"`
+	Finished  time.Time        `json:"finished"`
+	Partition int32            `json:"-"` // where it was read; not on the wire
+}
+
+// Failure names where and why a request failed.
+type Failure struct {
+	Step    string `json:"step,omitempty"` // step path
+	Attempt int    `json:"attempt,omitempty"`
+	Message string `json:"message"`
+}
