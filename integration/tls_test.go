@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 // tlsPortOffset moves the TLS test's private broker clear of the shared
@@ -166,8 +166,8 @@ func TestTLS(t *testing.T) {
 			// The CLI: start and wait, then get.
 			args := append([]string{"start", "chain", "--id", "tls-cli", "--input", `{"from": "cli"}`, "--wait", "--timeout", "90s"}, s.conn...)
 			out, err := exec.CommandContext(e.ctx, s.stepwise, args...).Output()
-			var comp machine.Completion
-			if err != nil || json.Unmarshal(out, &comp) != nil || comp.Status != machine.Succeeded {
+			var comp schemas.Completion
+			if err != nil || json.Unmarshal(out, &comp) != nil || comp.Status != schemas.Succeeded {
 				t.Fatalf("stepwise start --wait over TLS: %v\n%s", err, out)
 			}
 			checkOutput(t, "CLI", comp.Output, want("cli"))
@@ -191,8 +191,8 @@ func TestTLS(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			comp = machine.Completion{}
-			if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &comp) != nil || comp.Status != machine.Succeeded {
+			comp = schemas.Completion{}
+			if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &comp) != nil || comp.Status != schemas.Succeeded {
 				t.Fatalf("API start and wait over TLS: %d %s", resp.StatusCode, body)
 			}
 			checkOutput(t, "API", comp.Output, want("api"))
