@@ -21,6 +21,8 @@ type requestBody struct {
 	ID       string          `json:"id"`
 	Input    json.RawMessage `json:"input"`
 	Reason   string          `json:"reason"`
+	Run      int             `json:"run"`  // cancel, retry: the run meant
+	From     string          `json:"from"` // retry: the step to run again from
 }
 
 // decodeRequest turns a requests record into an event. Malformed bodies
@@ -49,13 +51,15 @@ func decodeRequest(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
 		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow,
 			Input: json.RawMessage(r.Value), Partition: r.Partition}, "request is not a JSON object: " + err.Error(), true
 	case body.Type == "cancel":
-		return machine.Event{Kind: machine.EventCancel, Request: id, Reason: body.Reason, Partition: r.Partition}, "", true
+		return machine.Event{Kind: machine.EventCancel, Request: id, Reason: body.Reason, Run: body.Run, Partition: r.Partition}, "", true
+	case body.Type == "retry":
+		return machine.Event{Kind: machine.EventRetry, Request: id, Run: body.Run, From: body.From, Partition: r.Partition}, "", true
 	case body.Type == "start":
 		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Version: body.Version,
 			Input: body.Input, Partition: r.Partition}, "", true
 	default:
 		ev := machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Input: body.Input, Partition: r.Partition}
-		return ev, fmt.Sprintf("request type %q is neither start nor cancel; handled as a start", body.Type), true
+		return ev, fmt.Sprintf("request type %q is not start, cancel or retry; handled as a start", body.Type), true
 	}
 }
 
@@ -139,6 +143,9 @@ func (e *encoder) records(part int32, eff *machine.Effects) []*kgo.Record {
 	for i := range eff.Dispatches {
 		out = append(out, e.task(&eff.Dispatches[i]))
 	}
+	for i := range eff.Revokes {
+		out = append(out, e.revoke(&eff.Revokes[i]))
+	}
 	for i := range eff.Completions {
 		c := &eff.Completions[i]
 		v, err := json.Marshal(c)
@@ -167,6 +174,25 @@ func (e *encoder) task(d *machine.Dispatch) *kgo.Record {
 		h = append(h, kgo.RecordHeader{Key: schemas.HeaderDeadline, Value: []byte(d.Deadline.UTC().Format(deadlineFormat))})
 	}
 	return &kgo.Record{Topic: e.tasksTopic(d.Queue), Key: []byte(d.Request), Value: d.Input, Headers: h}
+}
+
+// revokeBody is the value of a cancel control message (cancel-task.schema.json).
+type revokeBody struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// revoke builds the cancel control message of a task (PROTOCOL.md,
+// tasks.<queue>): the task's key, so it lands on the task's partition
+// after it, and the task's request, step and attempt headers.
+func (e *encoder) revoke(r *machine.Revoke) *kgo.Record {
+	v, _ := json.Marshal(revokeBody{Reason: r.Reason})
+	return &kgo.Record{Topic: e.tasksTopic(r.Queue), Key: []byte(r.Request), Value: v, Headers: []kgo.RecordHeader{
+		{Key: schemas.HeaderControl, Value: []byte(schemas.ControlCancel)},
+		{Key: schemas.HeaderRequest, Value: []byte(r.Request)},
+		{Key: schemas.HeaderWorkflow, Value: []byte(r.Workflow)},
+		{Key: schemas.HeaderStep, Value: []byte(r.Step)},
+		{Key: schemas.HeaderAttempt, Value: []byte(strconv.Itoa(r.Attempt))},
+	}}
 }
 
 // recordSize approximates a record's size on the wire: payload plus a

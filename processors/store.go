@@ -139,9 +139,10 @@ func (s *staged) commit() {
 // but the machine only needs to know that it finished and when it expires
 // (to ignore a repeated start, late results and cancels, and to forget it):
 // keeping that much holds memory per remembered request to a few hundred
-// bytes, whatever its input and outputs were.
+// bytes, whatever its input and outputs were. A failed or cancelled
+// request is kept whole: a retry resumes it from its steps.
 func retained(r *schemas.Record) *schemas.Record {
-	if r.Path != "" || r.Status == schemas.Running {
+	if r.Path != "" || r.Status != schemas.StatusSucceeded {
 		return r
 	}
 	return &schemas.Record{

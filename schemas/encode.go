@@ -72,6 +72,10 @@ func EncodeRecord(r *Record) []byte {
 	b = appendTimeField(b, "created", r.Created)
 	b = appendTimeField(b, "updated", r.Updated)
 	b = appendTimeFieldOmit(b, "expireAt", r.ExpireAt)
+	if r.Retries != 0 {
+		b = append(b, `,"retries":`...)
+		b = strconv.AppendInt(b, int64(r.Retries), 10)
+	}
 	if r.Children != 0 {
 		b = append(b, `,"children":`...)
 		b = strconv.AppendInt(b, int64(r.Children), 10)
@@ -89,6 +93,10 @@ func appendStep(b []byte, s *StepState) []byte {
 	if s.Attempt != 0 {
 		b = append(b, `,"attempt":`...)
 		b = strconv.AppendInt(b, int64(s.Attempt), 10)
+	}
+	if s.First != 0 {
+		b = append(b, `,"first":`...)
+		b = strconv.AppendInt(b, int64(s.First), 10)
 	}
 	b = appendRawFieldOmit(b, "output", s.Output)
 	if s.Children != 0 {

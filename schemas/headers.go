@@ -12,6 +12,15 @@ const (
 	HeaderReplyPartition = "stepwise-reply-partition" // partition of the reply topic, decimal; tasks
 	HeaderDeadline       = "stepwise-deadline"        // optional RFC 3339 time; tasks
 	HeaderStatus         = "stepwise-status"          // StatusOK or StatusError; results
+	HeaderControl        = "stepwise-control"         // ControlCancel on a control message of a task topic
+)
+
+// Values of HeaderControl. A record of a task topic with this header is
+// not a task: it tells the workers about the task of the same request,
+// step and attempt (its key and headers), which it follows on the same
+// partition.
+const (
+	ControlCancel = "cancel" // stop running the task; no result is wanted
 )
 
 // Values of HeaderStatus.

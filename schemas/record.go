@@ -48,12 +48,20 @@ type Record struct {
 	Created   time.Time             `json:"created"`
 	Updated   time.Time             `json:"updated"`
 	ExpireAt  time.Time             `json:"expireAt,omitzero"`  // finished requests: when the record is forgotten
+	Retries   int                   `json:"retries,omitempty"`  // the request: retries asked for so far (Run - 1)
 	Children  int                   `json:"children,omitempty"` // fan-out progress: children started
 	Done      int                   `json:"done,omitempty"`     // fan-out progress: children finished
 }
 
+// Run is the run of the request a root record is in: 1, then one more per
+// retry.
+func (r *Record) Run() int { return r.Retries + 1 }
+
 // DefinitionVersion is the workflow version the record runs on.
 func (r *Record) DefinitionVersion() int { return max(r.Version, 1) }
+
+// FirstAttempt is the first attempt of the step in the current run.
+func (s *StepState) FirstAttempt() int { return max(s.First, 1) }
 
 // KindFanout marks a fan-out progress record.
 const KindFanout = "fanout"
@@ -71,8 +79,12 @@ const (
 // StepState is the state of one step of one graph instance. A step not in
 // the map has not started.
 type StepState struct {
-	Status   StepStatus      `json:"status"`
-	Attempt  int             `json:"attempt,omitempty"`
+	Status  StepStatus `json:"status"`
+	Attempt int        `json:"attempt,omitempty"`
+	// First is the first attempt of the step in the current run of the
+	// request (0: 1); attempts count on across retries, and the retry
+	// policy's budget is counted from First.
+	First    int             `json:"first,omitempty"`
 	Output   json.RawMessage `json:"output,omitempty"`   // plain step, once succeeded
 	Children int             `json:"children,omitempty"` // fan-out: number of children
 	Done     int             `json:"done,omitempty"`     // fan-out: children finished
@@ -91,6 +103,12 @@ const (
 	StepWaiting   StepStatus = "waiting" // failed, next attempt at RetryAt
 	StepSucceeded StepStatus = "succeeded"
 	StepFailed    StepStatus = "failed"
+	// StepCancelled: stopped because the request was cancelled or
+	// failed elsewhere while it ran or waited.
+	StepCancelled StepStatus = "cancelled"
+	// StepPending: to run again (a retry from an earlier step), not
+	// started yet; Attempt keeps the last attempt so numbers count on.
+	StepPending StepStatus = "pending"
 )
 
 // ErrRecordVersion means a state record was written by a newer Stepwise.

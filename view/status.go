@@ -100,6 +100,7 @@ type NodeProgress struct {
 	Waiting   int    `json:"waiting"` // failed, waiting for a retry
 	Succeeded int    `json:"succeeded"`
 	Failed    int    `json:"failed"`
+	Cancelled int    `json:"cancelled"` // stopped by a cancel, or by a failure elsewhere
 	// Fan-out nodes: children started and finished, summed.
 	Children     int        `json:"children,omitempty"`
 	ChildrenDone int        `json:"childrenDone,omitempty"`
@@ -281,6 +282,8 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 				p.Succeeded++
 			case string(schemas.StepFailed):
 				p.Failed++
+			case string(schemas.StepCancelled):
+				p.Cancelled++
 			}
 			if ss != nil {
 				p.MaxAttempt = max(p.MaxAttempt, ss.Attempt)
@@ -328,6 +331,8 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 			p.Status = "failed"
 		case p.Running+p.Waiting > 0:
 			p.Status = "running"
+		case p.Cancelled > 0:
+			p.Status = "cancelled"
 		case p.Total > 0 && p.Succeeded == p.Total:
 			p.Status = "succeeded"
 		case p.Succeeded > 0:

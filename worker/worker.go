@@ -202,6 +202,7 @@ type consumer struct {
 	cl       *kgo.Client
 	producer *kgo.Client
 	tr       *tracker
+	cancels  *cancels                // running handlers, for cancel control messages
 	fail     context.CancelCauseFunc // stops the worker on a fatal error
 	log      *slog.Logger
 
@@ -215,6 +216,7 @@ func (w *Worker) newConsumer(q *queue, h Handler, producer *kgo.Client, fail con
 		w: w, q: q, h: h, producer: producer, fail: fail,
 		topic:   w.cfg.prefix.Tasks(q.name),
 		tr:      newTracker(),
+		cancels: newCancels(),
 		inClose: make(chan struct{}),
 		log:     w.cfg.logger.With(slog.String(logQueue, q.name)),
 	}
@@ -306,7 +308,26 @@ func (c *consumer) run(runCtx, hardCtx context.Context) {
 			}
 			c.log.Warn("fetch error", slog.String(logTopic, topic), slog.Int(logPartition, int(p)), slog.String(logError, err.Error()))
 		})
+		// Control messages first: a cancel polled with its task, or
+		// with a task waiting for a slot, stops it before it starts.
+		control := make([]bool, len(recs))
 		for i, r := range recs {
+			if key, ok := isControl(r); ok {
+				control[i] = true
+				if c.cancels.cancel(key) {
+					c.log.Info("task cancelled", slog.String(logRequest, string(r.Key)), slog.Int64(logOffset, r.Offset))
+				}
+			}
+		}
+		for i, r := range recs {
+			if control[i] {
+				// Not a task: done at once.
+				if c.tr.start(entries[i]) {
+					c.markDone(r, entries[i])
+					c.tr.release(entries[i])
+				}
+				continue
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-runCtx.Done():
@@ -438,13 +459,23 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 			ctx, cancel = context.WithDeadline(ctx, t.Deadline)
 			defer cancel()
 		}
+		ctx, end, ok := c.cancels.begin(ctx, taskKey(rp.request, rp.step, rp.attempt))
+		if !ok {
+			return nil // cancelled before it started: nothing to answer
+		}
 		done := c.w.cfg.metrics.Started(c.q.name, rp.step, rec.Timestamp)
 		out, err := c.h(ctx, t)
+		cancelled := errors.Is(context.Cause(ctx), ErrCancelled)
+		end()
 		res.task = t
 		if hardCtx.Err() != nil {
 			res.abandoned = true
 			done("abandoned")
 			return res
+		}
+		if cancelled {
+			done("cancelled")
+			return nil // the request no longer wants it: no result
 		}
 		res.record = c.answer(rp, out, err)
 		done(resultOutcome(res.record))

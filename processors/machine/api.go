@@ -15,6 +15,7 @@ const (
 	EventResult                      // a worker answered a task
 	EventCancel                      // a client asked to cancel a request
 	EventTimer                       // a timer set by an earlier transition fell due
+	EventRetry                       // a client asked to run a failed or cancelled request again
 )
 
 // Event is the one input of the state machine.
@@ -42,6 +43,17 @@ type Event struct {
 
 	// Cancel: why, in the client's words (optional).
 	Reason string
+
+	// Cancel and Retry: the run of the request the client meant (Run of
+	// the request's record when the client looked). A retry must name
+	// the current run, so that a repeated retry does not run the request
+	// a third time; a cancel naming another run is ignored, 0 cancels
+	// whatever runs.
+	Run int
+	// Retry: run again from this step of the request's top-level graph,
+	// and every step downstream of it, even those that succeeded. Empty:
+	// only the steps that failed or were interrupted.
+	From string
 }
 
 // TimerKind says why a timer was set.
@@ -78,6 +90,7 @@ type Store interface {
 type Effects struct {
 	Writes      []Write              // state records, in order; apply in order
 	Dispatches  []Dispatch           // tasks to produce
+	Revokes     []Revoke             // dispatched tasks whose work is no longer wanted
 	Completions []schemas.Completion // requests that finished
 	SetTimers   []Timer
 	ClearTimers []Timer
@@ -103,7 +116,8 @@ const (
 	ReasonUnknownStep      Reason = "unknown_step"       // a result naming no dispatched step of its instance
 	ReasonWorkflowGone     Reason = "workflow_undefined" // a result for a workflow no longer defined
 	ReasonStaleResult      Reason = "stale_result"       // a result for an attempt that is no longer running (redelivery, late answer)
-	ReasonCancelIgnored    Reason = "cancel_ignored"     // a cancel of an unknown or finished request
+	ReasonCancelIgnored    Reason = "cancel_ignored"     // a cancel of an unknown or finished request, or of another run
+	ReasonRetryIgnored     Reason = "retry_ignored"      // a retry of an unknown, running or succeeded request, of another run, or from a step it cannot run from
 	ReasonStaleTimer       Reason = "stale_timer"        // a timer that no longer matches the state
 	ReasonUnknownEventKind Reason = "unknown_event"      // an event of a kind the machine does not know
 )
@@ -125,4 +139,17 @@ type Dispatch struct {
 	Input     json.RawMessage
 	Deadline  time.Time // zero: none
 	Partition int32     // home partition: the worker replies there
+}
+
+// Revoke tells the workers of Queue that a task they may be running is no
+// longer wanted (the request was cancelled or failed): a cancel control
+// message on the task's topic, with the task's key, so it follows the task
+// on its partition.
+type Revoke struct {
+	Queue    string
+	Request  string
+	Workflow string
+	Step     string // step path
+	Attempt  int
+	Reason   string
 }

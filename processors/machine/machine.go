@@ -73,6 +73,8 @@ func (m *Machine) Apply(st Store, ev Event, now time.Time) Effects {
 		t.cancel(ev)
 	case EventTimer:
 		t.timer(ev)
+	case EventRetry:
+		t.retry(ev)
 	default:
 		t.ignore(ReasonUnknownEventKind, fmt.Sprintf("unknown event kind %d", ev.Kind))
 	}

@@ -74,25 +74,82 @@ type driver struct {
 	open     []Dispatch // dispatched, not answered yet
 	answered []Event
 	done     map[string]int // completions per request
+	// ran[request][run] counts completions per run: at most one each.
+	ran map[string]map[int]int
+	// succeeded holds the plain step paths and child paths of each
+	// request that had succeeded when its latest retry was applied: a
+	// retry must never run them again.
+	succeeded map[string]map[string]bool
+	retries   int // retries applied, for the test's log
 }
 
 func (d *driver) apply(ev Event) {
 	d.snaps = append(d.snaps, maps.Clone(d.h.store))
 	d.log = append(d.log, logged{ev, d.h.now})
+	var done map[string]bool
+	if ev.Kind == EventRetry {
+		done = d.succeededOf(ev.Request)
+	}
 	eff := d.h.apply(ev)
+	if ev.Kind == EventRetry && eff.Reason == "" {
+		d.retries++
+		d.succeeded[ev.Request] = done
+	}
 	for _, disp := range eff.Dispatches {
-		if d.done[disp.Request] > 0 {
-			d.t.Fatalf("dispatch of %s after %s completed", disp.Step, disp.Request)
+		if root := d.h.store[disp.Request]; root == nil || root.Status != schemas.Running {
+			d.t.Fatalf("dispatch of %s while %s is not running", disp.Step, disp.Request)
+		}
+		for p := range d.succeeded[disp.Request] {
+			if disp.Step == p || strings.HasPrefix(disp.Step, p+"/") {
+				d.t.Fatalf("retry ran %s of %s again, which had succeeded (%s)", disp.Step, disp.Request, p)
+			}
 		}
 		d.checkJoined(disp)
 		d.open = append(d.open, disp)
 	}
 	for _, c := range eff.Completions {
 		d.done[c.Request]++
-		if d.done[c.Request] > 1 {
-			d.t.Fatalf("request %s completed twice", c.Request)
+		run := d.h.store[c.Request].Run()
+		if d.ran[c.Request] == nil {
+			d.ran[c.Request] = map[int]int{}
+		}
+		d.ran[c.Request][run]++
+		if d.ran[c.Request][run] > 1 {
+			d.t.Fatalf("request %s completed twice in run %d", c.Request, run)
 		}
 	}
+}
+
+// succeededOf returns the plain step paths and child paths of request that
+// have succeeded.
+func (d *driver) succeededOf(request string) map[string]bool {
+	out := map[string]bool{}
+	for _, rec := range d.h.store {
+		if rec.Request != request || rec.Kind != "" {
+			continue
+		}
+		if rec.Path != "" && rec.Status == schemas.StatusSucceeded {
+			out[rec.Path] = true
+			continue
+		}
+		for name, ss := range rec.Steps {
+			if ss.Status == schemas.StepSucceeded && ss.Children == 0 {
+				out[statekey.StepPath(rec.Path, name)] = true
+			}
+		}
+	}
+	return out
+}
+
+// finished returns a request that has finished without succeeding, if
+// any: what a client would retry.
+func (d *driver) finished() (*schemas.Record, bool) {
+	for i := range 3 {
+		if r := d.h.store[fmt.Sprintf("req-%d", i)]; r != nil && (r.Status == schemas.StatusFailed || r.Status == schemas.StatusCancelled) {
+			return r, true
+		}
+	}
+	return nil, false
 }
 
 // checkJoined fails the test unless every child of every fan-out step the
@@ -157,7 +214,19 @@ func (d *driver) step() bool {
 	case n < 16 && len(d.log) > 0: // replay of any earlier event
 		d.apply(d.log[d.r.IntN(len(d.log))].ev)
 	case n < 17 && d.r.IntN(8) == 0:
-		d.apply(Event{Kind: EventCancel, Request: fmt.Sprintf("req-%d", d.r.IntN(3))})
+		ev := Event{Kind: EventCancel, Request: fmt.Sprintf("req-%d", d.r.IntN(3))}
+		if r := d.h.store[ev.Request]; r != nil && d.r.IntN(2) == 0 {
+			ev.Run = r.Run() // the run the client saw; else 0: whatever runs
+		}
+		d.apply(ev)
+	case n < 18 && d.r.IntN(3) == 0:
+		// A client retries a request it sees failed or cancelled, at
+		// most a few times so that the run ends.
+		if r, ok := d.finished(); ok && r.Retries < 3 {
+			d.apply(Event{Kind: EventRetry, Request: r.Request, Run: r.Run()})
+			return true
+		}
+		return d.fireOne()
 	default:
 		return d.fireOne()
 	}
@@ -194,12 +263,20 @@ func encodeStore(s mapStore) map[string]string {
 	return out
 }
 
+// TestPropertyEveryRequestCompletesExactlyOnce drives random workflows
+// with duplicated, reordered and replayed results, timers, cancels and
+// retries: every run of a request completes exactly once, a retry never
+// runs a step (or fan-out child) that had succeeded, and the same events
+// always give the same state.
 func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
+	totalRetries := 0
+	defer func() { t.Logf("retries applied across seeds: %d", totalRetries) }()
 	for seed := range uint64(300) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 7))
 			wf, keys := randomWorkflow(r)
-			d := &driver{t: t, r: r, h: newHarness(t, wf), listKeys: keys, done: map[string]int{}}
+			d := &driver{t: t, r: r, h: newHarness(t, wf), listKeys: keys, done: map[string]int{},
+				ran: map[string]map[int]int{}, succeeded: map[string]map[string]bool{}}
 			requests := 1 + r.IntN(3)
 			for i := range requests {
 				list := make([]int, r.IntN(4))
@@ -217,13 +294,15 @@ func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
 				d.h.now = d.h.now.Add(time.Millisecond)
 			}
 			for i := range requests {
-				if got := d.done[fmt.Sprintf("req-%d", i)]; got != 1 {
-					t.Fatalf("req-%d completed %d times", i, got)
+				id := fmt.Sprintf("req-%d", i)
+				if got, runs := d.done[id], d.h.store[id].Run(); got != runs {
+					t.Fatalf("%s completed %d times in %d runs; want once per run", id, got, runs)
 				}
 			}
+			totalRetries += d.retries
 			for k, rec := range d.h.store {
-				if rec.Path != "" {
-					t.Fatalf("child record %s left after every request finished", k)
+				if root := d.h.store[rec.Request]; rec.Path != "" && (root == nil || root.Status == schemas.StatusSucceeded) {
+					t.Fatalf("child record %s left after its request succeeded", k)
 				}
 			}
 			final := encodeStore(d.h.store)

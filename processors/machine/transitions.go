@@ -85,11 +85,149 @@ func (t *transition) cancel(ev Event) {
 		t.ignore(ReasonCancelIgnored, "cancel of an unknown or finished request")
 		return
 	}
+	if ev.Run != 0 && ev.Run != root.Run() {
+		t.ignore(ReasonCancelIgnored, fmt.Sprintf("cancel of run %d; the request is in run %d", ev.Run, root.Run()))
+		return
+	}
 	msg := "cancelled"
 	if ev.Reason != "" {
 		msg += ": " + ev.Reason
 	}
 	t.finish(t.mutable(ev.Request), schemas.Cancelled, nil, &schemas.Failure{Message: msg})
+}
+
+// retry runs a failed or cancelled request again, in the same record, on
+// the same definition version: steps that failed or were interrupted run
+// again (in a fan-out, only the children that did not succeed), with
+// attempt numbers counting on; outputs of steps that succeeded are kept.
+// With From, that top-level step and every step downstream of it run
+// again too.
+func (t *transition) retry(ev Event) {
+	root := t.get(ev.Request)
+	switch {
+	case root == nil:
+		t.ignore(ReasonRetryIgnored, "retry of an unknown request")
+		return
+	case root.Status == schemas.Running || root.Status == schemas.StatusSucceeded:
+		t.ignore(ReasonRetryIgnored, "retry of a request that is "+string(root.Status))
+		return
+	case ev.Run != root.Run():
+		t.ignore(ReasonRetryIgnored, fmt.Sprintf("retry of run %d; the request is in run %d", ev.Run, root.Run()))
+		return
+	}
+	g, err := t.graphOf(root)
+	if err != nil {
+		t.ignore(ReasonRetryIgnored, "cannot retry: "+err.Error())
+		return
+	}
+	var again map[string]bool
+	if ev.From != "" {
+		if again, err = Downstream(g, ev.From); err != nil {
+			t.ignore(ReasonRetryIgnored, "cannot retry: "+err.Error())
+			return
+		}
+	}
+	root = t.mutable(ev.Request)
+	t.eff.ClearTimers = append(t.eff.ClearTimers, TimersOf(root)...) // the expiry
+	root.Status, root.Output, root.Error, root.ExpireAt = schemas.Running, nil, nil, time.Time{}
+	root.Retries++
+	for name := range again {
+		if ss := root.Steps[name]; ss != nil {
+			root.Steps[name] = &schemas.StepState{Status: schemas.StepPending, Attempt: ss.Attempt}
+		}
+	}
+	t.resume(root, g)
+}
+
+// Downstream returns step and every step of g that depends on it, directly
+// or not: what a retry from step runs again. A fan-out step among them is
+// refused: its children would be started afresh under attempt numbers an
+// earlier child may still answer.
+func Downstream(g *topology.Graph, step string) (map[string]bool, error) {
+	st := g.ByName[step]
+	if st == nil {
+		return nil, fmt.Errorf("no top-level step %q to retry from (steps: %s)", step, strings.Join(stepNames(g), ", "))
+	}
+	out := map[string]bool{}
+	var walk func(s *topology.Step) error
+	walk = func(s *topology.Step) error {
+		if out[s.Name] {
+			return nil
+		}
+		if s.Task != nil {
+			return fmt.Errorf("retry from %q would run fan-out step %q again from the start; retry without a step to run only its children that did not succeed", step, s.Name)
+		}
+		out[s.Name] = true
+		for _, n := range s.Successors {
+			if err := walk(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(st)
+}
+
+func stepNames(g *topology.Graph) []string {
+	out := make([]string, 0, len(g.Steps))
+	for _, s := range g.Steps {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// resume restarts what did not succeed in inst (mutable) and then advances
+// it: failed, cancelled or waiting plain steps get their next attempt;
+// fan-out steps resume their unfinished children and start those never
+// created (a request that failed while starting them).
+func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
+	for _, step := range g.Steps {
+		ss := inst.Steps[step.Name]
+		if ss == nil || ss.Status == schemas.StepSucceeded || ss.Status == schemas.StepPending {
+			continue
+		}
+		if step.Task == nil {
+			if t.ready(inst, step) {
+				t.dispatch(inst, step, ss.Attempt+1)
+			} else {
+				inst.Steps[step.Name] = &schemas.StepState{Status: schemas.StepPending, Attempt: ss.Attempt}
+			}
+			if t.rootFinished(inst.Request) {
+				return
+			}
+			continue
+		}
+		ss.Status, ss.Ended = schemas.StepRunning, time.Time{}
+		var fields map[string]json.RawMessage
+		var elems []json.RawMessage
+		for i := range ss.Children {
+			key := statekey.Format(inst.Request, statekey.ChildPath(inst.Path, step.Name, i))
+			child := t.get(key)
+			if child == nil {
+				if elems == nil {
+					fields = decodeObject(t.inputOf(inst, step))
+					_ = json.Unmarshal(fields[step.Task.ItemListKey], &elems)
+					delete(fields, step.Task.ItemListKey)
+				}
+				if i < len(elems) {
+					t.startChild(inst, step, fields, elems[i], i)
+				}
+			} else if child.Status != schemas.StatusSucceeded {
+				child = t.mutable(key)
+				child.Status, child.Error = schemas.Running, nil
+				t.resume(child, step.Task.Graph)
+			}
+			if t.rootFinished(inst.Request) {
+				return
+			}
+		}
+		progressKey := statekey.Format(inst.Request, statekey.StepPath(inst.Path, step.Name))
+		if t.get(progressKey) == nil {
+			// Every child had succeeded; the join did not run.
+			ss.Status, ss.Done, ss.Ended = schemas.StepSucceeded, ss.Children, t.now
+		}
+	}
+	t.advance(inst, g)
 }
 
 // timer handles a due timer that still matches the state.
@@ -100,6 +238,7 @@ func (t *transition) timer(ev Event) {
 			t.ignore(ReasonStaleTimer, "stale expiry timer")
 			return
 		}
+		t.forgetChildren(root) // kept for a retry of a failed or cancelled request
 		t.put(ev.Request, nil)
 		return
 	}
@@ -191,7 +330,7 @@ func (t *transition) advance(inst *schemas.Record, g *topology.Graph) {
 		done := 0
 		for _, step := range g.Steps {
 			ss := inst.Steps[step.Name]
-			if ss != nil {
+			if ss != nil && ss.Status != schemas.StepPending {
 				if ss.Status == schemas.StepSucceeded {
 					done++
 				}
@@ -290,7 +429,11 @@ func (t *transition) outputOf(inst *schemas.Record, step *topology.Step) json.Ra
 // a fan-out step.
 func (t *transition) begin(inst *schemas.Record, step *topology.Step) {
 	if step.Task == nil {
-		t.dispatch(inst, step, 1)
+		attempt := 1
+		if prev := inst.Steps[step.Name]; prev != nil {
+			attempt = prev.Attempt + 1 // pending: numbers count on across runs
+		}
+		t.dispatch(inst, step, attempt)
 		return
 	}
 	ss := &schemas.StepState{Status: schemas.StepRunning, Started: t.now}
@@ -325,25 +468,31 @@ func (t *transition) begin(inst *schemas.Record, step *topology.Step) {
 	})
 	delete(fields, step.Task.ItemListKey)
 	for i, elem := range elems {
-		fields[step.Task.ItemKey] = elem
-		path := statekey.ChildPath(inst.Path, step.Name, i)
-		key := statekey.Format(inst.Request, path)
-		id := elementID(elem)
-		if id == "" {
-			id = key
-		}
-		child := &schemas.Record{
-			Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Path: path,
-			Task: step.Task.Name, ID: id, Partition: inst.Partition,
-			Status: schemas.Running, Input: encodeObject(fields), Created: t.now,
-			Steps: map[string]*schemas.StepState{},
-		}
-		t.put(key, child)
-		t.advance(child, step.Task.Graph)
+		t.startChild(inst, step, fields, elem, i)
 		if t.rootFinished(inst.Request) {
 			return
 		}
 	}
+}
+
+// startChild creates child i of fan-out step of inst over elem and starts
+// it. fields is the step's input without the list key.
+func (t *transition) startChild(inst *schemas.Record, step *topology.Step, fields map[string]json.RawMessage, elem json.RawMessage, i int) {
+	fields[step.Task.ItemKey] = elem
+	path := statekey.ChildPath(inst.Path, step.Name, i)
+	key := statekey.Format(inst.Request, path)
+	id := elementID(elem)
+	if id == "" {
+		id = key
+	}
+	child := &schemas.Record{
+		Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Path: path,
+		Task: step.Task.Name, ID: id, Partition: inst.Partition,
+		Status: schemas.Running, Input: encodeObject(fields), Created: t.now,
+		Steps: map[string]*schemas.StepState{},
+	}
+	t.put(key, child)
+	t.advance(child, step.Task.Graph)
 }
 
 func (t *transition) rootFinished(request string) bool {
@@ -355,8 +504,14 @@ func (t *transition) rootFinished(request string) bool {
 func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt int) {
 	input := t.inputOf(inst, step)
 	ss := &schemas.StepState{Status: schemas.StepRunning, Attempt: attempt, Started: t.now}
+	if attempt != 1 {
+		ss.First = attempt // a new run's first attempt
+	}
 	if prev := inst.Steps[step.Name]; prev != nil {
 		ss.Error = prev.Error
+		if prev.Status == schemas.StepWaiting {
+			ss.First = prev.First // the next attempt of the same run
+		}
 	}
 	inst.Steps[step.Name] = ss
 	path := statekey.StepPath(inst.Path, step.Name)
@@ -383,7 +538,7 @@ func (t *transition) fail(inst *schemas.Record, step *topology.Step, ss *schemas
 	t.clearTimeout(inst, step.Name, ss)
 	ss.Error, ss.Ended = msg, t.now
 	path := statekey.StepPath(inst.Path, step.Name)
-	if retryable && ss.Attempt < step.Retry.MaxAttempts {
+	if retryable && ss.Attempt-ss.FirstAttempt()+1 < step.Retry.MaxAttempts {
 		ss.Status = schemas.StepWaiting
 		ss.RetryAt = t.now.Add(step.Retry.Backoff(ss.Attempt + 1))
 		t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Step: path, Attempt: ss.Attempt, Kind: TimerRetry, At: ss.RetryAt})
@@ -391,7 +546,7 @@ func (t *transition) fail(inst *schemas.Record, step *topology.Step, ss *schemas
 	}
 	ss.Status = schemas.StepFailed
 	if retryable {
-		msg = fmt.Sprintf("%s (attempt %d of %d)", msg, ss.Attempt, step.Retry.MaxAttempts)
+		msg = fmt.Sprintf("%s (attempt %d of %d)", msg, ss.Attempt-ss.FirstAttempt()+1, step.Retry.MaxAttempts)
 	}
 	t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: ss.Attempt, Message: msg})
 }
@@ -425,10 +580,27 @@ func (t *transition) finish(inst *schemas.Record, status schemas.CompletionStatu
 		t.childDone(inst)
 		return
 	}
-	t.forgetChildren(inst)
 	// Steps this transition dispatched before the request ended (a step
 	// earlier in the graph than the one that failed it) must not run.
-	t.eff.Dispatches = slices.DeleteFunc(t.eff.Dispatches, func(d Dispatch) bool { return d.Request == inst.Request })
+	unsent := map[string]bool{}
+	t.eff.Dispatches = slices.DeleteFunc(t.eff.Dispatches, func(d Dispatch) bool {
+		if d.Request == inst.Request {
+			unsent[d.Step] = true
+			return true
+		}
+		return false
+	})
+	if status == schemas.Succeeded {
+		t.forgetChildren(inst)
+	} else {
+		// Kept until expiry, for a retry to run only what did not
+		// succeed; steps still running are told to stop.
+		reason := "request " + string(status)
+		if f != nil {
+			reason += ": " + f.Message
+		}
+		t.interrupt(inst, f, reason, unsent)
+	}
 	t.eff.SetTimers = slices.DeleteFunc(t.eff.SetTimers, func(tm Timer) bool { return tm.Request == inst.Request })
 	inst.ExpireAt = t.now.Add(t.m.retention)
 	t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Kind: TimerExpire, At: inst.ExpireAt})
@@ -437,6 +609,45 @@ func (t *transition) finish(inst *schemas.Record, status schemas.CompletionStatu
 		Output: output, Error: f, Started: inst.Created, Finished: t.now,
 		Partition: inst.Partition,
 	})
+}
+
+// interrupt marks every running or waiting step of inst, and of its
+// unfinished children, cancelled, and revokes the tasks in flight (those
+// in unsent were never produced). A child holding the step that failed the
+// request is marked failed, the others cancelled. inst must be mutable.
+func (t *transition) interrupt(inst *schemas.Record, f *schemas.Failure, reason string, unsent map[string]bool) {
+	g, _ := t.graphOf(inst) // nil when the definition is gone: nothing to revoke then
+	for name, ss := range sortedSteps(inst.Steps) {
+		path := statekey.StepPath(inst.Path, name)
+		switch ss.Status {
+		case schemas.StepRunning:
+			if g != nil && g.ByName[name] != nil && g.ByName[name].Task == nil && !unsent[path] {
+				t.eff.Revokes = append(t.eff.Revokes, Revoke{Queue: g.ByName[name].Queue, Request: inst.Request, Workflow: inst.Workflow,
+					Step: path, Attempt: ss.Attempt, Reason: reason})
+			}
+		case schemas.StepWaiting, schemas.StepPending:
+		default:
+			continue
+		}
+		ss.Status, ss.Ended, ss.Deadline, ss.RetryAt = schemas.StepCancelled, t.now, time.Time{}, time.Time{}
+		if ss.Children == 0 {
+			continue
+		}
+		for i := range ss.Children {
+			key := statekey.Format(inst.Request, statekey.ChildPath(inst.Path, name, i))
+			if c := t.get(key); c == nil || c.Status != schemas.Running {
+				continue
+			}
+			child := t.mutable(key)
+			t.eff.ClearTimers = append(t.eff.ClearTimers, TimersOf(child)...)
+			child.Status = schemas.StatusCancelled
+			if f != nil && strings.HasPrefix(f.Step, child.Path+"/") {
+				child.Status = schemas.StatusFailed
+				ss.Status = schemas.StepFailed
+			}
+			t.interrupt(child, f, reason, unsent)
+		}
+	}
 }
 
 // childDone counts a succeeded child in its fan-out's progress record and,
