@@ -68,7 +68,7 @@ func TestEverySchemaCompiles(t *testing.T) {
 	want := []string{
 		"start.schema.json", "cancel.schema.json", "task.schema.json", "result.schema.json",
 		"result-error.schema.json", "completion.schema.json", "state-record.schema.json",
-		"definition.schema.json", "headers.schema.json", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
+		"definition.schema.json", "retry.schema.json", "headers.schema.json", "headers.schema.json#/$defs/control", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
 	}
 	for _, n := range want {
 		compile(t, c, n)
