@@ -54,9 +54,9 @@ func (d drop) level() slog.Level {
 	return slog.LevelWarn
 }
 
-// dropCounts is the one place where the processor counts dropped inputs,
-// by reason. Stats().Drops returns a copy; a metrics exporter publishes it
-// as one counter labelled by reason.
+// dropCounts counts the processor's dropped inputs by reason for Stats
+// (tests, the bench); reportDrops feeds the same drops, at the same moment,
+// to stepwise_inputs_dropped_total{topic,reason} of package metrics.
 type dropCounts struct {
 	mu sync.Mutex
 	n  map[machine.Reason]uint64
