@@ -56,7 +56,7 @@ workflows:
 // testEnv is an embedded broker with a processor, a worker and an API
 // server, all in this process.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	broker *devbroker.Broker
 	set    *topology.Set
 	srv    *Server
@@ -69,7 +69,11 @@ type testEnv struct {
 	token string
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
+	if _, fuzzing := t.(*testing.F); fuzzing {
+		// Nothing may log to a fuzz target's F while inputs run.
+		return slog.New(slog.DiscardHandler)
+	}
 	level := slog.LevelWarn
 	if os.Getenv("STEPWISE_TEST_LOG") == "debug" {
 		level = slog.LevelDebug
@@ -77,7 +81,7 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
@@ -95,7 +99,7 @@ func (c *countingSender) Start(ctx context.Context, workflow, id string, input j
 	return c.Sender.Start(ctx, workflow, id, input, opts...)
 }
 
-func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
+func newTestEnv(t testing.TB, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	log := testLogger(t)
 	b, err := devbroker.Start(devbroker.WithAddr("127.0.0.1:0"), devbroker.WithLogger(log))
