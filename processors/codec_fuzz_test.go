@@ -44,7 +44,7 @@ type shell struct {
 	t     *testing.T
 	m     *machine.Machine
 	enc   *encoder
-	store map[string]*machine.Record
+	store map[string]*schemas.Record
 	now   time.Time
 	tasks []*kgo.Record
 }
@@ -55,12 +55,12 @@ func newShell(t *testing.T) *shell {
 		t.Fatal(err)
 	}
 	return &shell{t: t, m: machine.New(definitions.FromSet(set), machine.WithMaxPayload(4096)), enc: newEncoder(topology.DefaultPrefix),
-		store: map[string]*machine.Record{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		store: map[string]*schemas.Record{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
-type mapStore map[string]*machine.Record
+type mapStore map[string]*schemas.Record
 
-func (s mapStore) Get(key string) *machine.Record { return s[key] }
+func (s mapStore) Get(key string) *schemas.Record { return s[key] }
 
 // apply runs ev through the machine and encodes its effects, checking what
 // the shell must guarantee whatever came in: every record it would
@@ -80,7 +80,7 @@ func (s *shell) apply(ev machine.Event, part int32) machine.Effects {
 				delete(s.store, string(r.Key))
 				continue
 			}
-			rec, err := machine.Decode(r.Value)
+			rec, err := schemas.DecodeRecord(r.Value)
 			if err != nil {
 				s.t.Fatalf("state record %s does not decode: %v\n%s", r.Key, err, r.Value)
 			}
