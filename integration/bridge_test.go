@@ -200,58 +200,27 @@ workflows:
 
 	// The worker: what it answers depends on the request's "mode" and on
 	// how often it saw the task.
-	conn, err := amqp.Dial(rmq.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := amqp.Dial(rmq.url); err == nil {
-			if dch, err := c.Channel(); err == nil {
-				_, _ = dch.QueueDelete(queue, false, false, false)
+	seen := map[string]int{}
+	serveAMQP(t, rmq.url, "", queue, func(d amqp.Delivery, reply func(corr, body string)) {
+		var in struct{ Mode string }
+		_ = json.Unmarshal(d.Body, &in)
+		seen[d.CorrelationId]++
+		switch in.Mode {
+		case "notjson":
+			reply(d.CorrelationId, "Traceback (most recent call last):")
+		case "array":
+			reply(d.CorrelationId, "[1, 2]")
+		case "empty":
+			reply(d.CorrelationId, "")
+		case "unknown":
+			if seen[d.CorrelationId] == 1 {
+				reply("nobody:g", `{"lost": true}`)
+				reply("", `{"lost": true}`)
+			} else {
+				reply(d.CorrelationId, `{"fine": true}`)
 			}
-			c.Close()
 		}
 	})
-	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]int{}
-	go func() {
-		for d := range deliveries {
-			var in struct{ Mode string }
-			_ = json.Unmarshal(d.Body, &in)
-			seen[d.CorrelationId]++
-			reply := func(corr, body string) {
-				_ = ch.PublishWithContext(e.ctx, "", d.ReplyTo, false, false, amqp.Publishing{
-					CorrelationId: corr, ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: []byte(body)})
-			}
-			switch in.Mode {
-			case "notjson":
-				reply(d.CorrelationId, "Traceback (most recent call last):")
-			case "array":
-				reply(d.CorrelationId, "[1, 2]")
-			case "empty":
-				reply(d.CorrelationId, "")
-			case "unknown":
-				if seen[d.CorrelationId] == 1 {
-					reply("nobody:g", `{"lost": true}`)
-					reply("", `{"lost": true}`)
-				} else {
-					reply(d.CorrelationId, `{"fine": true}`)
-				}
-			}
-			_ = d.Ack(false)
-		}
-	}()
 
 	b, err := bridge.New(bridge.WithAMQPURL(rmq.url), bridge.WithQueues(queue),
 		bridge.WithReplyQueue(string(e.Prefix)+"bridge.replies"), bridge.WithUnknownGrace(time.Second),
@@ -309,5 +278,82 @@ workflows:
 	fmt.Printf("garbage replies: bridge counters %v\n", st)
 	if st["garbage"] != 4 || st["empty"] != 1 || st["unknown"] != 2 {
 		t.Errorf("counters %v: want garbage 4 (2 requests x 2 attempts), empty 1, unknown 2", st)
+	}
+}
+
+// serveAMQP runs a worker of the original AMQP protocol on queue (in
+// vhost, "" for the URL's) until the test ends: answer is called for each
+// task, one at a time, and may reply any number of times; the task is
+// acknowledged after it returns. The queue is deleted at the end.
+func serveAMQP(t *testing.T, url, vhost, queue string, answer func(d amqp.Delivery, reply func(corr, body string))) {
+	t.Helper()
+	conn, err := amqp.DialConfig(url, amqp.Config{Vhost: vhost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for d := range deliveries {
+			answer(d, func(corr, body string) {
+				_ = ch.Publish("", d.ReplyTo, false, false, amqp.Publishing{
+					CorrelationId: corr, ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: []byte(body)})
+			})
+			_ = d.Ack(false)
+		}
+	}()
+	t.Cleanup(func() {
+		_, _ = ch.QueueDelete(queue, false, false, false)
+		conn.Close()
+		<-done
+	})
+}
+
+// TestBridgeVHost: a workflow of the original manager served under a
+// vhost keeps its workers: `stepwise bridge amqp` publishes the tasks of
+// its queue "<vhost>.<queue>" to "<queue>" in that RabbitMQ vhost.
+func TestBridgeVHost(t *testing.T) {
+	e := newEnv(t)
+	rmq := rabbit(t)
+	// A vhost of this test's own: "vh" and the random part of its prefix.
+	ns := "vh" + string(e.Prefix)[len(e.Prefix)-9:len(e.Prefix)-1]
+	vhost := "/" + ns
+	rmq.ctl("add_vhost", vhost)
+	t.Cleanup(func() { rmq.ctl("delete_vhost", vhost) })
+	rmq.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+	s := e.newStack(fmt.Sprintf(`
+workflows:
+  - name: tenant
+    vhosts: [%s]
+    steps:
+      - name: greet
+        queue: {name: greet, transport: amqp}
+        timeout: 20s
+`, vhost), 2)
+	tl := e.tally()
+	s.processor("p1")
+	serveAMQP(t, rmq.url, vhost, "greet", func(d amqp.Delivery, reply func(corr, body string)) {
+		reply(d.CorrelationId, `{"greeting": "hello from `+vhost+`"}`)
+	})
+	e.spawn("bridge", s.stepwise, nil, append(append([]string{"bridge", "amqp", "--amqp-url", rmq.url}, s.fileFlags()...), s.conn...)...)
+	s.waitOwned(2, "p1")
+	id := "vh-1"
+	e.submitWith(ns+"/tenant", []string{id}, 1, func(string) any { return map[string]any{} }).wait(t)
+	tl.check(t, "vhost", []string{id}, 60*time.Second)
+	c, _ := tl.output(id)
+	fmt.Printf("vhost: %s -> %s\n", vhost, c.Output)
+	if !strings.Contains(string(c.Output), "hello from "+vhost) {
+		t.Errorf("output %s, want the reply of the worker in vhost %s", c.Output, vhost)
 	}
 }

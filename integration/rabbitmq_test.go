@@ -73,6 +73,16 @@ func (r *rabbitMQ) script(name string, args ...string) {
 	}
 }
 
+// ctl runs rabbitmqctl against the node.
+func (r *rabbitMQ) ctl(args ...string) {
+	r.t.Helper()
+	script := `. rabbitmq/env "$1" "$2"; shift 2; exec /usr/lib/rabbitmq/bin/rabbitmqctl "$@"`
+	out, err := exec.Command("bash", append([]string{"-c", script, "ctl", r.dir, r.port}, args...)...).CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
 // python returns the interpreter of the Python workers (the SDK's venv,
 // with pika for the AMQP worker: make -C sdk/python venv-amqp); it fails
 // the test when it is missing.

@@ -102,7 +102,12 @@ func runBridgeAMQP(ctx context.Context, args []string) error {
 		reg = metrics.NewRegistry()
 		workerOpts = append(workerOpts, worker.WithMetrics(reg))
 	}
-	b, err := bridge.New(
+	opts := []bridge.Option{}
+	for q, r := range vhostRoutes(set, bridged) {
+		opts = append(opts, bridge.WithRoute(q, r.VHost, r.Queue))
+		log.Info("queue of a vhost", "queue", q, "vhost", r.VHost, "amqp_queue", r.Queue)
+	}
+	b, err := bridge.New(append(opts,
 		bridge.WithAMQPURL(url),
 		bridge.WithQueues(bridged...),
 		bridge.WithReplyQueue(replyQueue),
@@ -110,7 +115,7 @@ func runBridgeAMQP(ctx context.Context, args []string) error {
 		bridge.WithConcurrency(concurrency),
 		bridge.WithLogger(log),
 		bridge.WithWorkerOptions(workerOpts...),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -145,6 +150,25 @@ func bridgedQueues(set *topology.Set, asked queueSet) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// vhostRoutes routes the bridged queues of workflows served under vhosts
+// as the original manager did: a workflow of vhost "/x" has the queue
+// "x.<queue>" in Stepwise, which is "<queue>" in the RabbitMQ vhost "/x".
+func vhostRoutes(set *topology.Set, queues []string) map[string]bridge.Route {
+	out := map[string]bridge.Route{}
+	for _, name := range set.Order {
+		wf := set.Workflows[name]
+		if wf.Namespace == "" {
+			continue
+		}
+		for _, q := range queues {
+			if amqpQueue, ok := strings.CutPrefix(q, wf.Namespace+"."); ok {
+				out[q] = bridge.Route{VHost: "/" + wf.Namespace, Queue: amqpQueue}
+			}
+		}
+	}
+	return out
 }
 
 // stepsWithoutTimeout names the steps of the bridged queues that have no

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stepwise-run/stepwise/internal/bridge"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -35,5 +36,25 @@ func TestBridgedQueues(t *testing.T) {
 	plain, _ := topology.Parse("wf.yaml", []byte("workflows:\n  - name: w\n    steps: [{name: s}]\n"))
 	if _, err := bridgedQueues(plain, queueSet{}); err == nil || !strings.Contains(err.Error(), "no queue to bridge") {
 		t.Errorf("nothing marked, no --queues: %v", err)
+	}
+}
+
+func TestVHostRoutes(t *testing.T) {
+	set, err := topology.Parse("wf.yaml", []byte(`workflows:
+  - name: w
+    vhosts: [/, /tenant]
+    steps:
+      - name: ocr
+        queue: {name: pages, transport: amqp}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := set.QueuesOver(topology.TransportAMQP), []string{"pages", "tenant.pages"}; !slices.Equal(got, want) {
+		t.Fatalf("bridged queues %v, want %v", got, want)
+	}
+	routes := vhostRoutes(set, []string{"pages", "tenant.pages"})
+	if len(routes) != 1 || routes["tenant.pages"] != (bridge.Route{VHost: "/tenant", Queue: "pages"}) {
+		t.Errorf("routes %v: want tenant.pages to queue pages of vhost /tenant, and pages in the URL's vhost", routes)
 	}
 }

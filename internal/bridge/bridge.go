@@ -30,6 +30,7 @@ const (
 	logRequest     = "request"
 	logStep        = "step"
 	logOutcome     = "outcome"
+	logVHost       = "vhost"
 )
 
 // Stats counts what the bridge did. Every reply that is not used as a
@@ -67,9 +68,9 @@ func (s *Stats) Snapshot() map[string]int64 {
 // Bridge relays tasks of some queues to RabbitMQ and their replies back.
 // Create it with New, run it with Run.
 type Bridge struct {
-	cfg   config
-	stats Stats
-	sess  *session
+	cfg      config
+	stats    Stats
+	sessions map[string]*session // by vhost ("": the URL's)
 
 	mu struct {
 		sync.Mutex
@@ -127,8 +128,22 @@ func New(opts ...Option) (*Bridge, error) {
 	b.mu.answered = map[string]time.Time{}
 	b.mu.acks = map[*worker.Task]*answer{}
 	b.mu.parked = map[string]parked{}
-	b.sess = newSession(cfg.url, cfg.replyQueue, 2*cfg.concurrency*len(cfg.queues), cfg.backoff, cfg.logger, &b.stats, b.onReply)
+	b.sessions = map[string]*session{}
+	for _, q := range cfg.queues {
+		vhost := b.route(q).VHost
+		if b.sessions[vhost] == nil {
+			b.sessions[vhost] = newSession(cfg.url, vhost, cfg.replyQueue, 2*cfg.concurrency*len(cfg.queues), cfg.backoff, cfg.logger, &b.stats, b.onReply)
+		}
+	}
 	return b, nil
+}
+
+// route returns where the tasks of queue go.
+func (b *Bridge) route(queue string) Route {
+	if r, ok := b.cfg.routes[queue]; ok {
+		return r
+	}
+	return Route{Queue: queue}
 }
 
 // Stats returns the bridge's counters.
@@ -137,10 +152,13 @@ func (b *Bridge) Stats() *Stats { return &b.stats }
 // Ready reports nil while the bridge is connected to RabbitMQ, else why
 // not (for /readyz).
 func (b *Bridge) Ready() error {
-	b.sess.mu.Lock()
-	defer b.sess.mu.Unlock()
-	if b.sess.mu.pub == nil {
-		return errors.New("not connected to RabbitMQ")
+	for vhost, s := range b.sessions {
+		if err := s.ready(); err != nil {
+			if vhost != "" {
+				return fmt.Errorf("vhost %s: %w", vhost, err)
+			}
+			return err
+		}
 	}
 	return nil
 }
@@ -161,7 +179,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	sessCtx, stopSession := context.WithCancel(context.WithoutCancel(ctx))
 	sessDone := make(chan struct{})
-	go func() { defer close(sessDone); b.sess.run(sessCtx) }()
+	var sessions sync.WaitGroup
+	for _, s := range b.sessions {
+		sessions.Go(func() { s.run(sessCtx) })
+	}
+	go func() { sessions.Wait(); close(sessDone) }()
 	ticker := time.NewTicker(b.cfg.statsEvery)
 	defer ticker.Stop()
 	sweep := time.NewTicker(max(b.cfg.grace/4, 10*time.Millisecond))
@@ -199,6 +221,8 @@ func (b *Bridge) logStats(msg string) {
 // handler publishes each task and waits for its reply; the worker SDK
 // produces what it returns as the result.
 func (b *Bridge) handler(queue string) worker.Handler {
+	route := b.route(queue)
+	sess := b.sessions[route.VHost]
 	return func(ctx context.Context, t *worker.Task) (json.RawMessage, error) {
 		instance := t.Instance
 		if instance == "" {
@@ -215,9 +239,9 @@ func (b *Bridge) handler(queue string) worker.Handler {
 		}
 		defer b.unwait(corr, c)
 		for published := false; ; published = true {
-			lost, err := b.sess.publish(ctx, queue, corr, t.Input)
+			lost, err := sess.publish(ctx, route.Queue, corr, t.Input)
 			if err != nil {
-				return nil, fmt.Errorf("stepwise bridge: task not delivered to AMQP queue %s: %w", queue, err)
+				return nil, fmt.Errorf("stepwise bridge: task not delivered to AMQP queue %s: %w", route.Queue, err)
 			}
 			b.stats.Published.Add(1)
 			if published {
@@ -231,7 +255,7 @@ func (b *Bridge) handler(queue string) worker.Handler {
 				// but a task lost with the connection would never be
 				// answered: publish again, at the risk of a duplicate run.
 			case <-ctx.Done():
-				return nil, fmt.Errorf("stepwise bridge: no reply from AMQP queue %s: %w", queue, ctx.Err())
+				return nil, fmt.Errorf("stepwise bridge: no reply from AMQP queue %s: %w", route.Queue, ctx.Err())
 			}
 		}
 	}

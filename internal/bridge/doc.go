@@ -13,7 +13,8 @@
 // For each bridged queue the bridge is a worker of the queue (a member of
 // its consumer group, reading tasks.<queue> read_committed, through the Go
 // worker SDK). Each task is published to the AMQP queue of the same name
-// on the default exchange, as the original manager published it:
+// on the default exchange (in the vhost of its Route, see WithRoute), as
+// the original manager published it:
 //
 //   - body: the step's input, a JSON object;
 //   - correlation_id: "<instance id>:<step name>" — the request id for a

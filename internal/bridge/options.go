@@ -29,6 +29,13 @@ type config struct {
 	grace       time.Duration
 	logger      *slog.Logger
 	workerOpts  []worker.Option
+	routes      map[string]Route // by Stepwise queue; absent: the queue's own name in the URL's vhost
+}
+
+// Route is where the tasks of one Stepwise queue go in RabbitMQ.
+type Route struct {
+	VHost string // "": the vhost of the AMQP URL
+	Queue string // the AMQP queue
 }
 
 func defaults() config {
@@ -61,6 +68,24 @@ func WithQueues(queues ...string) Option {
 			}
 		}
 		c.queues = append(c.queues, queues...)
+		return nil
+	}
+}
+
+// WithRoute sends the tasks of queue to the AMQP queue amqpQueue of
+// vhost, instead of the queue of the same name in the URL's vhost. A
+// workflow served under vhosts (vhosts: [/x]) has its queues named
+// "x.<queue>" in Stepwise, while the original manager's workers consume
+// "<queue>" in the vhost "/x": route each such queue there.
+func WithRoute(queue, vhost, amqpQueue string) Option {
+	return func(c *config) error {
+		if amqpQueue == "" {
+			return fmt.Errorf("stepwise bridge: empty AMQP queue for %q", queue)
+		}
+		if c.routes == nil {
+			c.routes = map[string]Route{}
+		}
+		c.routes[queue] = Route{VHost: vhost, Queue: amqpQueue}
 		return nil
 	}
 }

@@ -21,6 +21,7 @@ import (
 // Invariant: mu.pub is nil exactly while mu.ready is open (not connected).
 type session struct {
 	url        string
+	vhost      string // "": the URL's
 	replyQueue string
 	prefetch   int
 	backoff    backoff
@@ -42,8 +43,11 @@ type session struct {
 // is gone) lives before RabbitMQ deletes it.
 const replyQueueExpiry = time.Hour
 
-func newSession(url, replyQueue string, prefetch int, b backoff, log *slog.Logger, stats *Stats, onReply func(amqp.Delivery)) *session {
-	s := &session{url: url, replyQueue: replyQueue, prefetch: prefetch, backoff: b, log: log, stats: stats, onReply: onReply}
+func newSession(url, vhost, replyQueue string, prefetch int, b backoff, log *slog.Logger, stats *Stats, onReply func(amqp.Delivery)) *session {
+	if vhost != "" {
+		log = log.With(slog.String(logVHost, vhost))
+	}
+	s := &session{url: url, vhost: vhost, replyQueue: replyQueue, prefetch: prefetch, backoff: b, log: log, stats: stats, onReply: onReply}
 	s.mu.ready = make(chan struct{})
 	return s
 }
@@ -79,7 +83,7 @@ func (s *session) run(ctx context.Context) {
 // marks the session ready. closed reports the end of the connection or of
 // either channel.
 func (s *session) connect() (closed <-chan *amqp.Error, err error) {
-	conn, err := amqp.DialConfig(s.url, amqp.Config{Properties: amqp.Table{"connection_name": "stepwise bridge " + s.replyQueue}})
+	conn, err := amqp.DialConfig(s.url, amqp.Config{Vhost: s.vhost, Properties: amqp.Table{"connection_name": "stepwise bridge " + s.replyQueue}})
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +161,16 @@ func (s *session) disconnect() {
 
 // errNotConfirmed is returned when RabbitMQ nacked a publish.
 var errNotConfirmed = errors.New("stepwise bridge: RabbitMQ did not confirm the publish")
+
+// ready reports nil while connected.
+func (s *session) ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.pub == nil {
+		return errors.New("not connected to RabbitMQ")
+	}
+	return nil
+}
 
 // publish sends a task to queue and waits for its confirm, retrying (with
 // backoff, across reconnects) until it is confirmed or ctx ends. It
