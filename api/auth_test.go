@@ -102,6 +102,7 @@ func TestAuthEveryEndpoint(t *testing.T) {
 		"GET /api/v1/requests/{id}/payload":      {"/api/v1/requests/auth-1/payload?part=input", "", 200},
 		"GET /api/v1/requests/{id}/events":       {"/api/v1/requests/auth-1/events", "", 200},
 		"POST /api/v1/requests/{id}/cancel":      {"/api/v1/requests/auth-1/cancel", "{}", 409}, // already finished
+		"POST /api/v1/requests/{id}/retry":       {"/api/v1/requests/auth-1/retry", "{}", 409},  // succeeded: nothing to retry
 	}
 	if len(e.srv.routeScopes) != len(call) {
 		t.Fatalf("the server has %d guarded endpoints, the test knows %d: add the new ones", len(e.srv.routeScopes), len(call))
@@ -307,8 +308,9 @@ type nopSender struct{}
 func (nopSender) Start(context.Context, string, string, json.RawMessage, ...client.StartOption) (string, error) {
 	return "", errors.New("not sending")
 }
-func (nopSender) Cancel(context.Context, string, string) error { return errors.New("not sending") }
-func (nopSender) Close()                                       {}
+func (nopSender) Retry(context.Context, string, int, string) error { return nil }
+func (nopSender) Cancel(context.Context, string, string) error     { return errors.New("not sending") }
+func (nopSender) Close()                                           {}
 
 // lockedBuffer is a log destination safe for the server's goroutines.
 type lockedBuffer struct {

@@ -1,8 +1,8 @@
 package api
 
 import (
-	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/statekey"
+	"github.com/stepwise-run/stepwise/topology"
 )
 
 // Node kinds of a DAG document.

@@ -16,6 +16,7 @@ import (
 type Sender interface {
 	Start(ctx context.Context, workflow, id string, input json.RawMessage, opts ...client.StartOption) (string, error)
 	Cancel(ctx context.Context, id, reason string) error
+	Retry(ctx context.Context, id string, run int, from string) error
 	Close()
 }
 

@@ -262,6 +262,7 @@ func (s *Server) routes() {
 		{"GET /api/v1/requests/{id}/payload", ScopeRead, s.payload},
 		{"GET /api/v1/requests/{id}/events", ScopeRead, s.events},
 		{"POST /api/v1/requests/{id}/cancel", ScopeOperate, s.cancel},
+		{"POST /api/v1/requests/{id}/retry", ScopeOperate, s.retry},
 	} {
 		m.Handle(rt.pattern, s.metrics.Wrap(rt.pattern, s.guard(rt.scope, rt.h)))
 		s.routeScopes = append(s.routeScopes, routeScope{rt.pattern, rt.scope})
@@ -881,6 +882,58 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, Accepted{ID: req.ID(), Workflow: req.Summary().Workflow, Status: "cancelling", URL: "/api/v1/requests/" + req.ID()})
+}
+
+// retryBodyIn is the optional body of POST .../retry.
+type retryBodyIn struct {
+	From string `json:"from"`
+}
+
+// retry asks for a failed or cancelled request to run again (only what did
+// not succeed, or from a top-level step on): 404 for an unknown request,
+// 409 for one running or succeeded, 400 for a step it cannot run from.
+func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
+	var in retryBodyIn
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		return
+	}
+	if strings.TrimSpace(string(body)) != "" {
+		if err := json.Unmarshal(body, &in); err != nil {
+			writeError(w, http.StatusBadRequest, `retry body must be {"from": "step"} or empty: `+err.Error())
+			return
+		}
+	}
+	req := s.requestOr404(w, r)
+	if req == nil {
+		return
+	}
+	root := req.Instance("")
+	if root == nil || (root.Status != schemas.StatusFailed && root.Status != schemas.StatusCancelled) {
+		st := "running"
+		if root != nil {
+			st = string(root.Status)
+		}
+		writeError(w, http.StatusConflict, fmt.Sprintf("request %q is %s; only a failed or cancelled request can be retried", req.ID(), st))
+		return
+	}
+	if in.From != "" {
+		wf, _, err := s.defs.Resolve(root.Workflow, root.DefinitionVersion())
+		if err != nil {
+			writeError(w, http.StatusConflict, "cannot retry: "+strings.TrimPrefix(err.Error(), "stepwise: "))
+			return
+		}
+		if _, err := wf.Graph.RetryFrom(in.From); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	if err := s.sender.Retry(r.Context(), req.ID(), root.Run(), in.From); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the retry could not be written to Kafka: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{ID: req.ID(), Workflow: root.Workflow, Status: "retrying", URL: "/api/v1/requests/" + req.ID()})
 }
 
 // events streams a request's status document as server-sent events: one

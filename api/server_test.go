@@ -452,3 +452,28 @@ func TestStartLargerThanTheTopicTakes(t *testing.T) {
 		t.Fatalf("a start under the limit: %d %.300s", code, raw)
 	}
 }
+
+func TestRetryAfterCancel(t *testing.T) {
+	e := newTestEnv(t)
+	var acc Accepted
+	if code, raw := e.do("POST", "/api/v1/workflows/chain/requests?id=rt-1", `{"hold": true}`, &acc); code != 202 {
+		t.Fatalf("start: %d %s", code, raw)
+	}
+	e.expectError("POST", "/api/v1/requests/rt-1/retry", "", 409, "only a failed or cancelled request")
+	if code, raw := e.do("POST", "/api/v1/requests/rt-1/cancel", `{}`, nil); code != 202 {
+		t.Fatalf("cancel: %d %s", code, raw)
+	}
+	e.waitStatus("rt-1", "cancelled")
+	e.expectError("POST", "/api/v1/requests/nobody/retry", "", 404, `unknown request "nobody"`)
+	e.expectError("POST", "/api/v1/requests/rt-1/retry", `{"from": "nope"}`, 400, `no top-level step "nope"`)
+	var racc Accepted
+	if code, raw := e.do("POST", "/api/v1/requests/rt-1/retry", "", &racc); code != 202 || racc.Status != "retrying" {
+		t.Fatalf("retry: %d %s", code, raw)
+	}
+	close(e.release)
+	st := e.waitStatus("rt-1", "succeeded")
+	if n := st.Nodes["a"]; n.MaxAttempt != 2 {
+		t.Errorf("step a after the retry: %+v, want attempt 2", n)
+	}
+	e.expectError("POST", "/api/v1/requests/rt-1/retry", "", 409, "is succeeded")
+}

@@ -362,6 +362,29 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) error {
 	return nil
 }
 
+// Retry asks the processors to run request id again from what did not
+// succeed (from its top-level step from, and what follows it, when from is
+// given). run is the request's current run (schemas.Record.Run) as the
+// caller saw it: a retry of another run is ignored, so sending one twice
+// runs the request once more, not twice. It returns once the retry is
+// acknowledged by the broker; the request's next completion follows.
+func (c *Client) Retry(ctx context.Context, id string, run int, from string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	value, _ := json.Marshal(struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Run  int    `json:"run"`
+		From string `json:"from,omitempty"`
+	}{"retry", id, run, from})
+	r := &kgo.Record{Topic: c.cfg.prefix.Requests(), Key: []byte(id), Value: value}
+	if err := c.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		return fmt.Errorf("stepwise: produce retry of %s: %w", id, err)
+	}
+	return nil
+}
+
 // Existing returns an error wrapping ErrExists, naming the request's
 // workflow and status, when id already names a request in the state
 // topic; nil when it names none. A start of such an id would be ignored.

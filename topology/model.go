@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -74,8 +75,8 @@ type Step struct {
 	// relays them to RabbitMQ). Every step of a queue has the same one.
 	// "" for a fan-out step.
 	Transport string
-	Retry      RetryPolicy
-	Timeout    time.Duration // 0: no timeout
+	Retry     RetryPolicy
+	Timeout   time.Duration // 0: no timeout
 }
 
 // RetryPolicy says how often a failed step is tried again and how long to
@@ -168,6 +169,43 @@ func (s *Set) Topics(p Prefix) []TopicSpec {
 	out := p.Shared()
 	for _, q := range s.Queues() {
 		out = append(out, TopicSpec{Name: p.Tasks(q)})
+	}
+	return out
+}
+
+// RetryFrom returns step and every step of g that depends on it, directly
+// or not: what a retry of a request from step runs again. A fan-out step
+// among them is refused: its children would be started afresh under
+// attempt numbers an earlier child may still answer.
+func (g *Graph) RetryFrom(step string) (map[string]bool, error) {
+	st := g.ByName[step]
+	if st == nil {
+		return nil, fmt.Errorf("no top-level step %q to retry from (steps: %s)", step, strings.Join(stepNames(g), ", "))
+	}
+	out := map[string]bool{}
+	var walk func(s *Step) error
+	walk = func(s *Step) error {
+		if out[s.Name] {
+			return nil
+		}
+		if s.Task != nil {
+			return fmt.Errorf("retry from %q would run fan-out step %q again from the start; retry without a step to run only its children that did not succeed", step, s.Name)
+		}
+		out[s.Name] = true
+		for _, n := range s.Successors {
+			if err := walk(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(st)
+}
+
+func stepNames(g *Graph) []string {
+	out := make([]string, 0, len(g.Steps))
+	for _, s := range g.Steps {
+		out = append(out, s.Name)
 	}
 	return out
 }

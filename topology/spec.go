@@ -76,7 +76,7 @@ type stepSpec struct {
 	// a mapping ({name: ocr, transport: amqp}); unset for a plain name.
 	transport str
 	retry     *retrySpec
-	timeout duration
+	timeout   duration
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/schemas"
 )
 
 func init() {
@@ -31,7 +32,8 @@ func cancelMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"Usage: stepwise cancel ID [--reason TEXT] [flags]\n\n"+
 			"Asks the processors to cancel request ID. It returns once the request to\n"+
 			"cancel is stored; the request then completes as cancelled, unless it\n"+
-			"finished first. Cancelling an unknown or finished request does nothing.")
+			"finished first, and workers running its tasks are told to stop. Exits 3\n"+
+			"when ID names no request, 1 when it has already finished.")
 	conn.RegisterFlags(fs)
 	fs.StringVar(&reason, "reason", "", "why, shown in the completion's error")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
@@ -50,6 +52,13 @@ func cancelMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer cl.Close()
+	root, err := requestRecord(ctx, cl, pos[0], timeout)
+	if err != nil {
+		return err
+	}
+	if root.Status != schemas.Running {
+		return &exitError{code: 1, msg: fmt.Sprintf("request %s already %s; nothing to cancel", pos[0], root.Status)}
+	}
 	if err := cl.Cancel(ctx, pos[0], reason); err != nil {
 		return timeoutHint(ctx, err, timeout)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -244,15 +245,48 @@ func TestGetCommand(t *testing.T) {
 	}
 }
 
-func TestCancelCommand(t *testing.T) {
+func TestCancelAndRetryCommands(t *testing.T) {
 	brokers := clientCmdBroker(t)
-	var out, errb bytes.Buffer
-	err := cancelMain(context.Background(), []string{"c-1", "--brokers", brokers, "--reason", "user asked"}, &out, &errb)
-	if err != nil || out.String() != "cancel of c-1 sent\n" {
-		t.Fatalf("cancel: %q, %v", out.String(), err)
+	ctx := context.Background()
+	for _, st := range [][]string{{"slow", "c-1"}, {"fail", "f-1"}} {
+		var out, errb bytes.Buffer
+		if err := startMain(ctx, []string{st[0], "--brokers", brokers, "--id", st[1]}, nil, &out, &errb); err != nil {
+			t.Fatal(err)
+		}
+		// The stand-in processor writes the state shortly after the start.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if getMain(ctx, []string{"--brokers", brokers, st[1]}, &out, &errb) == nil {
+				break
+			}
+		}
 	}
-	if err := cancelMain(context.Background(), []string{"--brokers", brokers}, &out, &errb); cmdExitCode(err) != 2 {
-		t.Fatalf("cancel without an id: exit %d", cmdExitCode(err))
+	run := func(main func(context.Context, []string, io.Writer, io.Writer) error, args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := main(ctx, append([]string{"--brokers", brokers}, args...), &out, &errb)
+		if err != nil {
+			return err.Error(), err
+		}
+		return out.String(), nil
+	}
+	for _, tc := range []struct {
+		name string
+		main func(context.Context, []string, io.Writer, io.Writer) error
+		args []string
+		code int
+		says string
+	}{
+		{"cancel of a running request", cancelMain, []string{"c-1", "--reason", "user asked"}, 0, "cancel of c-1 sent\n"},
+		{"cancel of an unknown id", cancelMain, []string{"nope"}, exitUnknown, `unknown request "nope"`},
+		{"cancel of a finished request", cancelMain, []string{"f-1"}, 1, "request f-1 already failed; nothing to cancel"},
+		{"cancel without an id", cancelMain, nil, 2, ""},
+		{"retry of a failed request", retryMain, []string{"f-1"}, 0, "retry of f-1 sent: run 2 of workflow fail version 1\n"},
+		{"retry of an unknown id", retryMain, []string{"nope"}, exitUnknown, `unknown request "nope"`},
+		{"retry of a running request", retryMain, []string{"c-1"}, 1, "request c-1 is running; only a failed or cancelled request can be retried"},
+	} {
+		said, err := run(tc.main, tc.args...)
+		if cmdExitCode(err) != tc.code || !strings.Contains(said, tc.says) {
+			t.Errorf("%s: exit %d, %q; want exit %d saying %q", tc.name, cmdExitCode(err), said, tc.code, tc.says)
+		}
 	}
 }
 

@@ -122,7 +122,7 @@ func (t *transition) retry(ev Event) {
 	}
 	var again map[string]bool
 	if ev.From != "" {
-		if again, err = Downstream(g, ev.From); err != nil {
+		if again, err = g.RetryFrom(ev.From); err != nil {
 			t.ignore(ReasonRetryIgnored, "cannot retry: "+err.Error())
 			return
 		}
@@ -137,43 +137,6 @@ func (t *transition) retry(ev Event) {
 		}
 	}
 	t.resume(root, g)
-}
-
-// Downstream returns step and every step of g that depends on it, directly
-// or not: what a retry from step runs again. A fan-out step among them is
-// refused: its children would be started afresh under attempt numbers an
-// earlier child may still answer.
-func Downstream(g *topology.Graph, step string) (map[string]bool, error) {
-	st := g.ByName[step]
-	if st == nil {
-		return nil, fmt.Errorf("no top-level step %q to retry from (steps: %s)", step, strings.Join(stepNames(g), ", "))
-	}
-	out := map[string]bool{}
-	var walk func(s *topology.Step) error
-	walk = func(s *topology.Step) error {
-		if out[s.Name] {
-			return nil
-		}
-		if s.Task != nil {
-			return fmt.Errorf("retry from %q would run fan-out step %q again from the start; retry without a step to run only its children that did not succeed", step, s.Name)
-		}
-		out[s.Name] = true
-		for _, n := range s.Successors {
-			if err := walk(n); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return out, walk(st)
-}
-
-func stepNames(g *topology.Graph) []string {
-	out := make([]string, 0, len(g.Steps))
-	for _, s := range g.Steps {
-		out = append(out, s.Name)
-	}
-	return out
 }
 
 // resume restarts what did not succeed in inst (mutable) and then advances

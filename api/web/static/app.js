@@ -536,6 +536,19 @@
       });
       parts.push(el("p", {}, btn));
     }
+    if (st.status === "failed" || st.status === "cancelled") {
+      const btn = el("button", { id: "retry-button", text: "Retry" });
+      btn.title = "Run again only what did not succeed; outputs of succeeded steps are kept";
+      btn.addEventListener("click", async () => {
+        btn.disabled = true;
+        try {
+          await api("/requests/" + enc(st.id) + "/retry", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+        } catch (err) {
+          btn.after(el("span", { class: "error", text: " " + err.message }));
+        }
+      });
+      parts.push(el("p", {}, btn));
+    }
     head.replaceChildren(...parts);
   }
 
