@@ -14,15 +14,9 @@ import (
 	"github.com/stepwise-run/stepwise/topology"
 )
 
-// fuzzYAML has a plain chain and a fan-out, so fuzzed inputs and results
-// reach both kinds of step.
-const fuzzYAML = `
-workflows:
-  - name: chain
-    steps:
-      - name: a
-      - name: b
-        depends: [a]
+// fuzzYAML has the chain of the end-to-end tests and a fan-out, so fuzzed
+// inputs and results reach both kinds of step.
+const fuzzYAML = threeSteps + `
   - name: fan
     steps:
       - name: split
