@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -34,8 +33,6 @@ var (
 	ErrExists    = errors.New("stepwise: request id already in use")
 	ErrNoBrokers = kconn.ErrNoBrokers
 )
-
-var idPattern = regexp.MustCompile(schemas.RequestIDPattern)
 
 // maxMarks bounds the completion offsets remembered for Wait. Starting far
 // more requests than this without waiting for them only makes a later Wait
@@ -178,7 +175,7 @@ func NewID() string {
 // ValidateID returns an error wrapping ErrInvalidID unless id matches the
 // protocol's pattern.
 func ValidateID(id string) error {
-	if !idPattern.MatchString(id) {
+	if !schemas.RequestID.MatchString(id) {
 		return fmt.Errorf("%w %q: use 1 to 128 letters, digits and . _ : -, starting with a letter or digit", ErrInvalidID, id)
 	}
 	return nil
@@ -279,13 +276,7 @@ func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawM
 	if err := ValidateInput(input); err != nil {
 		return "", err
 	}
-	value, err := json.Marshal(struct {
-		Type     string          `json:"type"`
-		Workflow string          `json:"workflow"`
-		Version  int             `json:"version,omitempty"`
-		ID       string          `json:"id"`
-		Input    json.RawMessage `json:"input"`
-	}{"start", workflow, so.version, id, input})
+	value, err := json.Marshal(schemas.NewStart(workflow, so.version, id, input))
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
@@ -350,11 +341,7 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) error {
 	if err := ValidateID(id); err != nil {
 		return err
 	}
-	value, _ := json.Marshal(struct {
-		Type   string `json:"type"`
-		ID     string `json:"id"`
-		Reason string `json:"reason,omitempty"`
-	}{"cancel", id, reason})
+	value, _ := json.Marshal(schemas.NewCancel(id, reason))
 	r := &kgo.Record{Topic: c.cfg.prefix.Requests(), Key: []byte(id), Value: value}
 	if err := c.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return fmt.Errorf("stepwise: produce cancel of %s: %w", id, err)
@@ -372,12 +359,7 @@ func (c *Client) Retry(ctx context.Context, id string, run int, from string) err
 	if err := ValidateID(id); err != nil {
 		return err
 	}
-	value, _ := json.Marshal(struct {
-		Type string `json:"type"`
-		ID   string `json:"id"`
-		Run  int    `json:"run"`
-		From string `json:"from,omitempty"`
-	}{"retry", id, run, from})
+	value, _ := json.Marshal(schemas.NewRetry(id, run, from))
 	r := &kgo.Record{Topic: c.cfg.prefix.Requests(), Key: []byte(id), Value: value}
 	if err := c.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return fmt.Errorf("stepwise: produce retry of %s: %w", id, err)

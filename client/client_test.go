@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/schemas/schematest"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -50,21 +51,13 @@ type processor struct {
 	in      *kgo.Client
 	out     *kgo.Client
 	mu      sync.Mutex
-	started map[string]startMsg
+	started map[string]schemas.Request
 	homes   map[string]int32
-}
-
-type startMsg struct {
-	Type     string          `json:"type"`
-	Workflow string          `json:"workflow"`
-	ID       string          `json:"id"`
-	Input    json.RawMessage `json:"input"`
-	Reason   string          `json:"reason"`
 }
 
 func newProcessor(t *testing.T, c *kfake.Cluster) *processor {
 	t.Helper()
-	p := &processor{t: t, started: map[string]startMsg{}, homes: map[string]int32{}}
+	p := &processor{t: t, started: map[string]schemas.Request{}, homes: map[string]int32{}}
 	var err error
 	p.in, err = kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(prefix.Requests()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -83,20 +76,22 @@ func newProcessor(t *testing.T, c *kfake.Cluster) *processor {
 }
 
 // next consumes the next request record.
-func (p *processor) next() (startMsg, int32) {
+func (p *processor) next() (schemas.Request, int32) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
 		recs := p.in.PollRecords(ctx, 1).Records()
 		if len(recs) > 0 {
-			var m startMsg
+			var m schemas.Request
 			if err := json.Unmarshal(recs[0].Value, &m); err != nil {
 				p.t.Fatalf("request value %s: %v", recs[0].Value, err)
 			}
 			if string(recs[0].Key) != m.ID {
 				p.t.Fatalf("request key %q, id %q", recs[0].Key, m.ID)
 			}
+			// What the client writes is what the protocol says.
+			schematest.Valid(p.t, m.Type+".schema.json", recs[0].Value)
 			return m, recs[0].Partition
 		}
 		if ctx.Err() != nil {

@@ -3,7 +3,6 @@ package examples_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"maps"
 	"regexp"
@@ -133,7 +132,10 @@ func (s *stack) follow(ctx context.Context) {
 // start produces a start; input is sent as raw JSON.
 func (s *stack) start(id, workflow, input string) {
 	s.t.Helper()
-	v := fmt.Sprintf(`{"type":"start","workflow":%q,"id":%q,"input":%s}`, workflow, id, input)
+	v, err := json.Marshal(schemas.NewStart(workflow, 0, id, json.RawMessage(input)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	r := &kgo.Record{Topic: s.prefix.Requests(), Key: []byte(id), Value: []byte(v)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

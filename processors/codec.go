@@ -12,26 +12,13 @@ import (
 	"github.com/stepwise-run/stepwise/topology"
 )
 
-// requestBody is a start or a cancel on the requests topic
-// (start.schema.json, cancel.schema.json).
-type requestBody struct {
-	Type     string          `json:"type"`
-	Workflow string          `json:"workflow"`
-	Version  int             `json:"version"` // start: 0 or absent for the current version
-	ID       string          `json:"id"`
-	Input    json.RawMessage `json:"input"`
-	Reason   string          `json:"reason"`
-	Run      int             `json:"run"`  // cancel, retry: the run meant
-	From     string          `json:"from"` // retry: the step to run again from
-}
-
 // decodeRequest turns a requests record into an event. Malformed bodies
 // still become events the machine answers (a start of unknown workflow or
 // invalid input fails the request with a completion saying why), so a bad
 // record never stalls its partition. ok is false only when the record names
 // no request at all; there is then nobody to answer.
 func decodeRequest(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
-	var body requestBody
+	var body schemas.Request
 	err := json.Unmarshal(r.Value, &body)
 	id := body.ID
 	if id == "" {
@@ -50,11 +37,11 @@ func decodeRequest(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
 		// "invalid input".
 		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow,
 			Input: json.RawMessage(r.Value), Partition: r.Partition}, "request is not a JSON object: " + err.Error(), true
-	case body.Type == "cancel":
+	case body.Type == schemas.TypeCancel:
 		return machine.Event{Kind: machine.EventCancel, Request: id, Reason: body.Reason, Run: body.Run, Partition: r.Partition}, "", true
-	case body.Type == "retry":
+	case body.Type == schemas.TypeRetry:
 		return machine.Event{Kind: machine.EventRetry, Request: id, Run: body.Run, From: body.From, Partition: r.Partition}, "", true
-	case body.Type == "start":
+	case body.Type == schemas.TypeStart:
 		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Version: body.Version,
 			Input: body.Input, Partition: r.Partition}, "", true
 	default:

@@ -15,6 +15,7 @@ var RequestID = regexp.MustCompile(RequestIDPattern)
 const (
 	TypeStart  = "start"
 	TypeCancel = "cancel"
+	TypeRetry  = "retry"
 )
 
 // Start asks for a request to run (start.schema.json); key: the id.
@@ -38,13 +39,29 @@ type Cancel struct {
 	Type   string `json:"type"` // TypeCancel
 	ID     string `json:"id"`
 	Reason string `json:"reason,omitempty"`
+	Run    int    `json:"run,omitempty"` // the run meant; 0: whatever runs
 }
 
 // NewCancel returns the cancel of request id, for reason (may be "").
 func NewCancel(id, reason string) Cancel { return Cancel{Type: TypeCancel, ID: id, Reason: reason} }
 
-// Request is what the processors decode a requests record into: a Start
-// or a Cancel, told apart by Type.
+// Retry asks for a failed or cancelled request to run again
+// (retry.schema.json); key: the id.
+type Retry struct {
+	Type string `json:"type"` // TypeRetry
+	ID   string `json:"id"`
+	Run  int    `json:"run"`            // the run meant (Record.Run): a retry of another run is ignored
+	From string `json:"from,omitempty"` // the top-level step to run again from; "": what did not succeed
+}
+
+// NewRetry returns the retry of run of request id, from step from (may be
+// "").
+func NewRetry(id string, run int, from string) Retry {
+	return Retry{Type: TypeRetry, ID: id, Run: run, From: from}
+}
+
+// Request is what the processors decode a requests record into: a Start,
+// a Cancel or a Retry, told apart by Type.
 type Request struct {
 	Type     string          `json:"type"`
 	Workflow string          `json:"workflow"`
@@ -52,6 +69,8 @@ type Request struct {
 	ID       string          `json:"id"`
 	Input    json.RawMessage `json:"input"`
 	Reason   string          `json:"reason"`
+	Run      int             `json:"run"`  // cancel, retry: the run meant
+	From     string          `json:"from"` // retry: the step to run again from
 }
 
 // StepError is the value of a result whose stepwise-status is StatusError

@@ -1,82 +1,36 @@
-package schemas
+package schemas_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"path"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/schemas/schematest"
 )
 
-const base = "https://stepwise.run/schemas/"
-
-// compiler loads every schema file of FS under its $id, with format
-// assertions on so date-time fields are checked too.
-func compiler(t *testing.T) *jsonschema.Compiler {
-	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	names, err := fs.Glob(FS, "*.schema.json")
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no schema files embedded: %v", err)
-	}
-	for _, n := range names {
-		b, _ := FS.ReadFile(n)
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("%s: %v", n, err)
-		}
-		if id, _ := doc.(map[string]any)["$id"].(string); id != base+n {
-			t.Fatalf("%s: $id is %q, want %q", n, id, base+n)
-		}
-		if err := c.AddResource(base+n, doc); err != nil {
-			t.Fatalf("%s: %v", n, err)
-		}
-	}
-	return c
-}
-
-func compile(t *testing.T, c *jsonschema.Compiler, loc string) *jsonschema.Schema {
-	t.Helper()
-	s, err := c.Compile(base + loc)
-	if err != nil {
-		t.Fatalf("compile %s: %v", loc, err)
-	}
-	return s
-}
-
-func instance(t *testing.T, raw string) any {
-	t.Helper()
-	v, err := jsonschema.UnmarshalJSON(strings.NewReader(raw))
-	if err != nil {
-		t.Fatalf("example is not JSON: %v\n%s", err, raw)
-	}
-	return v
-}
-
 func TestEverySchemaCompiles(t *testing.T) {
-	c := compiler(t)
+	c := schematest.Compiler(t)
 	want := []string{
 		"start.schema.json", "cancel.schema.json", "task.schema.json", "result.schema.json",
 		"result-error.schema.json", "completion.schema.json", "state-record.schema.json",
 		"definition.schema.json", "retry.schema.json", "headers.schema.json", "headers.schema.json#/$defs/control", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
 	}
 	for _, n := range want {
-		compile(t, c, n)
+		schematest.Compile(t, c, n)
 	}
 }
 
 func TestExamples(t *testing.T) {
-	c := compiler(t)
+	c := schematest.Compiler(t)
 	cases := []struct {
 		schema string
 		valid  bool
@@ -125,7 +79,7 @@ func TestExamples(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(fmt.Sprintf("%d-%s", i, tc.schema), func(t *testing.T) {
-			err := compile(t, c, tc.schema).Validate(instance(t, tc.json))
+			err := schematest.Compile(t, c, tc.schema).Validate(schematest.Instance(t, tc.json))
 			if tc.valid && err != nil {
 				t.Errorf("valid example rejected: %v\n%s", err, tc.json)
 			}
@@ -139,72 +93,72 @@ func TestExamples(t *testing.T) {
 // TestMachineTypes checks that what processors/machine encodes is what the
 // state and completion schemas describe.
 func TestMachineTypes(t *testing.T) {
-	c := compiler(t)
+	c := schematest.Compiler(t)
 	now := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
-	request := &Record{
-		Request: "r-1", Workflow: "idp", Version: 4, Partition: 3, Status: Running,
+	request := &schemas.Record{
+		Request: "r-1", Workflow: "idp", Version: 4, Partition: 3, Status: schemas.Running,
 		Input: json.RawMessage(`{"bundle": "b.pdf"}`),
-		Steps: map[string]*StepState{
-			"split":  {Status: StepSucceeded, Attempt: 1, Output: json.RawMessage(`{"docs": [1, 2]}`), Started: now, Ended: now.Add(time.Second)},
-			"docs":   {Status: StepRunning, Children: 2, Done: 1, Started: now},
-			"notify": {Status: StepWaiting, Attempt: 2, Error: "smtp down", RetryAt: now.Add(time.Minute)},
+		Steps: map[string]*schemas.StepState{
+			"split":  {Status: schemas.StepSucceeded, Attempt: 1, Output: json.RawMessage(`{"docs": [1, 2]}`), Started: now, Ended: now.Add(time.Second)},
+			"docs":   {Status: schemas.StepRunning, Children: 2, Done: 1, Started: now},
+			"notify": {Status: schemas.StepWaiting, Attempt: 2, Error: "smtp down", RetryAt: now.Add(time.Minute)},
 		},
 		Created: now, Updated: now,
 	}
-	child := &Record{
+	child := &schemas.Record{
 		Request: "r-1", Workflow: "idp", Path: "docs[1]/pages[0]", Task: "page", ID: "5b1f7c3e-8d2a-4f5e-9c1b-2a3d4e5f6a7b",
-		Partition: 3, Status: StatusFailed,
-		Steps: map[string]*StepState{
-			"ocr": {Status: StepFailed, Attempt: 3, Error: "bad scan", Started: now, Ended: now, Deadline: now.Add(time.Minute)},
+		Partition: 3, Status: schemas.StatusFailed,
+		Steps: map[string]*schemas.StepState{
+			"ocr": {Status: schemas.StepFailed, Attempt: 3, Error: "bad scan", Started: now, Ended: now, Deadline: now.Add(time.Minute)},
 		},
-		Error:   &Failure{Step: "docs[1]/pages[0]/ocr", Attempt: 3, Message: "bad scan"},
+		Error:   &schemas.Failure{Step: "docs[1]/pages[0]/ocr", Attempt: 3, Message: "bad scan"},
 		Created: now, Updated: now, ExpireAt: now.Add(24 * time.Hour),
 	}
-	progress := &Record{
-		Kind: KindFanout, Request: "r-1", Workflow: "idp", Path: "docs[1]/pages",
-		Partition: 3, Status: Running, Children: 7, Done: 2, Created: now, Updated: now,
+	progress := &schemas.Record{
+		Kind: schemas.KindFanout, Request: "r-1", Workflow: "idp", Path: "docs[1]/pages",
+		Partition: 3, Status: schemas.Running, Children: 7, Done: 2, Created: now, Updated: now,
 	}
-	state := compile(t, c, "state-record.schema.json")
-	for _, r := range []*Record{request, child, progress} {
-		b := EncodeRecord(r)
-		if err := state.Validate(instance(t, string(b))); err != nil {
+	state := schematest.Compile(t, c, "state-record.schema.json")
+	for _, r := range []*schemas.Record{request, child, progress} {
+		b := schemas.EncodeRecord(r)
+		if err := state.Validate(schematest.Instance(t, string(b))); err != nil {
 			t.Errorf("Encode output rejected by state-record.schema.json: %v\n%s", err, b)
 		}
 	}
 
-	completion := compile(t, c, "completion.schema.json")
-	for _, cm := range []Completion{
-		{Request: "r-1", Workflow: "idp", Version: 2, Status: Succeeded, Output: json.RawMessage(`{"ok": true}`), Started: now, Finished: now},
-		{Request: "r-1", Workflow: "idp", Status: Failed, Error: &Failure{Step: "ocr", Attempt: 3, Message: "boom"}, Started: now, Finished: now},
-		{Request: "r-1", Workflow: "idp", Status: Cancelled, Error: &Failure{Message: "user asked"}, Started: now, Finished: now},
+	completion := schematest.Compile(t, c, "completion.schema.json")
+	for _, cm := range []schemas.Completion{
+		{Request: "r-1", Workflow: "idp", Version: 2, Status: schemas.Succeeded, Output: json.RawMessage(`{"ok": true}`), Started: now, Finished: now},
+		{Request: "r-1", Workflow: "idp", Status: schemas.Failed, Error: &schemas.Failure{Step: "ocr", Attempt: 3, Message: "boom"}, Started: now, Finished: now},
+		{Request: "r-1", Workflow: "idp", Status: schemas.Cancelled, Error: &schemas.Failure{Message: "user asked"}, Started: now, Finished: now},
 	} {
 		b, err := json.Marshal(cm)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := completion.Validate(instance(t, string(b))); err != nil {
-			t.Errorf("Completion rejected by completion.schema.json: %v\n%s", err, b)
+		if err := completion.Validate(schematest.Instance(t, string(b))); err != nil {
+			t.Errorf("schemas.Completion rejected by completion.schema.json: %v\n%s", err, b)
 		}
 	}
 
-	defSchema := compile(t, c, "definition.schema.json")
+	defSchema := schematest.Compile(t, c, "definition.schema.json")
 	for _, d := range []*definitions.Record{
 		{Workflow: "idp", Version: 2, Hash: definitions.HashOf([]byte("workflows: []\n")), Source: "workflows: []\n", File: "idp.yaml", Applied: now},
 		{Workflow: "ns/idp", Version: 3, Deleted: true, Applied: now},
 	} {
 		b := definitions.Encode(d)
-		if err := defSchema.Validate(instance(t, string(b))); err != nil {
+		if err := defSchema.Validate(schematest.Instance(t, string(b))); err != nil {
 			t.Errorf("definitions.Encode output rejected by definition.schema.json: %v\n%s", err, b)
 		}
 	}
-	if err := defSchema.Validate(instance(t, `{"v":1,"workflow":"w","version":1,"applied":"2026-01-01T00:00:00Z"}`)); err == nil {
+	if err := defSchema.Validate(schematest.Instance(t, `{"v":1,"workflow":"w","version":1,"applied":"2026-01-01T00:00:00Z"}`)); err == nil {
 		t.Errorf("definition.schema.json accepts a version with neither source nor deletion")
 	}
 
-	resultErr := compile(t, c, "result-error.schema.json")
-	b, _ := json.Marshal(StepError{Message: "boom", Retryable: true})
-	if err := resultErr.Validate(instance(t, string(b))); err != nil {
-		t.Errorf("StepError rejected by result-error.schema.json: %v\n%s", err, b)
+	resultErr := schematest.Compile(t, c, "result-error.schema.json")
+	b, _ := json.Marshal(schemas.StepError{Message: "boom", Retryable: true})
+	if err := resultErr.Validate(schematest.Instance(t, string(b))); err != nil {
+		t.Errorf("schemas.StepError rejected by result-error.schema.json: %v\n%s", err, b)
 	}
 }
 
@@ -212,18 +166,18 @@ func TestMachineTypes(t *testing.T) {
 // tasks and every expected result whose headers were well-formed must
 // validate, so SDKs replaying them learn the protocol and nothing else.
 func TestVectors(t *testing.T) {
-	c := compiler(t)
-	taskHeaders := compile(t, c, "headers.schema.json#/$defs/task")
-	resultHeaders := compile(t, c, "headers.schema.json#/$defs/result")
-	taskBody := compile(t, c, "task.schema.json")
-	ok := compile(t, c, "result.schema.json")
-	failure := compile(t, c, "result-error.schema.json")
+	c := schematest.Compiler(t)
+	taskHeaders := schematest.Compile(t, c, "headers.schema.json#/$defs/task")
+	resultHeaders := schematest.Compile(t, c, "headers.schema.json#/$defs/result")
+	taskBody := schematest.Compile(t, c, "task.schema.json")
+	ok := schematest.Compile(t, c, "result.schema.json")
+	failure := schematest.Compile(t, c, "result-error.schema.json")
 
-	b, err := FS.ReadFile("vectors/worker.json")
+	b, err := schemas.FS.ReadFile("vectors/worker.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var vf WorkerVectors
+	var vf schemas.WorkerVectors
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&vf); err != nil {
@@ -252,7 +206,7 @@ func TestVectors(t *testing.T) {
 				if headersErr != nil {
 					t.Errorf("handler runs but the task headers are invalid: %v", headersErr)
 				}
-				if err := taskBody.Validate(instance(t, string(vc.Task.Value))); err != nil {
+				if err := taskBody.Validate(schematest.Instance(t, string(vc.Task.Value))); err != nil {
 					t.Errorf("handler runs but the task value is invalid: %v", err)
 				}
 			}
@@ -284,11 +238,11 @@ func TestVectors(t *testing.T) {
 			}
 			switch {
 			case e.Value != nil && e.Headers["stepwise-status"] == "ok":
-				if err := ok.Validate(instance(t, string(e.Value))); err != nil {
+				if err := ok.Validate(schematest.Instance(t, string(e.Value))); err != nil {
 					t.Errorf("expected ok value invalid: %v", err)
 				}
 			case e.Value != nil:
-				if err := failure.Validate(instance(t, string(e.Value))); err != nil {
+				if err := failure.Validate(schematest.Instance(t, string(e.Value))); err != nil {
 					t.Errorf("expected error value invalid: %v", err)
 				}
 			default:
@@ -306,14 +260,14 @@ func toAny(t *testing.T, v any) any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return instance(t, string(b))
+	return schematest.Instance(t, string(b))
 }
 
 // TestAsyncAPI checks the AsyncAPI document's structure and that every
 // reference in it resolves: local ones inside the document, file ones to
 // an embedded schema and, with a fragment, to a definition in it.
 func TestAsyncAPI(t *testing.T) {
-	b, err := FS.ReadFile("asyncapi.yaml")
+	b, err := schemas.FS.ReadFile("asyncapi.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +278,7 @@ func TestAsyncAPI(t *testing.T) {
 	if doc["asyncapi"] != "3.0.0" {
 		t.Errorf("asyncapi version %v, want 3.0.0", doc["asyncapi"])
 	}
-	c := compiler(t)
+	c := schematest.Compiler(t)
 	var refs []string
 	var walk func(v any)
 	walk = func(v any) {
@@ -354,11 +308,11 @@ func TestAsyncAPI(t *testing.T) {
 			}
 			continue
 		}
-		if _, err := FS.ReadFile(path.Clean(file)); err != nil {
+		if _, err := schemas.FS.ReadFile(path.Clean(file)); err != nil {
 			t.Errorf("reference %q: %v", ref, err)
 			continue
 		}
-		compile(t, c, ref)
+		schematest.Compile(t, c, ref)
 	}
 	channels, _ := doc["channels"].(map[string]any)
 	for _, want := range []string{"requests", "tasks", "results", "completions", "state"} {
@@ -384,7 +338,7 @@ func lookup(doc map[string]any, pointer string) any {
 // TestHeaderConstants checks the Go names of the headers against
 // headers.schema.json, so code using them cannot drift from the schema.
 func TestHeaderConstants(t *testing.T) {
-	b, _ := FS.ReadFile("headers.schema.json")
+	b, _ := schemas.FS.ReadFile("headers.schema.json")
 	var doc struct {
 		Defs map[string]struct {
 			Required   []string                   `json:"required"`
@@ -395,21 +349,21 @@ func TestHeaderConstants(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	task := []string{HeaderRequest, HeaderWorkflow, HeaderStep, HeaderAttempt, HeaderInstance, HeaderReplyTopic, HeaderReplyPartition}
+	task := []string{schemas.HeaderRequest, schemas.HeaderWorkflow, schemas.HeaderStep, schemas.HeaderAttempt, schemas.HeaderInstance, schemas.HeaderReplyTopic, schemas.HeaderReplyPartition}
 	if !slices.Equal(doc.Defs["task"].Required, task) {
 		t.Errorf("task headers required %v, constants %v", doc.Defs["task"].Required, task)
 	}
-	if doc.Defs["task"].Properties[HeaderDeadline] == nil {
-		t.Errorf("%s is not a task header", HeaderDeadline)
+	if doc.Defs["task"].Properties[schemas.HeaderDeadline] == nil {
+		t.Errorf("%s is not a task header", schemas.HeaderDeadline)
 	}
-	result := []string{HeaderRequest, HeaderStep, HeaderAttempt, HeaderStatus}
+	result := []string{schemas.HeaderRequest, schemas.HeaderStep, schemas.HeaderAttempt, schemas.HeaderStatus}
 	if !slices.Equal(doc.Defs["result"].Required, result) {
 		t.Errorf("result headers required %v, constants %v", doc.Defs["result"].Required, result)
 	}
-	if !strings.Contains(string(doc.Defs["result"].Properties[HeaderStatus]), `["ok", "error"]`) {
-		t.Errorf("status values in the schema are not %q and %q", StatusOK, StatusError)
+	if !strings.Contains(string(doc.Defs["result"].Properties[schemas.HeaderStatus]), `["ok", "error"]`) {
+		t.Errorf("status values in the schema are not %q and %q", schemas.StatusOK, schemas.StatusError)
 	}
-	if doc.Defs["requestId"].Pattern != RequestIDPattern {
-		t.Errorf("request id pattern %q, constant %q", doc.Defs["requestId"].Pattern, RequestIDPattern)
+	if doc.Defs["requestId"].Pattern != schemas.RequestIDPattern {
+		t.Errorf("request id pattern %q, constant %q", doc.Defs["requestId"].Pattern, schemas.RequestIDPattern)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/schemas/schematest"
 )
 
 const (
@@ -122,6 +123,7 @@ func (e *env) next(wait time.Duration) *kgo.Record {
 	for {
 		fs := e.results.PollRecords(ctx, 1)
 		if recs := fs.Records(); len(recs) > 0 {
+			validResult(e.t, recs[0])
 			return recs[0]
 		}
 		if ctx.Err() != nil {
@@ -694,4 +696,21 @@ func TestAfterResult(t *testing.T) {
 		t.Fatalf("AfterResult called twice (%+v)", task)
 	case <-time.After(300 * time.Millisecond):
 	}
+}
+
+// validResult checks the value of a result the worker wrote against the
+// protocol's schemas, by its status. (Headers are copied from the task, so
+// they are as good as the task's; TestVectors compares them with the
+// vectors, which schemas' tests check.)
+func validResult(t testing.TB, r *kgo.Record) {
+	t.Helper()
+	h := map[string]string{}
+	for _, kv := range r.Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	schema := "result.schema.json"
+	if h[schemas.HeaderStatus] == schemas.StatusError {
+		schema = "result-error.schema.json"
+	}
+	schematest.Valid(t, schema, r.Value)
 }

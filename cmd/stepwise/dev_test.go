@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -179,7 +178,10 @@ func devRequest(t *testing.T, addr, id, workflow, input string) schemas.Completi
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	v := fmt.Sprintf(`{"type":"start","workflow":%q,"id":%q,"input":%s}`, workflow, id, input)
+	v, err := json.Marshal(schemas.NewStart(workflow, 0, id, json.RawMessage(input)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: prefix.Requests(), Key: []byte(id), Value: []byte(v)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

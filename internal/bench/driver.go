@@ -20,6 +20,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/worker"
@@ -418,7 +419,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	var produceErrs atomic.Int64
 	start := func(id string, input []byte, at time.Time, measured bool) {
 		tr.started(id, at, measured)
-		v := []byte(`{"type":"start","workflow":` + strconv.Quote(sc.Workflow) + `,"id":` + strconv.Quote(id) + `,"input":` + string(input) + `}`)
+		v := startValue(sc.Workflow, id, input)
 		prod.Produce(ctx, &kgo.Record{Topic: p.Requests(), Key: []byte(id), Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				produceErrs.Add(1)
@@ -619,4 +620,14 @@ func (r *runner) progress(label string, tr *tracker, t0 time.Time) func() {
 		}
 	})
 	return func() { close(done); wg.Wait() }
+}
+
+// startValue is the requests record of a start of workflow with input (a
+// JSON object the scenario built).
+func startValue(workflow, id string, input json.RawMessage) []byte {
+	v, err := json.Marshal(schemas.NewStart(workflow, 0, id, input))
+	if err != nil {
+		panic(fmt.Sprintf("stepwise bench: a scenario built an input that is not JSON: %v", err))
+	}
+	return v
 }

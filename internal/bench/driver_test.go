@@ -5,11 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stepwise-run/stepwise/internal/devbroker"
+	"github.com/stepwise-run/stepwise/schemas/schematest"
 )
 
 // TestSmokeKfake drives linear3 through both systems on an embedded broker
@@ -81,6 +83,20 @@ func TestSmokeKfake(t *testing.T) {
 	for _, f := range files {
 		if fi, err := os.Stat(f); err != nil || fi.Size() < 1000 || filepath.Ext(f) != ".png" {
 			t.Errorf("plot %s: %v", f, err)
+		}
+	}
+}
+
+// The starts the driver writes are what start.schema.json describes, for
+// every scenario's inputs.
+func TestStartsFollowTheSchema(t *testing.T) {
+	for _, name := range ScenarioNames {
+		sc, err := ScenarioByName(name, time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			schematest.Valid(t, "start.schema.json", startValue(sc.Workflow, name+"-"+strconv.Itoa(i), sc.Input(i)))
 		}
 	}
 }

@@ -51,7 +51,7 @@ func (r *runner) restore(ctx context.Context, n int) (*Restore, error) {
 	in := sc.Input(0)
 	for i := range n {
 		id := "hold-" + strconv.Itoa(i)
-		v := []byte(`{"type":"start","workflow":"linear3","id":"` + id + `","input":` + string(in) + `}`)
+		v := startValue("linear3", id, in)
 		prod.Produce(ctx, &kgo.Record{Topic: p.Requests(), Key: []byte(id), Value: v}, nil)
 	}
 	if err := prod.Flush(ctx); err != nil {
