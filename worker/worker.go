@@ -525,10 +525,7 @@ func (c *consumer) answer(rp *reply, out json.RawMessage, err error) *kgo.Record
 
 // failure builds an error result.
 func (rp *reply) failure(message string, retryable bool) *kgo.Record {
-	b, _ := json.Marshal(struct {
-		Message   string `json:"message"`
-		Retryable bool   `json:"retryable"`
-	}{message, retryable})
+	b, _ := json.Marshal(schemas.StepError{Message: message, Retryable: retryable})
 	return rp.record(schemas.StatusError, b)
 }
 
