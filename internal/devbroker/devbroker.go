@@ -122,6 +122,9 @@ func Start(opts ...Option) (*Broker, error) {
 		if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("stepwise: dev broker data directory: %w", err)
 		}
+		if err := recoverData(c.dataDir, c.logger); err != nil {
+			return nil, err
+		}
 		kopts = append(kopts, kfake.DataDir(c.dataDir))
 	}
 	cluster, err := kfake.NewCluster(kopts...)
@@ -132,6 +135,28 @@ func Start(opts ...Option) (*Broker, error) {
 		return nil, fmt.Errorf("stepwise: start dev broker on %s: %w", c.addr, err)
 	}
 	return &Broker{cluster: cluster, addrs: cluster.ListenAddrs(), dataDir: c.dataDir}, nil
+}
+
+// recoverData gives every transaction the crash of a previous run left
+// without a marker on some partition the marker it lacks (recovery.go),
+// and logs each one.
+func recoverData(dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	repairs, err := recoverDataDir(dir)
+	for _, r := range repairs {
+		log.Warn("transaction left unfinished by a crash: marker written", "component", "broker", "topic", r.Topic,
+			"partition", r.Partition, "producer_id", r.ProducerID, "epoch", r.Epoch, "commit", r.Commit, "offset", r.Offset)
+	}
+	if errors.Is(err, errUnknownFormat) {
+		log.Warn("data directory format unknown to this build: transactions torn by a crash are not repaired", "component", "broker", "dir", dir, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stepwise: dev broker data in %s: repair after a crash: %w (delete the directory, or use --in-memory, to start afresh)", dir, err)
+	}
+	return nil
 }
 
 // splitAddr checks a listen address and returns its parts.

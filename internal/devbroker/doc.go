@@ -17,8 +17,16 @@
 // With WithDataDir the broker keeps its logs, offsets and group and
 // transaction state in a directory and reloads them on the next start, so a
 // dev session's requests survive a restart. Without it everything is in
-// memory and gone on Close. Segments are written through the page cache and
-// synced on Close: a crash (not a Ctrl-C) can lose the last writes.
+// memory and gone on Close. Every batch is written to its segment file as
+// it is produced (through the page cache; synced on Close), so a killed
+// process loses nothing written; a machine crash can lose the last writes.
+//
+// A process killed while the broker wrote a transaction's markers leaves
+// that transaction committed on some partitions and unfinished on others,
+// and kfake's own load would abort the unfinished part in memory only.
+// Start therefore first gives every unfinished transaction the marker it
+// lacks, on disk: a commit where the same transaction committed elsewhere,
+// an abort otherwise (recovery.go).
 //
 // # Compaction
 //
