@@ -20,6 +20,13 @@ import (
 	"github.com/stepwise-run/stepwise/topology"
 )
 
+// cleanerOff is the cleaner period of a broker keeping its data on disk:
+// long enough never to come. kfake rewrites a partition's files in place
+// when it compacts them, and a kill during the rewrite loses the
+// partition; without compaction restores read every version of the state,
+// which a development session's history keeps small.
+const cleanerOff = 1 << 31 * time.Millisecond
+
 // Defaults of the options.
 const (
 	DefaultAddr           = "127.0.0.1:9092"
@@ -68,7 +75,8 @@ func WithDataDir(dir string) Option {
 }
 
 // WithCleanerBackoff sets how often the log cleaner compacts compacted
-// topics (default 1 s).
+// topics (default 1 s in memory; with WithDataDir the cleaner does not run
+// unless this option is given, see cleanerOff).
 func WithCleanerBackoff(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -90,11 +98,21 @@ func WithLogger(l *slog.Logger) Option {
 // Start starts the broker, reloading the data directory's content when
 // there is one.
 func Start(opts ...Option) (*Broker, error) {
-	c := config{addr: DefaultAddr, cleaner: DefaultCleanerBackoff}
+	c := config{addr: DefaultAddr}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return nil, err
 		}
+	}
+	switch {
+	case c.cleaner > 0:
+	case c.dataDir != "":
+		// kfake compacts a partition by deleting its segment files and
+		// writing new ones: a process killed in between loses the
+		// partition. With data kept on disk, the cleaner never runs.
+		c.cleaner = cleanerOff
+	default:
+		c.cleaner = DefaultCleanerBackoff
 	}
 	host, port, err := splitAddr(c.addr)
 	if err != nil {

@@ -31,7 +31,9 @@
 // # Compaction
 //
 // kfake compacts only when its log cleaner runs, hourly by default; a
-// broker started here runs it every CleanerBackoff so the compacted state
+// broker started in memory runs it every second so the compacted state
 // topic stays small and processor restores stay fast (KAFKA-NOTES.md,
-// pitfall 6).
+// pitfall 6). A broker keeping its data on disk never runs it: kfake
+// compacts a partition by deleting its files and writing new ones, and a
+// process killed in between would lose the partition's records.
 package devbroker
