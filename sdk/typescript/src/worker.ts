@@ -362,7 +362,7 @@ export class Worker {
       [LogKey.DurationMs]: Date.now() - started,
     };
     if (failure === undefined) {
-      q.log.debug("step done", fields);
+      q.log.info("step done", fields);
     } else if (!outcome.handlerCalled && !failure.retryable) {
       q.log.error("malformed task", { ...fields, ...where, [LogKey.Error]: failure.message });
     } else {
