@@ -20,7 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 	"github.com/stepwise-run/stepwise/worker"
 )
@@ -241,7 +241,7 @@ func devCrashCheck(t *testing.T, addr, httpAddr string, ids []int) devCrashResul
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	seen := map[string][]machine.Completion{}
+	seen := map[string][]schemas.Completion{}
 	done := 0
 	deadline := time.Now().Add(90 * time.Second)
 	quietSince := time.Time{}
@@ -250,7 +250,7 @@ func devCrashCheck(t *testing.T, addr, httpAddr string, ids []int) devCrashResul
 		fs := cl.PollFetches(ctx)
 		cancel()
 		fs.EachRecord(func(r *kgo.Record) {
-			var c machine.Completion
+			var c schemas.Completion
 			if json.Unmarshal(r.Value, &c) != nil {
 				return
 			}
@@ -286,11 +286,11 @@ func devCrashCheck(t *testing.T, addr, httpAddr string, ids []int) devCrashResul
 			t.Logf("%s: %d completions", id, len(cs))
 		}
 		var out map[string]any
-		if cs[0].Status != machine.Succeeded || json.Unmarshal(cs[0].Output, &out) != nil || !equalJSON(out, devCrashWant(n)) {
+		if cs[0].Status != schemas.Succeeded || json.Unmarshal(cs[0].Output, &out) != nil || !equalJSON(out, devCrashWant(n)) {
 			r.wrong++
 			t.Logf("%s: %s %s, want %v", id, cs[0].Status, cs[0].Output, devCrashWant(n))
 		}
-		if st := devCrashStatus(t, httpAddr, id); st != string(machine.Succeeded) {
+		if st := devCrashStatus(t, httpAddr, id); st != string(schemas.Succeeded) {
 			r.shown++
 			t.Logf("%s: the API shows %q", id, st)
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/stepwise-run/stepwise/examples/idp"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
 	"github.com/stepwise-run/stepwise/processors"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/worker"
 )
 
@@ -80,7 +80,7 @@ func (s *soak) check(reqs []started) *report {
 			r.note("%s (%s): %d completions", q.id, q.workflow, len(cs))
 		}
 		r.completed++
-		if cs[0].Status != machine.Succeeded || !sameJSON(cs[0].Output, q.want) {
+		if cs[0].Status != schemas.Succeeded || !sameJSON(cs[0].Output, q.want) {
 			r.wrong++
 			r.note("%s (%s): %s %.200s, want %.200s", q.id, q.workflow, cs[0].Status, cs[0].Output, q.want)
 		}
@@ -349,8 +349,8 @@ func referenceIDP(t *testing.T) json.RawMessage {
 		}
 		var out json.RawMessage
 		fs.EachRecord(func(r *kgo.Record) {
-			var c machine.Completion
-			if json.Unmarshal(r.Value, &c) == nil && c.Status == machine.Succeeded {
+			var c schemas.Completion
+			if json.Unmarshal(r.Value, &c) == nil && c.Status == schemas.Succeeded {
 				out = c.Output
 			}
 		})

@@ -23,7 +23,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/examples/idp"
 	"github.com/stepwise-run/stepwise/processors"
-	"github.com/stepwise-run/stepwise/processors/machine"
+	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -425,7 +425,7 @@ type completions struct {
 }
 
 type completion struct {
-	machine.Completion
+	schemas.Completion
 	at        time.Time
 	partition int32
 }
@@ -446,7 +446,7 @@ func watchCompletions(t *testing.T, seeds []string, p topology.Prefix) *completi
 			fs := cl.PollFetches(ctx)
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
-				var m machine.Completion
+				var m schemas.Completion
 				if json.Unmarshal(r.Value, &m) != nil {
 					t.Logf("undecodable completion at %s-%d@%d", r.Topic, r.Partition, r.Offset)
 					return
