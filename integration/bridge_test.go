@@ -43,10 +43,11 @@ func bridgeTexts() []string {
 
 // TestBridgeWordCounts runs the word-counts example with segment-word-counts
 // served from RabbitMQ by a Python worker of the original manager's AMQP
-// protocol, through `stepwise bridge amqp`, and the other steps by the Go
-// workers on Kafka. First a few requests on Kafka alone give the reference
-// outputs; then 2,000 requests go through the bridge while the bridge is
-// killed (SIGKILL) twice and RabbitMQ is restarted once. Every request
+// protocol, through two replicas of `stepwise bridge amqp`, and the other
+// steps by the Go workers on Kafka. First a few requests on Kafka alone
+// give the reference outputs; then 2,000 requests go through the bridge
+// while a bridge replica is killed (SIGKILL) twice and RabbitMQ is
+// restarted once. Every request
 // completes exactly once with the all-Kafka output of its book; duplicate
 // runs of the bridged step are counted and printed.
 func TestBridgeWordCounts(t *testing.T) {
@@ -83,15 +84,19 @@ func TestBridgeWordCounts(t *testing.T) {
 	e.spawn("go-workers", s.stepwise, nil, append([]string{"workers", "--example", "word-counts", "--skip-queues", wordcounts.QueueSegment}, s.conn...)...)
 	pyWorker := e.spawn("amqp-worker", py, []string{"AMQP_SERVER=" + rmq.url},
 		"../examples/word-counts/amqp/segment_word_counts_amqp.py", "--trace")
-	replyQueue := string(e.Prefix) + "bridge.replies.b1"
+	// Two bridge replicas share the queue's group; each keeps its reply
+	// queue across its restarts.
 	var bridges []*proc
-	startBridge := func() {
-		n := len(bridges) + 1
+	replica := map[string]*proc{}
+	startBridge := func(name string) {
 		args := append([]string{"bridge", "amqp", "--amqp-url", rmq.url, "--queues", wordcounts.QueueSegment,
-			"--reply-queue", replyQueue, "--log-level", "info"}, s.fileFlags()...)
-		bridges = append(bridges, e.spawn(fmt.Sprintf("bridge-%d", n), s.stepwise, nil, append(args, s.conn...)...))
+			"--reply-queue", string(e.Prefix) + "bridge.replies." + name, "--log-level", "info"}, s.fileFlags()...)
+		p := e.spawn(fmt.Sprintf("bridge-%s-%d", name, len(bridges)+1), s.stepwise, nil, append(args, s.conn...)...)
+		bridges = append(bridges, p)
+		replica[name] = p
 	}
-	startBridge()
+	startBridge("b1")
+	startBridge("b2")
 
 	reqs := ids("wcb", 2000)
 	textOf := func(id string) int {
@@ -100,17 +105,24 @@ func TestBridgeWordCounts(t *testing.T) {
 		return i % len(texts)
 	}
 	ld := e.submitWith(wordcounts.WorkflowName, reqs, 100, func(id string) any { return input(textOf(id)) })
-	time.Sleep(5 * time.Second)
-	fmt.Printf("bridge kill 1: SIGKILL, %d requests completed\n", tl.completed())
-	bridges[len(bridges)-1].kill()
-	startBridge()
-	time.Sleep(4 * time.Second)
+	// The faults come while requests flow: after a given number completed.
+	reached := func(n int) {
+		deadline := time.Now().Add(3 * time.Minute)
+		for tl.completed() < n && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	reached(len(refs) + 200)
+	fmt.Printf("bridge kill 1: SIGKILL b1, %d requests completed\n", tl.completed())
+	replica["b1"].kill()
+	startBridge("b1")
+	reached(len(refs) + 600)
 	fmt.Printf("rabbitmq restart: %d requests completed\n", tl.completed())
 	rmq.restart()
-	time.Sleep(3 * time.Second)
-	fmt.Printf("bridge kill 2: SIGKILL, %d requests completed\n", tl.completed())
-	bridges[len(bridges)-1].kill()
-	startBridge()
+	reached(len(refs) + 1000)
+	fmt.Printf("bridge kill 2: SIGKILL b2, %d requests completed\n", tl.completed())
+	replica["b2"].kill()
+	startBridge("b2")
 	ld.wait(t)
 	c := tl.check(t, "bridge", append(slices.Clone(refs), reqs...), 3*time.Minute)
 	fmt.Printf("bridge: %s\n", c)
@@ -137,8 +149,12 @@ func TestBridgeWordCounts(t *testing.T) {
 	for _, b := range bridges {
 		late += countLines(t, b.log, "outcome=late")
 	}
-	fmt.Printf("bridge: segment-word-counts ran %d times for %d tasks (%d duplicate runs); %d late replies dropped by the bridges\n",
-		runs, distinct, runs-distinct, late)
+	republished := 0
+	for _, b := range bridges {
+		republished += countLines(t, b.log, "lost RabbitMQ; reconnecting")
+	}
+	fmt.Printf("bridge: segment-word-counts ran %d times for %d tasks (%d duplicate runs); %d late replies dropped by the bridges; %d bridge reconnects\n",
+		runs, distinct, runs-distinct, late, republished)
 	if !pyWorker.running() {
 		t.Errorf("the AMQP worker exited: %v", pyWorker.err)
 	}
