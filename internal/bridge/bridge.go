@@ -237,7 +237,7 @@ func (b *Bridge) handler(queue string) worker.Handler {
 			a.pending.Store(1)
 			return b.use(t, queue, corr, a)
 		}
-		defer b.unwait(corr, c)
+		defer b.unwait(corr, c) // false once a reply took it: nothing to undo
 		for published := false; ; published = true {
 			lost, err := sess.publish(ctx, route.Queue, corr, t.Input)
 			if err != nil {
@@ -255,6 +255,11 @@ func (b *Bridge) handler(queue string) worker.Handler {
 				// but a task lost with the connection would never be
 				// answered: publish again, at the risk of a duplicate run.
 			case <-ctx.Done():
+				if !b.unwait(corr, c) {
+					// A reply took this call just now: acknowledge it with
+					// the error result, as any reply that was used.
+					b.keep(t, <-c.reply)
+				}
 				return nil, fmt.Errorf("stepwise bridge: no reply from AMQP queue %s: %w", route.Queue, ctx.Err())
 			}
 		}
@@ -264,9 +269,7 @@ func (b *Bridge) handler(queue string) worker.Handler {
 // use turns a reply into the handler's outcome and keeps the delivery to
 // acknowledge after the result is produced.
 func (b *Bridge) use(t *worker.Task, queue, corr string, a *answer) (json.RawMessage, error) {
-	b.mu.Lock()
-	b.mu.acks[t] = a
-	b.mu.Unlock()
+	b.keep(t, a)
 	b.stats.Replies.Add(1)
 	out, empty, err := decodeReply(a.d.Body)
 	switch {
@@ -280,6 +283,13 @@ func (b *Bridge) use(t *worker.Task, queue, corr string, a *answer) (json.RawMes
 		b.cfg.logger.Debug("empty reply taken as {}", slog.String(logQueue, queue), slog.String(logCorrelation, corr))
 	}
 	return out, nil
+}
+
+// keep holds a reply until t's result is produced.
+func (b *Bridge) keep(t *worker.Task, a *answer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mu.acks[t] = a
 }
 
 // acknowledge is called once a task's result is safe in Kafka.
@@ -339,21 +349,23 @@ func (b *Bridge) ackDropped(d amqp.Delivery) {
 	}
 }
 
-func (b *Bridge) unwait(corr string, c *call) {
+// unwait stops c waiting. It reports false when c was no longer waiting:
+// a reply took it, and its answer is (or is about to be) in c.reply.
+func (b *Bridge) unwait(corr string, c *call) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cs := b.mu.waiting[corr]
-	for i, x := range cs {
-		if x == c {
-			cs = append(cs[:i:i], cs[i+1:]...)
-			break
-		}
+	i := slices.Index(cs, c)
+	if i < 0 {
+		return false
 	}
+	cs = slices.Delete(slices.Clone(cs), i, i+1)
 	if len(cs) == 0 {
 		delete(b.mu.waiting, corr)
 	} else {
 		b.mu.waiting[corr] = cs
 	}
+	return true
 }
 
 // onReply matches a reply to the tasks waiting for its correlation id.

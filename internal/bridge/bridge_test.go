@@ -142,3 +142,27 @@ func TestGarbageReplyFailsAttempt(t *testing.T) {
 		t.Fatal("garbage reply not acknowledged after its error result")
 	}
 }
+
+// A task whose context ends as its reply arrives still acknowledges the
+// reply once its (error) result is produced.
+func TestReplyRacingDeadline(t *testing.T) {
+	b := newTestBridge(t)
+	ch := &acks{}
+	c := &call{reply: make(chan *answer, 1)}
+	b.wait("r-4:s", c)
+	b.onReply(delivery(ch, 9, "r-4:s", `{}`))
+	if b.unwait("r-4:s", c) {
+		t.Fatal("unwait found a call the reply had taken")
+	}
+	task := &worker.Task{}
+	b.keep(task, <-c.reply)
+	b.acknowledge(task)
+	if got := ch.acked(); len(got) != 1 || got[0] != 9 {
+		t.Fatalf("acked %v, want [9]", got)
+	}
+	c2 := &call{reply: make(chan *answer, 1)}
+	b.wait("r-5:s", c2)
+	if !b.unwait("r-5:s", c2) {
+		t.Fatal("unwait did not find a waiting call")
+	}
+}
