@@ -33,11 +33,18 @@ func init() {
 // RabbitMQ address from; the bridge takes it as the default of --amqp-url.
 const amqpURLEnv = "AMQP_SERVER"
 
+const bridgeUsage = "usage: stepwise bridge amqp -f FILE... --amqp-url URL [--queues Q,...] [flags] (the only bridge is amqp; stepwise bridge amqp -h lists the flags)"
+
 func runBridge(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "amqp" {
-		return &exitError{code: 2, msg: "usage: stepwise bridge amqp -f FILE --amqp-url URL [--queues Q,...] (the only bridge is amqp)"}
+	switch {
+	case len(args) > 0 && args[0] == "amqp":
+		return runBridgeAMQP(ctx, args[1:])
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
+		fmt.Println(bridgeUsage)
+		return nil
+	default:
+		return &exitError{code: 2, msg: bridgeUsage}
 	}
-	return runBridgeAMQP(ctx, args[1:])
 }
 
 func runBridgeAMQP(ctx context.Context, args []string) error {
