@@ -5,12 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // API is the HTTP API's set. Methods on a nil *API do nothing.
@@ -129,16 +131,29 @@ const LagInterval = 10 * time.Second
 
 // LagCollector keeps stepwise_consumer_lag up to date for a fixed list of
 // groups (the processors' and every worker queue's).
+//
+// Lag is counted in records, not offsets: a topic written in transactions
+// (the task topics) has a commit marker after each transaction's records,
+// which takes an offset but is never consumed, so a group that consumed
+// everything still sits one offset or more behind the end. Where the
+// offset gap of a partition is small (at most exactMax), the records in it
+// are read (read_committed) and counted; larger gaps are reported as
+// offsets, which overstates them by the markers among them.
 type LagCollector struct {
 	adm    *kadm.Client
+	opts   []kgo.Opt // to read the small gaps
 	groups []string
 	lag    *prometheus.GaugeVec
 	log    *slog.Logger
 }
 
-// NewLagCollector registers stepwise_consumer_lag on reg.
-func NewLagCollector(reg prometheus.Registerer, adm *kadm.Client, groups []string, log *slog.Logger) *LagCollector {
-	return &LagCollector{adm: adm, groups: groups, log: log,
+// exactMax is the largest offset gap LagCollector reads to count records.
+const exactMax = 64
+
+// NewLagCollector registers stepwise_consumer_lag on reg; opts connect a
+// client that reads small gaps.
+func NewLagCollector(reg prometheus.Registerer, adm *kadm.Client, opts []kgo.Opt, groups []string, log *slog.Logger) *LagCollector {
+	return &LagCollector{adm: adm, opts: opts, groups: groups, log: log,
 		lag: promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "consumer_lag",
 			Help: "Records of a topic not yet consumed by a group, summed over partitions."}, []string{"group", "topic"})}
 }
@@ -166,13 +181,109 @@ func (c *LagCollector) Poll(ctx context.Context) {
 		c.log.Debug("consumer lag not read", "err", err)
 		return
 	}
+	// Small gaps to count exactly: topic -> partition -> [from, end).
+	gaps := map[string]map[int32][2]int64{}
+	for _, gl := range lags {
+		if gl.Error() != nil {
+			continue
+		}
+		for topic, parts := range gl.Lag {
+			for part, ml := range parts {
+				if ml.Err == nil && ml.Lag > 0 && ml.Lag <= exactMax {
+					if gaps[topic] == nil {
+						gaps[topic] = map[int32][2]int64{}
+					}
+					gaps[topic][part] = [2]int64{ml.Commit.At, ml.End.Offset}
+				}
+			}
+		}
+	}
+	counted := c.countRecords(pctx, gaps)
 	for group, gl := range lags {
 		if gl.Error() != nil {
 			c.log.Debug("consumer lag not read", "group", group, "err", gl.Error())
 			continue
 		}
-		for topic, tl := range gl.Lag.TotalByTopic() {
-			c.lag.WithLabelValues(group, topic).Set(float64(tl.Lag))
+		for topic, parts := range gl.Lag {
+			total := int64(0)
+			for part, ml := range parts {
+				if ml.Err != nil {
+					continue
+				}
+				n := ml.Lag
+				if g, ok := gaps[topic][part]; ok && g == [2]int64{ml.Commit.At, ml.End.Offset} {
+					if got, ok := counted[topic][part]; ok {
+						n = got
+					}
+				}
+				total += n
+			}
+			c.lag.WithLabelValues(group, topic).Set(float64(total))
 		}
 	}
+}
+
+// countRecords reads each gap read_committed and counts the records in
+// it; a partition it could not finish reading is left out.
+func (c *LagCollector) countRecords(ctx context.Context, gaps map[string]map[int32][2]int64) map[string]map[int32]int64 {
+	out := map[string]map[int32]int64{}
+	if len(gaps) == 0 {
+		return out
+	}
+	from := map[string]map[int32]kgo.Offset{}
+	left := 0
+	for topic, parts := range gaps {
+		from[topic] = map[int32]kgo.Offset{}
+		out[topic] = map[int32]int64{}
+		for part, g := range parts {
+			from[topic][part] = kgo.NewOffset().At(g[0])
+			left++
+		}
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(c.opts), kgo.ConsumePartitions(from), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Markers are returned too, so that a gap of markers only is seen
+		// to end; they are not counted.
+		kgo.KeepControlRecords(), kgo.FetchMaxWait(100*time.Millisecond))...)
+	if err != nil {
+		return map[string]map[int32]int64{}
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	done := map[string]map[int32]bool{}
+	for left > 0 && rctx.Err() == nil {
+		fs := cl.PollFetches(rctx)
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			g := gaps[p.Topic][p.Partition]
+			last := int64(-1)
+			for _, r := range p.Records {
+				if r.Offset < g[1] && !r.Attrs.IsControl() {
+					out[p.Topic][p.Partition]++
+				}
+				last = max(last, r.Offset)
+			}
+			if !done[p.Topic][p.Partition] && last >= g[1]-1 {
+				if done[p.Topic] == nil {
+					done[p.Topic] = map[int32]bool{}
+				}
+				done[p.Topic][p.Partition] = true
+				left--
+			}
+		})
+	}
+	for topic, parts := range out {
+		for part := range parts {
+			if !done[topic][part] {
+				delete(parts, part)
+			}
+		}
+		for part := range gaps[topic] {
+			if done[topic][part] {
+				if _, ok := parts[part]; !ok {
+					parts[part] = 0
+				}
+			}
+		}
+	}
+	return out
 }

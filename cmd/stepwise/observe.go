@@ -35,7 +35,7 @@ func lagCollector(conn kconn.Config, set *topology.Set, reg prometheus.Registere
 			return fmt.Errorf("stepwise: lag client: %w", err)
 		}
 		defer cl.Close()
-		metrics.NewLagCollector(reg, kadm.NewClient(cl), groups, log).Run(ctx)
+		metrics.NewLagCollector(reg, kadm.NewClient(cl), opts, groups, log).Run(ctx)
 		return nil
 	}, nil
 }

@@ -17,6 +17,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/worker"
 )
 
@@ -43,6 +46,7 @@ func run() error {
 	queues := fs.String("queues", "", "comma-separated queues to answer (required)")
 	delay := fs.Duration("delay", 0, "time each task takes")
 	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "tasks of each queue handled at once")
+	metricsAddr := fs.String("metrics-addr", "", "serve the worker's Prometheus metrics at http://ADDR/metrics")
 	session := fs.Duration("session-timeout", 6*time.Second, "consumer group session timeout: how soon a killed worker's partitions move")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -54,14 +58,26 @@ func run() error {
 	defer stop()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	w, err := worker.New(
+	opts := []worker.Option{}
+	if *metricsAddr != "" {
+		reg := metrics.NewRegistry()
+		opts = append(opts, worker.WithMetrics(reg))
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler(reg))
+		go func() { _ = http.Serve(ln, mux) }()
+	}
+	w, err := worker.New(append(opts,
 		worker.WithConn(conn),
 		worker.WithLogger(log),
 		worker.WithCommitInterval(100*time.Millisecond),
 		// The SDK keeps the client's 45 s session by default; a killed
 		// worker's tasks would wait that long for another worker.
 		worker.WithKafkaOpts(kgo.SessionTimeout(*session), kgo.HeartbeatInterval(*session/6)),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
