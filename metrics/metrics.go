@@ -263,7 +263,6 @@ func (m *Processor) PartitionGone(parts ...int32) {
 	}
 }
 
-
 // Sum adds up the samples of metric name in g whose labels include want
 // (counters and gauges: the value; histograms: the count of
 // observations). For tests and reports.
