@@ -85,8 +85,8 @@ scrape_configs:
 
 	// Every target answers before the load starts; the processor is
 	// ready (group joined, partitions restored).
-	waitHTTP(t, "http://"+procAddr+"/readyz", 60*time.Second)
-	waitHTTP(t, "http://"+apiAddr+"/readyz", 60*time.Second)
+	waitReady(t, "http://"+procAddr+"/readyz", 60*time.Second)
+	waitReady(t, "http://"+apiAddr+"/readyz", 60*time.Second)
 	q.eventually(`count(up == 1)`, 3, 60*time.Second)
 
 	// Load: requests started through the API by 8 clients at once, each
@@ -159,8 +159,8 @@ scrape_configs:
 	}
 }
 
-// waitHTTP waits until url answers 200.
-func waitHTTP(t *testing.T, url string, timeout time.Duration) {
+// waitReady waits until url answers 200.
+func waitReady(t *testing.T, url string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
