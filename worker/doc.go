@@ -36,6 +36,14 @@
 // without running the handler. A task whose deadline has passed fails
 // retryably without running the handler.
 //
+// # Cancellation
+//
+// When a request is cancelled, or fails elsewhere, the processors write a
+// cancel control message after each of its tasks in flight
+// (schemas/PROTOCOL.md). The handler running that task sees its context
+// cancelled, context.Cause(ctx) being ErrCancelled; a task not started yet
+// is skipped. No result is sent for either, and both are committed.
+//
 // # Shutdown
 //
 // Run returns when its context is cancelled, after a drain: no new task

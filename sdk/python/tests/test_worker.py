@@ -303,3 +303,64 @@ def test_rfc3339_like_go() -> None:
     for bad in ("2026-11-25 10:00:00Z", "2026-11-25T10:00:00", "2026-13-01T00:00:00Z", "2026-11-25t10:00:00z", "tomorrow"):
         assert parse_rfc3339(bad) is None, bad
     assert format_rfc3339(datetime(2001, 1, 1, tzinfo=timezone.utc)) == "2001-01-01T00:00:00Z"
+
+
+def cancel_headers(request: str, step: str = "s") -> list[tuple[str, bytes]]:
+    """The headers of the cancel control message the processors write for
+    the task of ``headers(request, step)``."""
+    h = {"stepwise-control": "cancel", "stepwise-request": request, "stepwise-workflow": "wf", "stepwise-step": step, "stepwise-attempt": "1"}
+    return [(k, v.encode()) for k, v in h.items()]
+
+
+def test_cancel_reaches_a_running_handler() -> None:
+    b = broker_with(0)
+    b.append(TASKS, 0, b"r-c", b"{}", headers("r-c"))
+    w = Worker(transport=b, commit_interval=0.05)
+    running = threading.Event()
+    seen: list[bool] = []
+
+    @w.handler("q")
+    def slow(task: Task) -> dict:
+        running.set()
+        seen.append(task.cancelled.wait(10))
+        return {"late": True}
+
+    t = start(w)
+    assert running.wait(5)
+    b.append(TASKS, 0, b"r-c", b'{"reason": "user asked"}', cancel_headers("r-c"))
+    # Both records committed, no result for the cancelled task.
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 2, 10)
+    w.stop()
+    t.join(5)
+    assert seen == [True]
+    assert outputs(b) == []
+
+
+def test_cancel_of_a_waiting_task_sends_no_result() -> None:
+    """A task whose cancel is queued behind it (the handler slot was busy)
+    is either skipped or started with its flag set at once: either way no
+    result is sent for it, and every record is committed."""
+    b = broker_with(0)
+    b.append(TASKS, 0, b"r-busy", b"{}", headers("r-busy"))
+    b.append(TASKS, 0, b"r-doomed", b"{}", headers("r-doomed"))
+    b.append(TASKS, 0, b"r-doomed", b"{}", cancel_headers("r-doomed"))
+    w = Worker(transport=b, commit_interval=0.05)
+    release = threading.Event()
+    doomed_saw: list[bool] = []
+
+    @w.handler("q", concurrency=1)
+    def h(task: Task) -> dict:
+        if task.request == "r-doomed":
+            doomed_saw.append(task.cancelled.wait(10))
+            return {"late": True}
+        release.wait(10)
+        return {"busy": True}
+
+    t = start(w)
+    time.sleep(0.3)
+    release.set()
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 3, 10)
+    w.stop()
+    t.join(5)
+    assert doomed_saw in ([], [True])
+    assert outputs(b) == [{"busy": True}]

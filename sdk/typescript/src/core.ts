@@ -3,8 +3,8 @@
 // or threw. It touches no broker, so the conformance vectors run against it
 // directly; the Kafka transport (worker.ts) only moves records.
 
-import { errorMessage, isNonRetryable } from "./errors.js";
-import { Header, Status } from "./protocol.js";
+import { CancelledError, errorMessage, isNonRetryable } from "./errors.js";
+import { Control, Header, Status } from "./protocol.js";
 import { describeValue, parseTask, type Reply, type Task, type TaskRecord } from "./task.js";
 
 /**
@@ -38,7 +38,9 @@ export type Outcome =
   /** The task names nowhere to reply: log reason and commit it. */
   | { kind: "drop"; reason: string }
   /** The worker's drain timeout cut the handler short: no result, no commit; the task runs again elsewhere. */
-  | { kind: "abandoned"; reply: Reply };
+  | { kind: "abandoned"; reply: Reply }
+  /** A cancel control message stopped the task (RunOptions.cancel): no result; commit it. */
+  | { kind: "cancelled"; reply: Reply };
 
 /** Options of runTask. */
 export interface RunOptions {
@@ -50,6 +52,24 @@ export interface RunOptions {
   maxResultBytes?: number;
   /** aborted when the worker stops waiting for handlers; the outcome is then "abandoned" */
   hardStop?: AbortSignal;
+  /** aborted when a cancel control message for this task arrives: the handler's signal aborts with a CancelledError and the outcome is "cancelled" */
+  cancel?: AbortSignal;
+}
+
+/** The key of one attempt of one step of one request. */
+export function taskKey(request: string, step: string, attempt: string): string {
+  return `${request}\u0000${step}\u0000${attempt}`;
+}
+
+/** The task key a cancel control message is about, or undefined when rec is a task. */
+export function controlKey(rec: TaskRecord): string | undefined {
+  if (rec.headers[Header.Control] !== Control.Cancel) return undefined;
+  return recordTaskKey(rec);
+}
+
+/** The task key of a task record. */
+export function recordTaskKey(rec: TaskRecord): string {
+  return taskKey(rec.headers[Header.Request] ?? "", rec.headers[Header.Step] ?? "", rec.headers[Header.Attempt] ?? "");
 }
 
 /** Kafka's default max.message.bytes. */
@@ -85,6 +105,9 @@ export async function runTask(rec: TaskRecord, handler: Handler, opts: RunOption
   const onHardStop = () => ac.abort(new Error("stepwise: worker stopped waiting for the handler"));
   if (opts.hardStop?.aborted) onHardStop();
   opts.hardStop?.addEventListener("abort", onHardStop, { once: true });
+  const onCancel = () => ac.abort(new CancelledError());
+  if (opts.cancel?.aborted) return { kind: "cancelled", reply };
+  opts.cancel?.addEventListener("abort", onCancel, { once: true });
 
   let out: unknown;
   let thrown: { err: unknown } | undefined;
@@ -95,9 +118,13 @@ export async function runTask(rec: TaskRecord, handler: Handler, opts: RunOption
   } finally {
     if (timer !== undefined) clearTimeout(timer);
     opts.hardStop?.removeEventListener("abort", onHardStop);
+    opts.cancel?.removeEventListener("abort", onCancel);
   }
   if (opts.hardStop?.aborted) {
     return { kind: "abandoned", reply };
+  }
+  if (opts.cancel?.aborted) {
+    return { kind: "cancelled", reply };
   }
   if (thrown !== undefined) {
     return failure(reply, errorMessage(thrown.err), !isNonRetryable(thrown.err), true, thrown.err);

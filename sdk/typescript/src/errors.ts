@@ -59,3 +59,15 @@ export function errorMessage(err: unknown): string {
     return String(err);
   }
 }
+
+/**
+ * The reason a handler's signal aborts with when the request was cancelled
+ * (or failed elsewhere) while the handler ran. The handler should stop;
+ * whatever it returns is dropped, since no result is wanted any more.
+ */
+export class CancelledError extends Error {
+  constructor() {
+    super("stepwise: request cancelled; the task's result is no longer wanted");
+    this.name = "CancelledError";
+  }
+}

@@ -12,13 +12,13 @@
 
 export { Worker, DEFAULT_CONCURRENCY, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_SESSION_TIMEOUT_MS, taskRecord } from "./worker.js";
 export type { WorkerOptions, HandleOptions } from "./worker.js";
-export { runTask, DEFAULT_MAX_RESULT_BYTES } from "./core.js";
+export { runTask, DEFAULT_MAX_RESULT_BYTES, controlKey, recordTaskKey, taskKey } from "./core.js";
 export type { Handler, Outcome, ResultRecord, RunOptions } from "./core.js";
 export { parseTask, parseRFC3339, isJsonObject } from "./task.js";
 export type { Task, TaskRecord, JsonObject, Reply, Parsed, ParsedTask } from "./task.js";
-export { NonRetryableError, isNonRetryable, StepwiseError, ProduceError } from "./errors.js";
+export { NonRetryableError, isNonRetryable, StepwiseError, ProduceError, CancelledError } from "./errors.js";
 export { jsonLogger, discardLogger, withFields, LogKey } from "./logger.js";
 export type { Logger, LogFields, LogLevel, JsonLoggerOptions } from "./logger.js";
-export { Header, Status, DEFAULT_PREFIX, tasksTopic, workerGroup, defaultGroupStem } from "./protocol.js";
+export { Header, Status, Control, DEFAULT_PREFIX, tasksTopic, workerGroup, defaultGroupStem } from "./protocol.js";
 export { OffsetTracker } from "./tracker.js";
 export { Semaphore } from "./semaphore.js";

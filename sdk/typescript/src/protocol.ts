@@ -21,6 +21,14 @@ export const Header = {
   Deadline: "stepwise-deadline",
   /** "ok" or "error"; results */
   Status: "stepwise-status",
+  /** on a task topic, marks a control message rather than a task: "cancel" stops the task of the same request, step and attempt */
+  Control: "stepwise-control",
+} as const;
+
+/** Values of the stepwise-control header. */
+export const Control = {
+  /** the request was cancelled or failed: stop the task, send no result */
+  Cancel: "cancel",
 } as const;
 
 /** Values of the stepwise-status header. */

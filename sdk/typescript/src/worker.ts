@@ -5,7 +5,7 @@
 import kafkajs from "kafkajs";
 import type { Consumer, EachBatchPayload, IHeaders, KafkaConfig, KafkaMessage, LogEntry, Producer, SASLOptions } from "kafkajs";
 
-import { runTask, DEFAULT_MAX_RESULT_BYTES, type Handler, type Outcome, type ResultRecord } from "./core.js";
+import { controlKey, recordTaskKey, runTask, DEFAULT_MAX_RESULT_BYTES, type Handler, type Outcome, type ResultRecord } from "./core.js";
 import { errorMessage, ProduceError, StepwiseError } from "./errors.js";
 import { jsonLogger, LogKey, withFields, type Logger } from "./logger.js";
 import { DEFAULT_PREFIX, defaultGroupStem, tasksTopic, workerGroup } from "./protocol.js";
@@ -83,7 +83,14 @@ interface Queue {
   /** marks waiting to be committed, by partition */
   marks: Map<number, string>;
   committing?: Promise<void>;
+  /** cancel controllers of the running tasks, by task key */
+  running: Map<string, AbortController>;
+  /** cancels that arrived before their task started (bounded, oldest first) */
+  early: Set<string>;
 }
+
+/** Cancels remembered for tasks not started yet, per queue. */
+const MAX_EARLY_CANCELS = 10000;
 
 /**
  * Worker consumes the tasks of the queues it has handlers for and produces
@@ -163,6 +170,8 @@ export class Worker {
       log: withFields(this.#log, { [LogKey.Queue]: queue }),
       inflight: new Set(),
       marks: new Map(),
+      running: new Map(),
+      early: new Set(),
     });
     return this;
   }
@@ -315,17 +324,48 @@ export class Worker {
    */
   async #eachBatch(q: Queue, producer: ResultSender, { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const stop = this.#stopCtl.signal;
-    for (const m of batch.messages) {
+    const recs = batch.messages.map((m) => taskRecord(batch.topic, batch.partition, m));
+    // Control messages first: a cancel polled with its task, or with a
+    // task waiting for a slot, stops it before it starts.
+    const control = recs.map((rec) => {
+      const key = controlKey(rec);
+      if (key === undefined) return false;
+      const running = q.running.get(key);
+      if (running !== undefined) {
+        running.abort();
+        q.log.info("task cancelled", { [LogKey.Request]: rec.key ?? "", [LogKey.Offset]: rec.offset });
+      } else {
+        q.early.add(key);
+        for (const old of q.early) {
+          if (q.early.size <= MAX_EARLY_CANCELS) break;
+          q.early.delete(old);
+        }
+      }
+      return true;
+    });
+    for (const [i, m] of batch.messages.entries()) {
       if (stop.aborted || !isRunning() || isStale()) return;
-      if (!(await acquire(q.sem, stop, heartbeat))) return;
+      const rec = recs[i]!;
+      const key = recordTaskKey(rec);
+      const skip = control[i] || q.early.has(key);
+      if (!skip && !(await acquire(q.sem, stop, heartbeat))) return;
       const entry = q.tracker.start(batch.partition, m.offset);
       if (entry === undefined) {
-        q.sem.release();
+        if (!skip) q.sem.release();
         return;
       }
       resolveOffset(m.offset);
-      const rec = taskRecord(batch.topic, batch.partition, m);
-      const p: Promise<void> = this.#process(q, producer, rec, entry).finally(() => {
+      if (skip) {
+        // A control message, or a task cancelled before it started:
+        // nothing to run or answer.
+        if (!control[i]) q.early.delete(key);
+        this.#finish(q, entry);
+        continue;
+      }
+      const cancel = new AbortController();
+      q.running.set(key, cancel);
+      const p: Promise<void> = this.#process(q, producer, rec, entry, cancel.signal).finally(() => {
+        q.running.delete(key);
         q.sem.release();
         q.inflight.delete(p);
       });
@@ -334,11 +374,11 @@ export class Worker {
   }
 
   /** Runs one task, produces its result, and lets its offset be committed. */
-  async #process(q: Queue, producer: ResultSender, rec: TaskRecord, entry: Entry): Promise<void> {
+  async #process(q: Queue, producer: ResultSender, rec: TaskRecord, entry: Entry, cancel: AbortSignal): Promise<void> {
     const started = Date.now();
     let outcome: Outcome;
     try {
-      outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal });
+      outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal, cancel });
     } catch (err) {
       // runTask catches the handler's errors; this is a bug, not a task failure.
       this.#fail(err);
@@ -347,6 +387,11 @@ export class Worker {
     const where = { [LogKey.Topic]: rec.topic, [LogKey.Partition]: rec.partition, [LogKey.Offset]: rec.offset };
     if (outcome.kind === "abandoned") {
       q.log.warn("handler cut short by the drain timeout; task left uncommitted", { [LogKey.Request]: outcome.reply.request, [LogKey.Step]: outcome.reply.step, ...where });
+      return;
+    }
+    if (outcome.kind === "cancelled") {
+      q.log.info("step cancelled", { [LogKey.Request]: outcome.reply.request, [LogKey.Step]: outcome.reply.step, ...where });
+      this.#finish(q, entry);
       return;
     }
     if (outcome.kind === "drop") {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { NonRetryableError, isNonRetryable, parseRFC3339, runTask, type Handler, type Outcome, type TaskRecord } from "../src/index.js";
+import { CancelledError, NonRetryableError, controlKey, isNonRetryable, parseRFC3339, recordTaskKey, runTask, type Handler, type Outcome, type TaskRecord } from "../src/index.js";
 
 function task(headers: Record<string, string> = {}, value: string = '{"n":1}'): TaskRecord {
   return {
@@ -189,5 +189,46 @@ describe("hard stop", () => {
     hard.abort();
     const outcome = await p;
     assert.equal(outcome.kind, "abandoned");
+  });
+});
+
+describe("cancel", () => {
+  test("a cancel aborts the running handler's signal with a CancelledError and no result is sent", async () => {
+    const ctl = new AbortController();
+    let reason: unknown;
+    const running = runTask(
+      task(),
+      async (t) =>
+        new Promise((resolve) => {
+          t.signal.addEventListener("abort", () => {
+            reason = t.signal.reason;
+            resolve({ late: true });
+          });
+          setTimeout(() => ctl.abort(), 10);
+        }),
+      { queue: "q", cancel: ctl.signal },
+    );
+    const outcome = await running;
+    assert.equal(outcome.kind, "cancelled");
+    assert.ok(reason instanceof CancelledError, `signal aborted with ${String(reason)}`);
+  });
+
+  test("a task cancelled before it starts never runs its handler", async () => {
+    const ctl = new AbortController();
+    ctl.abort();
+    let ran = false;
+    const outcome = await runTask(task(), () => {
+      ran = true;
+      return {};
+    }, { queue: "q", cancel: ctl.signal });
+    assert.equal(outcome.kind, "cancelled");
+    assert.equal(ran, false);
+  });
+
+  test("control messages are recognised and keyed like their task", () => {
+    const t = task();
+    const c = task({ "stepwise-control": "cancel" });
+    assert.equal(controlKey(t), undefined);
+    assert.equal(controlKey(c), recordTaskKey(t));
   });
 });

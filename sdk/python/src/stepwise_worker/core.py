@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Union
@@ -102,15 +103,16 @@ class Prepared:
     problem: str = ""
 
 
-def prepare(rec: Record, queue: str, now: datetime | None = None) -> Prepared:
-    """Reads a task record and decides whether the handler runs."""
+def prepare(rec: Record, queue: str, now: datetime | None = None, cancelled: threading.Event | None = None) -> Prepared:
+    """Reads a task record and decides whether the handler runs.
+    ``cancelled`` becomes the task's cancellation flag."""
     h = header_map(rec.headers)
     try:
         reply = parse_reply(h)
     except NoReplyError as exc:
         return Prepared(reply=None, task=None, result=None, problem=str(exc))
     try:
-        task = parse_task(rec, h, queue)
+        task = parse_task(rec, h, queue, cancelled)
     except MalformedTaskError as exc:
         return Prepared(reply=reply, task=None, result=reply.failure(str(exc), False), problem=str(exc))
     now = now or datetime.now(timezone.utc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
@@ -27,6 +28,10 @@ HEADER_REPLY_TOPIC = "stepwise-reply-topic"
 HEADER_REPLY_PARTITION = "stepwise-reply-partition"
 HEADER_DEADLINE = "stepwise-deadline"
 HEADER_STATUS = "stepwise-status"
+# A record of a task topic with this header is a control message, not a
+# task: CONTROL_CANCEL stops the task of the same request, step and attempt.
+HEADER_CONTROL = "stepwise-control"
+CONTROL_CANCEL = "cancel"
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -104,6 +109,11 @@ class Task:
     topic: str = ""
     partition: int = 0
     offset: int = 0
+    # Set when the request was cancelled (or failed elsewhere) while the
+    # handler ran: the handler should stop; whatever it returns is dropped,
+    # since no result is wanted any more. Poll ``cancelled.is_set()`` or
+    # wait on it.
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @property
     def step_name(self) -> str:
@@ -115,6 +125,26 @@ class Task:
         """``<instance id>:<step name>``, the correlation id handlers of the
         original workflow manager received."""
         return f"{self.instance}:{self.step_name}"
+
+
+def control_key(rec: Record) -> str | None:
+    """The task key (request, step, attempt) a cancel control message is
+    about, or None when ``rec`` is a task."""
+    h = header_map(rec.headers)
+    if h.get(HEADER_CONTROL) != CONTROL_CANCEL:
+        return None
+    return task_key(h.get(HEADER_REQUEST, ""), h.get(HEADER_STEP, ""), h.get(HEADER_ATTEMPT, ""))
+
+
+def task_key(request: str, step: str, attempt: str) -> str:
+    """Identifies one attempt of one step of one request."""
+    return f"{request}\x00{step}\x00{attempt}"
+
+
+def record_task_key(rec: Record) -> str:
+    """The task key of a task record."""
+    h = header_map(rec.headers)
+    return task_key(h.get(HEADER_REQUEST, ""), h.get(HEADER_STEP, ""), h.get(HEADER_ATTEMPT, ""))
 
 
 @dataclass(frozen=True)
@@ -289,7 +319,7 @@ def parse_reply(h: Mapping[str, str]) -> Reply:
     return Reply(topic=topic, partition=partition, request=request, step=step, attempt=attempt)
 
 
-def parse_task(rec: Record, h: Mapping[str, str], queue: str) -> Task:
+def parse_task(rec: Record, h: Mapping[str, str], queue: str, cancelled: threading.Event | None = None) -> Task:
     """Reads a task whose reply is known. Raises MalformedTaskError when a
     header or the value cannot be read."""
     attempt_raw = h.get(HEADER_ATTEMPT, "")
@@ -327,6 +357,7 @@ def parse_task(rec: Record, h: Mapping[str, str], queue: str) -> Task:
         topic=rec.topic,
         partition=rec.partition,
         offset=rec.offset,
+        cancelled=cancelled if cancelled is not None else threading.Event(),
     )
 
 

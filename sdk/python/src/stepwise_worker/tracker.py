@@ -34,6 +34,7 @@ class Entry:
     offset: int
     done: bool = False
     started: bool = False
+    key: str = ""  # the task key (protocol.task_key) while its handler runs
 
 
 class Tracker:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Callable, TypeVar
 
-from . import core
+from . import core, protocol
 from ._log import (
     LOG_ATTEMPT,
     LOG_DURATION,
@@ -52,6 +52,8 @@ from .transport import Consumer, DeliveryError, KafkaTransport, Producer, Transp
 
 DEFAULT_BROKERS = "127.0.0.1:9092"
 DEFAULT_CONCURRENCY = 8
+# Cancels remembered for tasks not started yet, per queue.
+MAX_EARLY_CANCELS = 10000
 DEFAULT_DRAIN_TIMEOUT = 30.0
 DEFAULT_COMMIT_INTERVAL = 1.0
 PASSWORD_ENV = "STEPWISE_SASL_PASSWORD"
@@ -365,6 +367,10 @@ class _QueueRunner:
         self.events: queues.SimpleQueue[_Done] = queues.SimpleQueue()
         self.tracker = Tracker()
         self.backlog: deque[tuple[Record, Entry]] = deque()
+        # Cancellation flags of running tasks by task key, and cancels that
+        # arrived before their task started (bounded, oldest dropped).
+        self.running: dict[str, threading.Event] = {}
+        self.early: dict[str, None] = {}
         self.inflight = 0
         self.marks: dict[int, int] = {}  # partition -> offset to commit, not yet committed
         self.paused = False
@@ -384,17 +390,24 @@ class _QueueRunner:
                 self._drain_events()
                 self._start_ready()
                 if self.inflight >= conc or self.backlog:
-                    # Full: fetch nothing more, but keep serving the group
-                    # (rebalances, liveness) while waiting for a free slot.
-                    if not self.paused:
-                        self.consumer.pause(self.consumer.assignment())
-                        self.paused = True
+                    # Full: fetch at most conc records ahead (a cancel of a
+                    # running task must still be read), then nothing more,
+                    # but keep serving the group (rebalances, liveness)
+                    # while waiting for a free slot.
+                    ahead = len(self.backlog) < conc
+                    if self.paused == ahead:
+                        parts = self.consumer.assignment()
+                        if ahead:
+                            self.consumer.resume(parts)
+                        else:
+                            self.consumer.pause(parts)
+                        self.paused = not ahead
                     try:
                         self._on_done(self.events.get(timeout=0.05))
                     except queues.Empty:
                         pass
                     if time.monotonic() - last_poll >= 0.1:
-                        self._take(self.consumer.consume(conc, 0))
+                        self._take(self.consumer.consume(max(conc - len(self.backlog), 1), 0))
                         last_poll = time.monotonic()
                 else:
                     if self.paused:
@@ -414,20 +427,50 @@ class _QueueRunner:
     def _take(self, recs: list[Record]) -> None:
         for r in recs:
             e = self.tracker.add(r.partition, r.offset)
-            if e is not None:
+            if e is None:
+                continue
+            key = protocol.control_key(r)
+            if key is None:
                 self.backlog.append((r, e))
+                continue
+            # A cancel control message: stop the task if it runs, skip it
+            # if it waits; the message itself is done at once.
+            flag = self.running.get(key)
+            if flag is not None:
+                flag.set()
+                log.info("task cancelled", extra={**self.extra, LOG_REQUEST: (r.key or b"").decode(errors="replace"), LOG_OFFSET: r.offset})
+            else:
+                self.early[key] = None
+                while len(self.early) > MAX_EARLY_CANCELS:
+                    del self.early[next(iter(self.early))]
+            if self.tracker.start(e):
+                self._mark(e)
+
+    def _mark(self, e: Entry) -> None:
+        mark = self.tracker.finish(e)
+        if mark is not None:
+            self.marks[e.part.number] = mark
 
     def _start_ready(self) -> None:
         while self.backlog and self.inflight < self.q.concurrency:
             rec, e = self.backlog.popleft()
             if not self.tracker.start(e):
                 continue
+            key = protocol.record_task_key(rec)
+            if key in self.early:
+                # Cancelled before it started: nothing to run or answer.
+                del self.early[key]
+                self._mark(e)
+                continue
+            flag = threading.Event()
+            self.running[key] = flag
+            e.key = key
             self.inflight += 1
             if self.aloop is not None and self.q.handler.is_async:
-                asyncio.run_coroutine_threadsafe(self._process_async(rec, e), self.aloop)
+                asyncio.run_coroutine_threadsafe(self._process_async(rec, e, flag), self.aloop)
             else:
                 assert self.pool is not None
-                self.pool.submit(lambda rec=rec, e=e: self._process_sync(rec, e))  # type: ignore[misc]
+                self.pool.submit(lambda rec=rec, e=e, flag=flag: self._process_sync(rec, e, flag))  # type: ignore[misc]
 
     def _drain_events(self) -> None:
         while True:
@@ -439,6 +482,7 @@ class _QueueRunner:
 
     def _on_done(self, ev: _Done) -> None:
         self.inflight -= 1
+        self.running.pop(ev.entry.key, None)
         if not ev.delivered:
             self.tracker.release(ev.entry)
             return
@@ -463,9 +507,7 @@ class _QueueRunner:
                     LOG_ERROR: str(ev.error),
                 },
             )
-        mark = self.tracker.finish(ev.entry)
-        if mark is not None:
-            self.marks[ev.entry.part.number] = mark
+        self._mark(ev.entry)
 
     def _commit(self, sync: bool, partitions: list[int] | None = None) -> None:
         offsets = {p: o for p, o in self.marks.items() if partitions is None or p in partitions}
@@ -545,9 +587,9 @@ class _QueueRunner:
 
     # Handler threads and the event loop.
 
-    def _process_sync(self, rec: Record, e: Entry) -> None:
+    def _process_sync(self, rec: Record, e: Entry, cancelled: threading.Event) -> None:
         try:
-            p = core.prepare(rec, self.q.name)
+            p = core.prepare(rec, self.q.name, cancelled=cancelled)
             if p.reply is None or p.result is not None:
                 self._deliver(rec, e, p, p.result)
                 return
@@ -562,9 +604,9 @@ class _QueueRunner:
             self.events.put(_Done(e, delivered=False))
             self.w._fail(exc)
 
-    async def _process_async(self, rec: Record, e: Entry) -> None:
+    async def _process_async(self, rec: Record, e: Entry, cancelled: threading.Event) -> None:
         try:
-            p = core.prepare(rec, self.q.name)
+            p = core.prepare(rec, self.q.name, cancelled=cancelled)
             if p.reply is None or p.result is not None:
                 self._deliver(rec, e, p, p.result)
                 return
@@ -584,6 +626,11 @@ class _QueueRunner:
         if self.abandoned.is_set():
             # The drain gave up on this task: no answer, no commit.
             self.events.put(_Done(e, delivered=False))
+            return
+        if p.task.cancelled.is_set():
+            # The request no longer wants it: no result; commit.
+            log.info("step cancelled", extra={**self.extra, LOG_REQUEST: p.task.request, LOG_STEP: p.task.step, LOG_ATTEMPT: p.task.attempt})
+            self.events.put(_Done(e))
             return
         res = core.answer(p.reply, out, err, self.w.max_result_bytes)
         t = p.task
