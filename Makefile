@@ -21,7 +21,7 @@ test: vet
 integration:
 	@test -n "$(KAFKA_BROKERS)" || { echo "integration: KAFKA_BROKERS is not set; run 'make kafka-up' and export KAFKA_BROKERS=127.0.0.1:9092" >&2; exit 1; }
 	$(GO) vet -tags integration ./integration/...
-	KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -tags integration $$($(GO) list -tags integration ./integration/... | grep -v /integration/chaos) ./internal/catchup/
+	KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 40m -tags integration $$($(GO) list -tags integration ./integration/... | grep -v /integration/chaos) ./internal/catchup/
 
 # The chaos soak (integration/chaos): its own 3-node cluster on ports
 # 14092-14094, three processors, Go, Python and TypeScript workers, random
