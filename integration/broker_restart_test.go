@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -56,7 +57,13 @@ func (b *privateBroker) restart() {
 
 func (b *privateBroker) script(name string, args ...string) {
 	b.t.Helper()
-	out, err := exec.Command(filepath.Join("kafka", name), args...).CombinedOutput()
+	cmd := exec.Command(filepath.Join("kafka", name), args...)
+	if os.Getenv("KAFKA_UP_TIMEOUT") == "" {
+		// A private broker starts while the shared one and other tests
+		// load the machine: allow it longer than up's default minute.
+		cmd.Env = append(os.Environ(), "KAFKA_UP_TIMEOUT=180s")
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.t.Fatalf("integration/kafka/%s %v: %v\n%s", name, args, err, out)
 	}
