@@ -28,6 +28,11 @@ var (
 	ErrInvalidInput    = errors.New("stepwise: invalid input; it must be a JSON object")
 	ErrInvalidWorkflow = errors.New("stepwise: no workflow name given")
 	ErrNotFound        = errors.New("stepwise: request not found")
+	// ErrExpired wraps ErrNotFound for a request the state topic still
+	// shows the tombstone of: it finished and was forgotten at the end of
+	// its retention (until the topic's delete.retention.ms removes the
+	// tombstone too; then it is only not found).
+	ErrExpired = fmt.Errorf("%w: expired (finished and forgotten after its retention)", ErrNotFound)
 	// ErrExists: the id names a request already (of another workflow, or
 	// the same); the start was, or would be, ignored.
 	ErrExists    = errors.New("stepwise: request id already in use")

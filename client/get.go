@@ -51,11 +51,14 @@ func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
-	records, err := c.scan(ctx, id)
+	records, expired, err := c.scan(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	st := &Status{Request: records[id]}
+	if st.Request == nil && expired {
+		return nil, fmt.Errorf("%w: %s", ErrExpired, id)
+	}
 	if st.Request == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -85,9 +88,10 @@ func (c *Client) Get(ctx context.Context, id string) (*Status, error) {
 }
 
 // scan reads the state topic, keeping the latest record of every key of
-// request id.
-func (c *Client) scan(ctx context.Context, id string) (map[string]*schemas.Record, error) {
-	records := map[string]*schemas.Record{}
+// request id; expired reports that the request's own key ended in a
+// tombstone.
+func (c *Client) scan(ctx context.Context, id string) (records map[string]*schemas.Record, expired bool, _ error) {
+	records = map[string]*schemas.Record{}
 	_, err := catchup.Read(ctx, c.base, c.cfg.prefix.State(), nil, func(r *kgo.Record) {
 		k := string(r.Key)
 		if request, _, err := statekey.Parse(k); err != nil || request != id {
@@ -95,7 +99,11 @@ func (c *Client) scan(ctx context.Context, id string) (map[string]*schemas.Recor
 		}
 		if r.Value == nil { // tombstone: forgotten
 			delete(records, k)
+			expired = expired || k == id
 			return
+		}
+		if k == id {
+			expired = false
 		}
 		rec, err := schemas.DecodeRecord(r.Value)
 		if err != nil {
@@ -105,7 +113,7 @@ func (c *Client) scan(ctx context.Context, id string) (map[string]*schemas.Recor
 		records[k] = rec
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stepwise: read state: %w", err)
+		return nil, false, fmt.Errorf("stepwise: read state: %w", err)
 	}
-	return records, nil
+	return records, expired, nil
 }

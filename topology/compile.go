@@ -55,6 +55,7 @@ func compileWorkflow(file string, w *workflowSpec, namespace string, transports 
 		c.tasks[t.name.val].Graph = c.graph(t.steps)
 	}
 	return &Workflow{
+		Retention: w.retention.val,
 		Name:      qualify(namespace, w.name.val),
 		Namespace: namespace,
 		Graph:     c.graph(w.steps),

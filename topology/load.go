@@ -213,7 +213,7 @@ func (l *loader) syntaxError(err error) {
 func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 	w := &workflowSpec{path: path, at: at(n), stepsAt: at(n)}
 	w.name.at = at(n)
-	fields, ok := l.fields(n, path, "name", "vhosts", "steps", "tasks", "defaults")
+	fields, ok := l.fields(n, path, "name", "vhosts", "steps", "tasks", "defaults", "retention")
 	w.bad = !ok
 	for _, f := range fields {
 		p := path + "." + f.name
@@ -231,6 +231,8 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 			}
 		case "defaults":
 			w.defaults = l.defaults(f.val, p)
+		case "retention":
+			w.retention = l.duration(f.val, p)
 		}
 	}
 	return w
@@ -376,7 +378,7 @@ func (l *loader) duration(n *yaml.Node, path string) duration {
 	if v == nil {
 		return duration{}
 	}
-	d, err := time.ParseDuration(v.Value)
+	d, err := ParseDuration(v.Value)
 	if err != nil {
 		hint := ""
 		if _, numErr := strconv.ParseFloat(v.Value, 64); numErr == nil {
@@ -386,6 +388,28 @@ func (l *loader) duration(n *yaml.Node, path string) duration {
 		return duration{}
 	}
 	return duration{val: d, at: at(v), set: true}
+}
+
+// ParseDuration reads a duration as time.ParseDuration does, and also
+// whole days with a "d" unit before any other: "7d", "1d12h".
+func ParseDuration(s string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(s, "d")
+	if !ok {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.Atoi(days)
+	if err != nil || n < 0 || n > 100000 {
+		return 0, fmt.Errorf("invalid duration %q: days must be a whole number before \"d\"", s)
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest == "" {
+		return d, nil
+	}
+	r, err := time.ParseDuration(rest)
+	if err != nil || r < 0 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return d + r, nil
 }
 
 // str reads a string field. Any non-null scalar is taken as written, as

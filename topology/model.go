@@ -37,6 +37,10 @@ type Workflow struct {
 	Graph     *Graph           // the top-level steps
 	Tasks     map[string]*Task // fan-out tasks by name
 	File      string           // where it was defined, for messages
+	// Retention is how long a finished request of this workflow is
+	// remembered (status, idempotent start, retry); 0: the processors'
+	// default (stepwise run --retention).
+	Retention time.Duration
 	// Source is a definition file holding this workflow's entry alone, in
 	// a canonical form (keys sorted, no comments or anchors) that Parse
 	// reads back to the same workflow. It is what `stepwise apply`

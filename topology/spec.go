@@ -37,15 +37,16 @@ type duration struct {
 }
 
 type workflowSpec struct {
-	bad      bool   // not a mapping (reported); only its position is known
-	path     string // "workflows[0]"
-	at       pos
-	name     str
-	vhosts   []str
-	steps    []*stepSpec
-	stepsAt  pos
-	tasks    []*taskSpec
-	defaults *defaultsSpec
+	bad       bool   // not a mapping (reported); only its position is known
+	path      string // "workflows[0]"
+	at        pos
+	name      str
+	vhosts    []str
+	steps     []*stepSpec
+	stepsAt   pos
+	tasks     []*taskSpec
+	defaults  *defaultsSpec
+	retention duration
 }
 
 type defaultsSpec struct {

@@ -29,7 +29,8 @@ const nameRule = "a letter, then at most 99 letters, digits, '_' or '-'"
 //     name under different vhosts is allowed);
 //   - each vhost starts with "/" and the rest is empty (the default vhost)
 //     or matches NamePattern; no vhost is listed twice;
-//   - a workflow has at least one step.
+//   - a workflow has at least one step;
+//   - retention, when set, is positive.
 //
 // Steps (of the workflow and of each task; names are scoped to their
 // graph):
@@ -207,6 +208,9 @@ func validateWorkflow(w *workflowSpec, l *errorList) {
 		vhosts[v.val] = true
 	}
 
+	if w.retention.set && w.retention.val <= 0 {
+		l.add(w.retention.at, w.path+".retention", "must be positive, got %s (leave it out for the processors' default)", w.retention.val)
+	}
 	if d := w.defaults; d != nil {
 		checkRetry(d.retry, l)
 		checkTimeout(d.timeout, d.path+".timeout", l)

@@ -63,6 +63,10 @@ func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer cl.Close()
 	st, err := cl.Get(ctx, id)
+	if errors.Is(err, client.ErrExpired) {
+		fmt.Fprintf(stderr, "stepwise: request %s expired: it finished and was forgotten after its retention\n", id)
+		return &exitError{code: 1}
+	}
 	if errors.Is(err, client.ErrNotFound) {
 		fmt.Fprintf(stderr, "stepwise: request %s not found\n", id)
 		return &exitError{code: 1}

@@ -95,6 +95,9 @@ func retryMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // no request is an error with exit status exitUnknown.
 func requestRecord(ctx context.Context, cl *client.Client, id string, timeout time.Duration) (*schemas.Record, error) {
 	st, err := cl.Get(ctx, id)
+	if errors.Is(err, client.ErrExpired) {
+		return nil, &exitError{code: exitUnknown, msg: fmt.Sprintf("request %q expired: it finished and was forgotten after its retention", id)}
+	}
 	if errors.Is(err, client.ErrNotFound) {
 		return nil, &exitError{code: exitUnknown, msg: fmt.Sprintf("unknown request %q (never started, or forgotten after its retention)", id)}
 	}

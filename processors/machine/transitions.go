@@ -565,13 +565,22 @@ func (t *transition) finish(inst *schemas.Record, status schemas.CompletionStatu
 		t.interrupt(inst, f, reason, unsent)
 	}
 	t.eff.SetTimers = slices.DeleteFunc(t.eff.SetTimers, func(tm Timer) bool { return tm.Request == inst.Request })
-	inst.ExpireAt = t.now.Add(t.m.retention)
+	inst.ExpireAt = t.now.Add(t.retentionOf(inst))
 	t.eff.SetTimers = append(t.eff.SetTimers, Timer{Request: inst.Request, Kind: TimerExpire, At: inst.ExpireAt})
 	t.eff.Completions = append(t.eff.Completions, schemas.Completion{
 		Request: inst.Request, Workflow: inst.Workflow, Version: inst.Version, Status: status,
 		Output: output, Error: f, Started: inst.Created, Finished: t.now,
 		Partition: inst.Partition,
 	})
+}
+
+// retentionOf is how long the finished request inst is remembered: its
+// workflow's retention, else the machine's.
+func (t *transition) retentionOf(inst *schemas.Record) time.Duration {
+	if wf, _, err := t.m.defs.Resolve(inst.Workflow, inst.DefinitionVersion()); err == nil && wf.Retention > 0 {
+		return wf.Retention
+	}
+	return t.m.retention
 }
 
 // interrupt marks every running or waiting step of inst, and of its
