@@ -114,6 +114,20 @@ func canonicalWorkflows(data []byte) [][]byte {
 	return out
 }
 
+// Keys lists the keys each kind of mapping of a definition file may hold,
+// by the kind's name in the YAML reference (docs/yaml-reference.md, which
+// TestYAMLReference keeps in step with this): the loader reports any other
+// key as unknown.
+var Keys = map[string][]string{
+	"file":     {"workflows"},
+	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention"},
+	"defaults": {"retry", "timeout"},
+	"task":     {"name", "itemListKey", "steps"},
+	"step":     {"name", "depends", "task", "queue", "retry", "timeout"},
+	"queue":    {"name", "transport"},
+	"retry":    {"maxAttempts", "initial", "max", "multiplier"},
+}
+
 // maxNodes bounds the work of walking one document. YAML aliases let a
 // small file reference the same subtree many times; walking it once per
 // reference could otherwise take exponential time.
@@ -174,7 +188,7 @@ func (l *loader) document(data []byte) *fileSpec {
 	}
 	spec.workflowsAt = at(root)
 	found, before := false, len(l.errs)
-	fields, _ := l.fields(root, "", "workflows")
+	fields, _ := l.fields(root, "", Keys["file"]...)
 	for _, f := range fields {
 		found = true
 		spec.workflowsAt = at(f.key)
@@ -213,7 +227,7 @@ func (l *loader) syntaxError(err error) {
 func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 	w := &workflowSpec{path: path, at: at(n), stepsAt: at(n)}
 	w.name.at = at(n)
-	fields, ok := l.fields(n, path, "name", "vhosts", "steps", "tasks", "defaults", "retention")
+	fields, ok := l.fields(n, path, Keys["workflow"]...)
 	w.bad = !ok
 	for _, f := range fields {
 		p := path + "." + f.name
@@ -240,7 +254,7 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 
 func (l *loader) defaults(n *yaml.Node, path string) *defaultsSpec {
 	d := &defaultsSpec{path: path}
-	fields, _ := l.fields(n, path, "retry", "timeout")
+	fields, _ := l.fields(n, path, Keys["defaults"]...)
 	for _, f := range fields {
 		p := path + "." + f.name
 		switch f.name {
@@ -256,7 +270,7 @@ func (l *loader) defaults(n *yaml.Node, path string) *defaultsSpec {
 func (l *loader) task(n *yaml.Node, path string) *taskSpec {
 	t := &taskSpec{path: path, at: at(n), stepsAt: at(n)}
 	t.name.at, t.itemListKey.at = at(n), at(n)
-	fields, ok := l.fields(n, path, "name", "itemListKey", "steps")
+	fields, ok := l.fields(n, path, Keys["task"]...)
 	t.bad = !ok
 	for _, f := range fields {
 		p := path + "." + f.name
@@ -288,7 +302,7 @@ func (l *loader) steps(n *yaml.Node, path string) []*stepSpec {
 func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 	s := &stepSpec{path: path, at: at(n)}
 	s.name.at = at(n)
-	fields, ok := l.fields(n, path, "name", "depends", "task", "queue", "retry", "timeout")
+	fields, ok := l.fields(n, path, Keys["step"]...)
 	s.bad = !ok
 	for _, f := range fields {
 		p := path + "." + f.name
@@ -319,7 +333,7 @@ func (l *loader) queue(s *stepSpec, n *yaml.Node, path string) {
 		s.queue = l.str(n, path)
 		return
 	}
-	fields, _ := l.fields(r, path, "name", "transport")
+	fields, _ := l.fields(r, path, Keys["queue"]...)
 	for _, f := range fields {
 		switch f.name {
 		case "name":
@@ -338,7 +352,7 @@ func (l *loader) queue(s *stepSpec, n *yaml.Node, path string) {
 
 func (l *loader) retry(n *yaml.Node, path string) *retrySpec {
 	r := &retrySpec{path: path, at: at(n)}
-	fields, _ := l.fields(n, path, "maxAttempts", "initial", "max", "multiplier")
+	fields, _ := l.fields(n, path, Keys["retry"]...)
 	for _, f := range fields {
 		p := path + "." + f.name
 		switch f.name {
