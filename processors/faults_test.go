@@ -68,9 +68,7 @@ func TestProcessorCrash(t *testing.T) {
 
 	reqs := ids("crash", 1000)
 	go e.start("chain", reqs[:500]...)
-	for comps.completed() < 50 {
-		time.Sleep(time.Millisecond)
-	}
+	comps.waitCount(t, 50, 20*time.Second)
 	owned := r1.p.Stats().Partitions
 	killed := time.Now()
 	r1.kill()
@@ -102,9 +100,7 @@ func TestProcessorRestartSameID(t *testing.T) {
 	r1 := e.startProcessor("p1")
 	reqs := ids("restart", 600)
 	go e.start("chain", reqs...)
-	for comps.completed() < 50 {
-		time.Sleep(time.Millisecond)
-	}
+	comps.waitCount(t, 50, 20*time.Second)
 	killed := time.Now()
 	r1.kill()
 	e.startProcessor("p1")

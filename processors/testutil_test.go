@@ -405,7 +405,9 @@ type completions struct {
 	last  map[string]schemas.Completion
 	at    map[string]time.Time // when each was first seen
 	part  map[string]int32     // home partition (the record's partition)
+	next  map[int32]int64      // per partition: the offset after the last record read, markers included
 	done  chan struct{}
+	e     *env
 }
 
 func (e *env) watchCompletions() *completions {
@@ -413,9 +415,11 @@ func (e *env) watchCompletions() *completions {
 	cl := e.client(
 		kgo.ConsumeTopics(e.conn.Prefix.Completions()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // markers move next over every decided offset
 		kgo.FetchMaxWait(10*time.Millisecond),
 	)
-	c := &completions{count: map[string]int{}, last: map[string]schemas.Completion{}, at: map[string]time.Time{}, part: map[string]int32{}, done: make(chan struct{})}
+	c := &completions{count: map[string]int{}, last: map[string]schemas.Completion{}, at: map[string]time.Time{}, part: map[string]int32{},
+		next: map[int32]int64{}, done: make(chan struct{}), e: e}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(c.done)
@@ -425,6 +429,12 @@ func (e *env) watchCompletions() *completions {
 				return
 			}
 			fs.EachRecord(func(r *kgo.Record) {
+				c.mu.Lock()
+				c.next[r.Partition] = r.Offset + 1
+				c.mu.Unlock()
+				if r.Attrs.IsControl() {
+					return
+				}
 				var comp schemas.Completion
 				if err := json.Unmarshal(r.Value, &comp); err != nil {
 					comp.Request = "(unreadable) " + string(r.Key)
@@ -442,6 +452,51 @@ func (e *env) watchCompletions() *completions {
 	}()
 	e.t.Cleanup(func() { cancel(); <-c.done })
 	return c
+}
+
+// caughtUp waits until the watcher has read every partition up to its
+// last stable offset of the moment it is called.
+func (c *completions) caughtUp(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	topic := c.e.conn.Prefix.Completions()
+	lsos, err := c.e.admin().ListCommittedOffsets(context.Background(), topic)
+	if err == nil {
+		err = lsos.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		behind := 0
+		c.mu.Lock()
+		lsos.Each(func(o kadm.ListedOffset) {
+			if c.next[o.Partition] < o.Offset {
+				behind++
+			}
+		})
+		c.mu.Unlock()
+		if behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("completions: %d partitions not read to their last stable offset within %s", behind, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitCount waits until at least n completions were read, or fails the
+// test at timeout.
+func (c *completions) waitCount(t testing.TB, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for c.completed() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d completions within %s, want %d", c.completed(), timeout, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // wait waits until every id has completed, or fails the test at timeout.
@@ -468,11 +523,12 @@ func (c *completions) wait(t testing.TB, ids []string, timeout time.Duration) {
 }
 
 // exactlyOnce checks that every id completed exactly once, with status
-// want, and that no other request completed. It waits a little first so
-// that a duplicate would have time to show.
+// want, and that no other request completed. It first reads the topic up
+// to its last stable offset of now, so that a duplicate committed so far
+// is counted.
 func (c *completions) exactlyOnce(t testing.TB, ids []string, want schemas.CompletionStatus) {
 	t.Helper()
-	time.Sleep(300 * time.Millisecond)
+	c.caughtUp(t, 20*time.Second)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	known := map[string]bool{}

@@ -15,11 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/examples/idp"
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
+	"github.com/stepwise-run/stepwise/internal/catchup"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
+	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -337,39 +340,69 @@ func TestDevKeepsDataAcrossRestarts(t *testing.T) {
 	if after := devRequest(t, addr, "after", "book-word-counts", `{}`); after.Status != schemas.Succeeded {
 		t.Errorf("after restart: %+v", after)
 	}
-	time.Sleep(time.Second) // room for a wrong second completion to show
+	devProcessed(t, addr) // the repeated start is handled: a wrong second completion would be written
 	if n := len(devAllCompletions(t, addr, "before")); n != 1 {
 		t.Errorf("%d completions of the request started before the restart, want 1", n)
 	}
 	dev.stop()
 }
 
-// allCompletions reads the whole completions topic and returns those of id.
+// devAllCompletions reads the completions topic to its end and returns
+// those of id.
 func devAllCompletions(t *testing.T, addr, id string) []schemas.Completion {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
-		kgo.ConsumeTopics(topology.DefaultPrefix.Completions()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var out []schemas.Completion
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := catchup.Read(ctx, []kgo.Opt{kgo.SeedBrokers(addr)}, topology.DefaultPrefix.Completions(), nil, func(r *kgo.Record) {
+		var c schemas.Completion
+		if json.Unmarshal(r.Value, &c) == nil && c.Request == id {
+			out = append(out, c)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// devProcessed waits until the processors have committed every record of
+// the requests topic written so far: what they write for them is then
+// committed too.
+func devProcessed(t *testing.T, addr string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	// Polling until quiet: the topic holds a handful of records.
-	var out []schemas.Completion
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := topology.DefaultPrefix.Requests()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		if fs.NumRecords() == 0 {
-			return out
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			var c schemas.Completion
-			if json.Unmarshal(r.Value, &c) == nil && c.Request == id {
-				out = append(out, c)
+		committed, err := adm.FetchOffsets(ctx, processors.GroupID(topology.DefaultPrefix))
+		behind := 0
+		ends.Each(func(o kadm.ListedOffset) {
+			if c, ok := committed.Lookup(topic, o.Partition); o.Offset > 0 && (!ok || c.At < o.Offset) {
+				behind++
 			}
 		})
+		if err == nil && behind == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("processors did not commit the requests topic to its end: %d partitions behind (%v): ends %v committed %v", behind, err, ends, committed)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

@@ -21,7 +21,7 @@
 // keeps the active segment and kfake the last batch, so this is rare), and
 // some brokers hand over no markers of aborted transactions; as a fallback
 // a partition is also complete once its last stable offset is at or past
-// its target and a further poll delivers nothing for it.
+// its target and it has delivered nothing for FallbackIdle.
 package catchup
 
 import (
@@ -40,6 +40,12 @@ import (
 // delivers nothing for this long is idle, which is when the fallback (the
 // last stable offset) is looked at.
 const PollWait = 250 * time.Millisecond
+
+// FallbackIdle is how long a partition whose last stable offset passed its
+// target must have delivered nothing before the fallback completes it. A
+// slow first fetch (a loaded machine, a large partition) also delivers
+// nothing for a while; one empty poll is not proof that nothing is left.
+const FallbackIdle = time.Second
 
 // ClientOpts are the consumer options the rule needs: read_committed, with
 // control records kept. Add them to the client that reads the topic.
@@ -103,20 +109,22 @@ type Tracker struct {
 	seen    map[int32]bool // partitions that delivered a record in this poll
 	// finished collects partitions completed since the last Finished.
 	finished []int32
+	now      func() time.Time
 }
 
 type target struct {
-	offset    int64 // the high watermark when the read began
-	lsoPassed bool  // the last stable offset was seen at or past offset
+	offset    int64     // the high watermark when the read began
+	lsoPassed bool      // the last stable offset was seen at or past offset
+	active    time.Time // when the partition last delivered a record, or the read began
 }
 
 // NewTracker tracks the read of topic's partitions up to targets (from
 // Targets); a partition of target 0 is complete from the start.
 func NewTracker(topic string, targets map[int32]int64) *Tracker {
-	t := &Tracker{topic: topic, pending: map[int32]*target{}, seen: map[int32]bool{}}
+	t := &Tracker{topic: topic, pending: map[int32]*target{}, seen: map[int32]bool{}, now: time.Now}
 	for p, off := range targets {
 		if off > 0 {
-			t.pending[p] = &target{offset: off}
+			t.pending[p] = &target{offset: off, active: t.now()}
 		}
 	}
 	return t
@@ -138,6 +146,7 @@ func (t *Tracker) Observe(r *kgo.Record) (below bool) {
 		return false
 	}
 	t.seen[r.Partition] = true
+	tg.active = t.now()
 	below = r.Offset < tg.offset
 	if r.Offset+1 >= tg.offset {
 		t.complete(r.Partition)
@@ -147,8 +156,9 @@ func (t *Tracker) Observe(r *kgo.Record) (below bool) {
 
 // EndPoll ends a poll and reports whether a pending partition delivered
 // nothing in it (idle). An idle partition whose last stable offset had
-// passed its target is complete; for any other idle one the last stable
-// offsets are looked up with adm, for the next poll.
+// passed its target and that delivered nothing for FallbackIdle is
+// complete; for any other idle one the last stable offsets are looked up
+// with adm, for the next poll.
 func (t *Tracker) EndPoll(ctx context.Context, adm *kadm.Client) (idle bool, err error) {
 	lookup := false
 	for p, tg := range t.pending {
@@ -156,7 +166,7 @@ func (t *Tracker) EndPoll(ctx context.Context, adm *kadm.Client) (idle bool, err
 			continue
 		}
 		idle = true
-		if tg.lsoPassed {
+		if tg.lsoPassed && t.now().Sub(tg.active) >= FallbackIdle {
 			t.complete(p)
 			continue
 		}

@@ -233,17 +233,25 @@ func TestFallbackToLastStableOffset(t *testing.T) {
 		t.Fatalf("targets %v, %v", targets, err)
 	}
 	tr := NewTracker("state", targets)
+	clock := time.Now()
+	tr.now = func() time.Time { return clock }
 	// Offsets 0 and 1 are delivered; 2 was compacted away.
+	start := clock
 	for off := range int64(2) {
 		if !tr.Observe(&kgo.Record{Topic: "state", Partition: 0, Offset: off}) {
 			t.Fatalf("offset %d not below the target", off)
 		}
 	}
-	for poll, want := range []struct{ idle, done bool }{
-		{false, false}, // the poll that delivered the records
-		{true, false},  // idle: the last stable offset (3) is looked up
-		{true, true},   // idle again, past the last stable offset: complete
+	for poll, want := range []struct {
+		after      time.Duration // since the records were delivered
+		idle, done bool
+	}{
+		{0, false, false},           // the poll that delivered the records
+		{PollWait, true, false},     // idle: the last stable offset (3) is looked up
+		{2 * PollWait, true, false}, // idle, past it, but not for long: a slow fetch looks the same
+		{FallbackIdle, true, true},  // idle for FallbackIdle: complete
 	} {
+		clock = clock.Add(want.after - clock.Sub(start))
 		idle, err := tr.EndPoll(ctx, adm)
 		if err != nil {
 			t.Fatal(err)
