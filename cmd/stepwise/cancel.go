@@ -37,13 +37,9 @@ func cancelMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	conn.RegisterFlags(fs)
 	fs.StringVar(&reason, "reason", "", "why, shown in the completion's error")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
-	pos, err := parseInterspersed(fs, args)
+	id, err := oneRequestID(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return &exitError{code: 2, msg: "give exactly one request ID"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -52,16 +48,16 @@ func cancelMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer cl.Close()
-	root, err := requestRecord(ctx, cl, pos[0], timeout)
+	root, err := requestRecord(ctx, cl, id, timeout)
 	if err != nil {
 		return err
 	}
 	if root.Status != schemas.Running {
-		return &exitError{code: 1, msg: fmt.Sprintf("request %s already %s; nothing to cancel", pos[0], root.Status)}
+		return &exitError{code: 1, msg: fmt.Sprintf("request %s already %s; nothing to cancel", id, root.Status)}
 	}
-	if err := cl.Cancel(ctx, pos[0], reason); err != nil {
+	if err := cl.Cancel(ctx, id, reason); err != nil {
 		return timeoutHint(ctx, err, timeout)
 	}
-	fmt.Fprintf(stdout, "cancel of %s sent\n", pos[0])
+	fmt.Fprintf(stdout, "cancel of %s sent\n", id)
 	return nil
 }

@@ -42,18 +42,13 @@ func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	conn.RegisterFlags(fs)
 	fs.StringVar(&output, "o", "table", "output format: table or json")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
-	pos, err := parseInterspersed(fs, args)
+	id, err := oneRequestID(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return &exitError{code: 2, msg: "give exactly one request ID"}
 	}
 	if output != "table" && output != "json" {
 		return &exitError{code: 2, msg: fmt.Sprintf("-o %q: use table or json", output)}
 	}
-	id := pos[0]
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -44,15 +44,10 @@ func retryMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	conn.RegisterFlags(fs)
 	fs.StringVar(&from, "from", "", "top-level step to run again from, with everything downstream of it")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
-	pos, err := parseInterspersed(fs, args)
+	id, err := oneRequestID(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return &exitError{code: 2, msg: "give exactly one request ID"}
-	}
-	id := pos[0]
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cl, err := client.New(client.WithConn(conn))

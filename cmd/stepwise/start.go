@@ -159,6 +159,20 @@ func timeoutHint(ctx context.Context, err error, timeout time.Duration) error {
 	return err
 }
 
+// oneRequestID parses the flags of a command that takes exactly one
+// request ID and returns the ID.
+func oneRequestID(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", &exitError{code: 2, msg: "give exactly one request ID"}
+	}
+	return pos[0], nil
+}
+
 // parseInterspersed parses flags placed before, between or after the
 // positional arguments (the flag package stops at the first positional
 // one), and returns the positional arguments. A "--" ends the flags.

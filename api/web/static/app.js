@@ -328,13 +328,37 @@
       const card = el("section", { class: "card workflow", "data-workflow": w.name },
         el("div", { class: "row" },
           el("h2", {}, el("a", { href: "#/workflows/" + enc(w.name), text: w.name })),
-          el("span", { class: "muted", text: `${w.steps} steps, ${w.tasks} fan-out tasks` + (w.file ? " · " + w.file : "") }),
+          el("span", { class: "muted", text: `version ${w.version} · ${w.steps} steps, ${w.tasks} fan-out tasks` + (w.file ? " · " + w.file : "") }),
           el("a", { href: "#/requests?workflow=" + enc(w.name), text: "requests" })));
       const dagBox = el("div", { class: "dag" });
       card.append(dagBox);
       main.append(card);
       api("/workflows/" + enc(w.name)).then((d) => drawDAG(dagBox, d.dag)).catch((err) => showError(dagBox, err));
     }
+  }
+
+  // versionsCard lists a workflow's definition versions; picking two shows
+  // the diff of their sources.
+  function versionsCard(name, shown) {
+    const card = el("section", { class: "card", id: "versions" }, el("h2", { text: "Versions" }));
+    const out = el("pre", { id: "version-diff" });
+    api("/workflows/" + enc(name) + "/versions").then((list) => {
+      const pick = (id, v) => el("select", { id }, list.versions.filter((x) => !x.deleted).map((x) => el("option", { value: x.version, text: "version " + x.version, selected: x.version === v })));
+      const nums = list.versions.filter((x) => !x.deleted).map((x) => x.version);
+      const from = pick("diff-from", nums.length > 1 ? nums[nums.length - 2] : shown);
+      const to = pick("diff-to", shown);
+      const show = async () => {
+        try {
+          const d = await api("/workflows/" + enc(name) + "/diff?from=" + from.value + "&to=" + to.value);
+          out.textContent = d.diff || "(the same)";
+        } catch (err) {
+          out.textContent = err.message;
+        }
+      };
+      card.append(el("ul", {}, list.versions.map((x) => el("li", { text: `version ${x.version}` + (x.deleted ? " (deleted)" : "") + ` · applied ${fmtTime(x.applied)}` + (x.hash ? " · " + x.hash.slice(0, 19) : "") }))),
+        el("div", { class: "row" }, "diff ", from, " → ", to, el("button", { onclick: show, text: "Show" })), out);
+    }).catch((err) => showError(card, err));
+    return card;
   }
 
   async function workflowPage(name) {
@@ -348,6 +372,7 @@
     const dagBox = el("div", { class: "dag" });
     main.append(dagBox);
     drawDAG(dagBox, d.dag);
+    main.append(versionsCard(name, d.version));
 
     const input = el("textarea", { id: "start-input", spellcheck: "false", value: "{}" });
     const idInput = el("input", { id: "start-id", placeholder: "request id (optional)", size: 36 });
@@ -514,6 +539,7 @@
     const dl = el("dl", { class: "meta" },
       el("dt", { text: "status" }), el("dd", { id: "request-status" }, badge(st.status)),
       el("dt", { text: "workflow" }), el("dd", {}, el("a", { href: "#/workflows/" + enc(st.workflow), text: st.workflow })),
+      el("dt", { text: "version" }), el("dd", { id: "request-version", text: st.version ? "version " + st.version : "" }),
       el("dt", { text: "started" }), el("dd", { text: fmtTime(st.created) }),
       el("dt", { text: st.finished ? "finished" : "updated" }), el("dd", { text: fmtTime(st.finished || st.updated) }),
       el("dt", { text: "took" }), el("dd", { text: fmtDuration(new Date(st.finished || Date.now()) - new Date(st.created)) }),
