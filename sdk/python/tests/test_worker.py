@@ -364,3 +364,44 @@ def test_cancel_of_a_waiting_task_sends_no_result() -> None:
     t.join(5)
     assert doomed_saw in ([], [True])
     assert outputs(b) == [{"busy": True}]
+
+
+def test_metrics_count_tasks_by_outcome() -> None:
+    from prometheus_client import CollectorRegistry
+
+    reg = CollectorRegistry()
+    n = 12
+    b = broker_with(n, partitions=2)
+
+    def h(task: Task) -> dict:
+        i = task.input["i"]
+        if i % 4 == 1:
+            raise ValueError("try again")
+        if i % 4 == 2:
+            raise NonRetryableError("never")
+        return {"i": i}
+
+    w = Worker(transport=b, commit_interval=0.05, metrics=reg)
+    w.handle("q", h, concurrency=2)
+    t = start(w)
+    assert b.wait(lambda: len(b.records(RESULTS)) == n, 10)
+    w.stop()
+    t.join(5)
+
+    def value(name: str, **labels: str) -> float:
+        v = reg.get_sample_value(name, {"queue": "q", **labels})
+        return v if v is not None else 0.0
+
+    assert value("stepwise_worker_tasks_total", step="s", outcome="succeeded") == n / 2
+    assert value("stepwise_worker_tasks_total", step="s", outcome="retryable") == n / 4
+    assert value("stepwise_worker_tasks_total", step="s", outcome="failed") == n / 4
+    assert value("stepwise_worker_task_duration_seconds_count", step="s") == n
+    assert value("stepwise_worker_queue_wait_seconds_count") == n
+    assert value("stepwise_worker_tasks_in_flight") == 0
+
+
+def test_step_label_drops_fan_out_indexes() -> None:
+    from stepwise_worker.metrics import step_label
+
+    assert step_label("docs[3]/pages[10]/ocr") == "docs/pages/ocr"
+    assert step_label("a") == "a"

@@ -22,3 +22,4 @@ export type { Logger, LogFields, LogLevel, JsonLoggerOptions } from "./logger.js
 export { Header, Status, Control, DEFAULT_PREFIX, tasksTopic, workerGroup, defaultGroupStem } from "./protocol.js";
 export { OffsetTracker } from "./tracker.js";
 export { Semaphore } from "./semaphore.js";
+export { WorkerMetrics, stepLabel, type TaskOutcome } from "./metrics.js";

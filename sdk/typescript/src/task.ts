@@ -52,6 +52,8 @@ export interface TaskRecord {
   key: string | null;
   headers: Record<string, string>;
   value: Uint8Array | null;
+  /** the record's timestamp (its dispatch), epoch milliseconds */
+  timestamp?: number;
 }
 
 /** Where and under which correlation the result of a task goes. */

@@ -11,6 +11,8 @@ import { jsonLogger, LogKey, withFields, type Logger } from "./logger.js";
 import { DEFAULT_PREFIX, defaultGroupStem, tasksTopic, workerGroup } from "./protocol.js";
 import { RangeAssigner } from "./rangeAssigner.js";
 import { Semaphore } from "./semaphore.js";
+import type { Registry } from "prom-client";
+import { WorkerMetrics } from "./metrics.js";
 import type { TaskRecord } from "./task.js";
 import { OffsetTracker, type Entry } from "./tracker.js";
 
@@ -61,6 +63,12 @@ export interface WorkerOptions {
   sessionTimeoutMs?: number;
   /** further kafkajs client settings (connectionTimeout, retry...); brokers, ssl and sasl above win */
   kafka?: Partial<KafkaConfig>;
+  /**
+   * A prom-client Registry to record the worker's metrics on (tasks by
+   * outcome, handler duration, queue wait, tasks in flight; names as the Go
+   * SDK's). Serving it is the program's part. Default: no metrics.
+   */
+  metrics?: Registry;
 }
 
 /** Options of one queue. */
@@ -114,6 +122,7 @@ export class Worker {
   #running = false;
   #stopCtl = new AbortController(); // no new task starts once aborted
   #hardCtl = new AbortController(); // handlers are told to give up once aborted
+  readonly #metrics: WorkerMetrics | undefined; // undefined: metrics off
   #fatal: unknown;
   #done?: Promise<void>;
 
@@ -132,6 +141,7 @@ export class Worker {
       sessionTimeoutMs: positive("sessionTimeoutMs", opts.sessionTimeoutMs, DEFAULT_SESSION_TIMEOUT_MS),
     };
     if (this.#opts.groupId === "") throw new StepwiseError("empty groupId");
+    this.#metrics = opts.metrics === undefined ? undefined : new WorkerMetrics(opts.metrics);
     if (this.#opts.maxResultBytes < 256) throw new StepwiseError(`maxResultBytes must be at least 256, got ${this.#opts.maxResultBytes}`);
     this.#log = opts.logger ?? jsonLogger();
     this.#kafkaConfig = {
@@ -376,6 +386,7 @@ export class Worker {
   /** Runs one task, produces its result, and lets its offset be committed. */
   async #process(q: Queue, producer: ResultSender, rec: TaskRecord, entry: Entry, cancel: AbortSignal): Promise<void> {
     const started = Date.now();
+    const done = this.#metrics?.started(q.name, rec.headers["stepwise-step"] ?? "", rec.timestamp);
     let outcome: Outcome;
     try {
       outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal, cancel });
@@ -385,6 +396,9 @@ export class Worker {
       return;
     }
     const where = { [LogKey.Topic]: rec.topic, [LogKey.Partition]: rec.partition, [LogKey.Offset]: rec.offset };
+    if (done !== undefined && outcome.kind !== "drop") {
+      done(outcome.kind === "abandoned" || outcome.kind === "cancelled" ? outcome.kind : outcome.failure === undefined ? "succeeded" : outcome.failure.retryable ? "retryable" : "failed");
+    }
     if (outcome.kind === "abandoned") {
       q.log.warn("handler cut short by the drain timeout; task left uncommitted", { [LogKey.Request]: outcome.reply.request, [LogKey.Step]: outcome.reply.step, ...where });
       return;
@@ -551,6 +565,7 @@ export function taskRecord(topic: string, partition: number, m: KafkaMessage): T
     key: m.key === null ? null : m.key.toString("utf8"),
     headers: decodeHeaders(m.headers),
     value: m.value,
+    timestamp: Number(m.timestamp) || undefined,
   };
 }
 

@@ -16,6 +16,8 @@ Use it to test handlers and the worker together without Kafka::
 
 from __future__ import annotations
 
+import time
+
 import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -34,6 +36,7 @@ class Stored:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    timestamp: float = 0.0  # when it was appended, seconds since the epoch
 
     def header(self, name: str) -> str | None:
         for n, v in self.headers:
@@ -72,7 +75,7 @@ class MemoryBroker:
             parts = self.topics[topic]
             if not 0 <= partition < len(parts):
                 raise KeyError(f"{topic} has no partition {partition}")
-            s = Stored(topic, partition, len(parts[partition]), key, value, list(headers))
+            s = Stored(topic, partition, len(parts[partition]), key, value, list(headers), time.time())
             parts[partition].append(s)
             self.lock.notify_all()
             return s
@@ -161,7 +164,7 @@ class _MemoryConsumer:
                 while len(out) < max_records and self.positions[p] < len(parts[p]):
                     s = parts[p][self.positions[p]]
                     self.positions[p] += 1
-                    out.append(Record(s.topic, s.partition, s.offset, s.key, s.value, s.headers))
+                    out.append(Record(s.topic, s.partition, s.offset, s.key, s.value, s.headers, s.timestamp))
         return out
 
     def pause(self, partitions: list[int]) -> None:

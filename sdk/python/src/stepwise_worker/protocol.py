@@ -65,6 +65,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes | None]] = ()
+    timestamp: float | None = None  # the record's time (its dispatch), seconds since the epoch
 
 
 @dataclass(frozen=True)

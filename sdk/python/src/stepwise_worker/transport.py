@@ -144,6 +144,7 @@ class _KafkaConsumer:
                     key=m.key(),
                     value=m.value(),
                     headers=headers,
+                    timestamp=_timestamp(m),
                 )
             )
         return out
@@ -245,3 +246,9 @@ class _KafkaProducer:
 
     def flush(self, timeout: float) -> int:
         return int(self.p.flush(timeout))
+
+
+def _timestamp(m: Any) -> float | None:
+    """The record's timestamp in seconds since the epoch, if it has one."""
+    kind, ms = m.timestamp()
+    return ms / 1000 if kind != 0 and ms > 0 else None

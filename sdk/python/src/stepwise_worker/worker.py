@@ -47,6 +47,7 @@ from ._log import (
 )
 from .errors import ConfigError, ProduceError
 from .protocol import DEFAULT_MAX_RESULT_BYTES, DEFAULT_PREFIX, Record, ResultRecord, group_name, tasks_topic
+from .metrics import WorkerMetrics
 from .tracker import Entry, Tracker
 from .transport import Consumer, DeliveryError, KafkaTransport, Producer, Transport
 
@@ -108,6 +109,7 @@ class Worker:
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         commit_interval: float = DEFAULT_COMMIT_INTERVAL,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        metrics: Any = None,
     ) -> None:
         if group == "":
             raise ConfigError("stepwise: empty group name")
@@ -137,6 +139,15 @@ class Worker:
             tls_key=tls_key,
             extra=kafka_config or {},
         )
+        # A prometheus_client registry (True: its default registry) gets the
+        # worker's metrics (metrics.py); None: no metrics, no cost.
+        self._metrics: WorkerMetrics | None = None
+        if metrics is not None and metrics is not False:
+            if metrics is True:
+                from prometheus_client import REGISTRY
+
+                metrics = REGISTRY
+            self._metrics = WorkerMetrics(metrics)
         self._queues: dict[str, _Queue] = {}
         self._lock = threading.Lock()
         self._running = False
@@ -595,8 +606,9 @@ class _QueueRunner:
                 return
             assert p.task is not None
             start = time.monotonic()
+            done = self._observe(rec, p)
             out, err = core.call_sync(self.q.handler, p.task)
-            self._finish(rec, e, p, out, err, start)
+            self._finish(rec, e, p, out, err, start, done)
         except BaseException as exc:  # noqa: BLE001 - the consumer must hear back
             # A defect of the SDK, not of the handler: stop rather than
             # leave a task silently unanswered.
@@ -612,8 +624,9 @@ class _QueueRunner:
                 return
             assert p.task is not None
             start = time.monotonic()
+            done = self._observe(rec, p)
             out, err = await core.call_async(self.q.handler, p.task)
-            self._finish(rec, e, p, out, err, start)
+            self._finish(rec, e, p, out, err, start, done)
         except BaseException as exc:  # noqa: BLE001 - the consumer must hear back
             # A defect of the SDK, not of the handler: stop rather than
             # leave a task silently unanswered.
@@ -621,10 +634,22 @@ class _QueueRunner:
             self.events.put(_Done(e, delivered=False))
             self.w._fail(exc)
 
-    def _finish(self, rec: Record, e: Entry, p: core.Prepared, out: Any, err: Exception | None, start: float) -> None:
+    def _observe(self, rec: Record, p: core.Prepared) -> Callable[[str], None] | None:
+        """Starts the metrics of one handler run, when metrics are on."""
+        m = self.w._metrics
+        if m is None or p.task is None:
+            return None
+        return m.started(self.q.name, p.task.step, rec.timestamp)
+
+    def _finish(
+        self, rec: Record, e: Entry, p: core.Prepared, out: Any, err: Exception | None, start: float,
+        done: Callable[[str], None] | None = None,
+    ) -> None:
         assert p.reply is not None and p.task is not None
         if self.abandoned.is_set():
             # The drain gave up on this task: no answer, no commit.
+            if done:
+                done("abandoned")
             self.events.put(_Done(e, delivered=False))
             return
         if p.task.cancelled.is_set():
@@ -633,6 +658,9 @@ class _QueueRunner:
             self.events.put(_Done(e))
             return
         res = core.answer(p.reply, out, err, self.w.max_result_bytes)
+        if done:
+            retryable = res.status != "ok" and json.loads(res.value).get("retryable", False)
+            done("succeeded" if res.status == "ok" else "retryable" if retryable else "failed")
         t = p.task
         fields = {
             **self.extra,
