@@ -97,21 +97,34 @@ func (b *coBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo
 	return cb, cb.MemberTopics(), err
 }
 
-// Balance implements kgo.ConsumerBalancerBalance.
+// Balance implements kgo.ConsumerBalancerBalance: it decodes the members'
+// current claims, assigns partition numbers (assign) and gives each member
+// that number of every topic it consumes.
 func (*coBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
 	var n int32
 	for _, c := range topics {
 		n = max(n, c)
 	}
-	type member struct {
-		topics []string
-		owned  []int32 // partition numbers with a current claim, ascending
-		quota  int
-		got    []int32
+	interests, owned := currentClaims(cb, n)
+	plan := cb.NewPlan()
+	for i, got := range assign(n, owned) {
+		jm, _ := cb.MemberAt(i)
+		for _, t := range interests[i] {
+			for _, p := range got {
+				if p < topics[t] {
+					plan.AddPartition(jm, t, p)
+				}
+			}
+		}
 	}
+	return plan
+}
 
-	// The newest generation claiming each topic partition; older claims
-	// are stale (the member missed a rebalance).
+// currentClaims decodes, per member in the order of cb, the topics it
+// consumes and the partition numbers below n it holds with a current claim
+// (ascending). A claim is current when no member claims the same topic
+// partition from a newer generation (the older one missed a rebalance).
+func currentClaims(cb *kgo.ConsumerBalancer, n int32) (interests [][]string, owned [][]int32) {
 	type tp struct {
 		t string
 		p int32
@@ -126,67 +139,67 @@ func (*coBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kg
 			}
 		}
 	})
-
-	var ms []*member
-	cb.EachMember(func(jm *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
-		m := &member{topics: meta.Topics}
+	cb.EachMember(func(_ *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
+		var mine []int32
 		seen := map[int32]bool{}
 		for _, o := range meta.OwnedPartitions {
 			for _, p := range o.Partitions {
 				if p < n && meta.Generation >= newest[tp{o.Topic, p}] && !seen[p] {
 					seen[p] = true
-					m.owned = append(m.owned, p)
+					mine = append(mine, p)
 				}
 			}
 		}
-		slices.Sort(m.owned)
-		ms = append(ms, m)
+		slices.Sort(mine)
+		interests = append(interests, meta.Topics)
+		owned = append(owned, mine)
 	})
-	if len(ms) == 0 {
-		return cb.NewPlan()
-	}
+	return interests, owned
+}
 
-	// Quotas: the extra numbers go to the members owning the most.
-	div, rem := int(n)/len(ms), int(n)%len(ms)
-	byOwned := slices.Clone(ms)
-	sort.SliceStable(byOwned, func(i, j int) bool { return len(byOwned[i].owned) > len(byOwned[j].owned) })
-	for i, m := range byOwned {
-		m.quota = div
-		if i < rem {
-			m.quota++
+// assign gives every partition number 0..n-1 to exactly one of the members
+// (owned[i]: the numbers member i holds now, ascending, none twice among
+// members) and returns each member's numbers. Every member gets n/members
+// or one more (the extra ones go to the members owning the most), and
+// keeps as many of its own numbers as its share allows; the rest go to the
+// members short of their share, lowest numbers first. It is pure: the
+// same claims always give the same assignment.
+func assign(n int32, owned [][]int32) [][]int32 {
+	got := make([][]int32, len(owned))
+	if len(owned) == 0 {
+		return got
+	}
+	quota := make([]int, len(owned))
+	div, rem := int(n)/len(owned), int(n)%len(owned)
+	byOwned := make([]int, len(owned))
+	for i := range byOwned {
+		byOwned[i] = i
+	}
+	sort.SliceStable(byOwned, func(a, b int) bool { return len(owned[byOwned[a]]) > len(owned[byOwned[b]]) })
+	for rank, i := range byOwned {
+		quota[i] = div
+		if rank < rem {
+			quota[i]++
 		}
 	}
-
 	taken := make([]bool, n)
-	for _, m := range ms {
-		for _, p := range m.owned {
-			if len(m.got) < m.quota && !taken[p] {
+	for i, mine := range owned {
+		for _, p := range mine {
+			if len(got[i]) < quota[i] && !taken[p] {
 				taken[p] = true
-				m.got = append(m.got, p)
+				got[i] = append(got[i], p)
 			}
 		}
 	}
 	next := 0
-	for _, m := range ms {
-		for len(m.got) < m.quota {
+	for i := range owned {
+		for len(got[i]) < quota[i] {
 			for taken[next] {
 				next++
 			}
 			taken[next] = true
-			m.got = append(m.got, int32(next))
+			got[i] = append(got[i], int32(next))
 		}
 	}
-
-	plan := cb.NewPlan()
-	for i, m := range ms {
-		jm, _ := cb.MemberAt(i)
-		for _, t := range m.topics {
-			for _, p := range m.got {
-				if p < topics[t] {
-					plan.AddPartition(jm, t, p)
-				}
-			}
-		}
-	}
-	return plan
+	return got
 }

@@ -197,3 +197,45 @@ func TestCoPartitionBalancerStaleClaim(t *testing.T) {
 		}
 	}
 }
+
+// assign, as a pure function: every number once, shares within one of
+// each other, claims kept up to the share, the same answer every time.
+func TestAssign(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		n     int32
+		owned [][]int32
+		want  [][]int32
+	}{
+		{"first join", 4, [][]int32{nil}, [][]int32{{0, 1, 2, 3}}},
+		{"a second member takes the tail of nothing it owns", 4, [][]int32{{0, 1, 2, 3}, nil}, [][]int32{{0, 1}, {2, 3}}},
+		{"claims kept", 6, [][]int32{{1, 4}, {0, 3}, {2, 5}}, [][]int32{{1, 4}, {0, 3}, {2, 5}}},
+		{"the extra number goes to the member owning most", 5, [][]int32{{0}, {1, 2, 3, 4}}, [][]int32{{0, 4}, {1, 2, 3}}},
+		{"a member left: its numbers go to those short of their share", 6, [][]int32{{0, 1}, {4, 5}}, [][]int32{{0, 1, 2}, {4, 5, 3}}},
+		{"more members than numbers", 2, [][]int32{{1}, nil, nil}, [][]int32{{1}, {0}, nil}},
+		{"no members", 3, nil, [][]int32{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := assign(tc.n, tc.owned)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("assign(%d, %v) = %v, want %v", tc.n, tc.owned, got, tc.want)
+			}
+			seen := map[int32]int{}
+			lo, hi := int(tc.n), 0
+			for _, g := range got {
+				lo, hi = min(lo, len(g)), max(hi, len(g))
+				for _, p := range g {
+					seen[p]++
+				}
+			}
+			for p := range tc.n {
+				if len(tc.owned) > 0 && seen[p] != 1 {
+					t.Errorf("number %d assigned %d times", p, seen[p])
+				}
+			}
+			if len(got) > 0 && hi-lo > 1 {
+				t.Errorf("shares from %d to %d", lo, hi)
+			}
+		})
+	}
+}
