@@ -112,6 +112,27 @@ func appendStep(b []byte, s *StepState) []byte {
 	b = appendTimeFieldOmit(b, "ended", s.Ended)
 	b = appendTimeFieldOmit(b, "retryAt", s.RetryAt)
 	b = appendTimeFieldOmit(b, "deadline", s.Deadline)
+	if len(s.Earlier) > 0 {
+		b = append(b, `,"earlier":[`...)
+		for i := range s.Earlier {
+			a := &s.Earlier[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"attempt":`...)
+			b = strconv.AppendInt(b, int64(a.Attempt), 10)
+			b = appendStringField(b, "outcome", a.Outcome)
+			b = appendStringFieldOmit(b, "error", a.Error)
+			b = appendTimeFieldOmit(b, "started", a.Started)
+			b = appendTimeFieldOmit(b, "ended", a.Ended)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if s.EarlierDropped != 0 {
+		b = append(b, `,"earlierDropped":`...)
+		b = strconv.AppendInt(b, int64(s.EarlierDropped), 10)
+	}
 	return append(b, '}')
 }
 

@@ -93,6 +93,24 @@ type StepState struct {
 	Ended    time.Time       `json:"ended,omitzero"`
 	RetryAt  time.Time       `json:"retryAt,omitzero"`  // waiting for a retry
 	Deadline time.Time       `json:"deadline,omitzero"` // running with a timeout
+	// Earlier are the step's earlier attempts that did not succeed, oldest
+	// first, at most MaxEarlierAttempts; EarlierDropped counts those left
+	// out beyond. The current attempt is the step itself. A step that
+	// succeeds at its first attempt writes none of this.
+	Earlier        []Attempt `json:"earlier,omitempty"`
+	EarlierDropped int       `json:"earlierDropped,omitempty"`
+}
+
+// MaxEarlierAttempts bounds StepState.Earlier.
+const MaxEarlierAttempts = 8
+
+// Attempt is one finished attempt of a step that did not succeed.
+type Attempt struct {
+	Attempt int       `json:"attempt"`
+	Outcome string    `json:"outcome"` // "failed" (timeouts included: see Error) or "cancelled"
+	Error   string    `json:"error,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+	Ended   time.Time `json:"ended,omitzero"`
 }
 
 // StepStatus of one step.

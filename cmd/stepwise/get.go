@@ -28,19 +28,23 @@ func init() {
 
 func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		conn    kconn.Config
-		output  string
-		timeout time.Duration
+		conn     kconn.Config
+		output   string
+		attempts bool
+		timeout  time.Duration
 	)
 	fs := newFlagSet("get", stderr,
-		"Usage: stepwise get ID [-o table|json] [flags]\n\n"+
+		"Usage: stepwise get ID [-o table|json] [--attempts] [flags]\n\n"+
 			"Shows the committed state of request ID, read from the state topic: its\n"+
 			"status and a table of its started steps (fan-out children included, a\n"+
 			"fan-out step showing done/children), or with -o json the state records.\n"+
+			"--attempts adds a row for every earlier attempt of a step that did not\n"+
+			"succeed (the first 7 and the latest of each step, with a count beyond).\n"+
 			"Reads every partition of the state topic: fine for a terminal; at volume\n"+
 			"use the HTTP API (stepwise api).")
 	conn.RegisterFlags(fs)
 	fs.StringVar(&output, "o", "table", "output format: table or json")
+	fs.BoolVar(&attempts, "attempts", false, "list the earlier attempts of every step too")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 	id, err := oneRequestID(fs, args)
 	if err != nil {
@@ -80,14 +84,15 @@ func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "%s\n", b)
 		return nil
 	}
-	printStatus(stdout, st, time.Now())
+	printStatus(stdout, st, time.Now(), attempts)
 	return nil
 }
 
-// printStatus writes the request's summary and its steps as a table.
-func printStatus(w io.Writer, st *client.Status, now time.Time) {
+// printStatus writes the request's summary and its steps as a table, with
+// a row per earlier attempt when attempts is set.
+func printStatus(w io.Writer, st *client.Status, now time.Time, attempts bool) {
 	r := st.Request
-	fmt.Fprintf(w, "request   %s\nworkflow  %s\nstatus    %s\nstarted   %s\n", r.Request, r.Workflow, r.Status, stamp(r.Created))
+	fmt.Fprintf(w, "request   %s\nworkflow  %s\nversion   %d\nrun       %d\nstatus    %s\nstarted   %s\n", r.Request, r.Workflow, r.DefinitionVersion(), r.Run(), r.Status, stamp(r.Created))
 	if r.Status == schemas.Running {
 		fmt.Fprintf(w, "running   %s\n", span(now.Sub(r.Created)))
 	} else {
@@ -110,6 +115,14 @@ func printStatus(w io.Writer, st *client.Status, now time.Time) {
 	fmt.Fprintln(tw, "STEP\tSTATUS\tATTEMPT\tSTARTED\tDURATION\tERROR")
 	for _, s := range steps {
 		ss := s.State
+		if attempts {
+			for _, a := range ss.Earlier {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Path, a.Outcome, a.Attempt, stamp(a.Started), span(a.Ended.Sub(a.Started)), oneLine(a.Error))
+			}
+			if ss.EarlierDropped > 0 {
+				fmt.Fprintf(tw, "%s\t(%d more earlier attempts)\t\t\t\t\n", s.Path, ss.EarlierDropped)
+			}
+		}
 		status := string(ss.Status)
 		if ss.Children > 0 { // a fan-out step
 			status += fmt.Sprintf(" %d/%d", ss.Done, ss.Children)

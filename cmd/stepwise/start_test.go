@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/kconn"
+	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -217,7 +218,7 @@ func TestGetCommand(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"request   g-1", "workflow  slow", "status    running",
+		"request   g-1", "workflow  slow", "version   1", "run       1", "status    running",
 		"STEP   STATUS       ATTEMPT  STARTED                  DURATION  ERROR\n",
 		"split  succeeded    1        ", "  1.5s  ",
 		"pages  running 3/4  -        ",
@@ -309,5 +310,25 @@ func TestClientCommandsTakeTheBrokersFromTheEnvironment(t *testing.T) {
 	out.Reset()
 	if err := getMain(context.Background(), []string{"env-1"}, &out, &errb); err != nil || !strings.Contains(out.String(), "status    succeeded") {
 		t.Fatalf("get with $%s only: %v\n%s", kconn.EnvBrokers, err, out.String())
+	}
+}
+
+func TestGetAttempts(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	st := &client.Status{Request: &schemas.Record{Request: "r", Workflow: "w", Version: 2, Retries: 1, Status: schemas.Running, Created: t0,
+		Steps: map[string]*schemas.StepState{"ocr": {Status: schemas.StepRunning, Attempt: 4, Started: t0.Add(3 * time.Second),
+			Earlier: []schemas.Attempt{{Attempt: 1, Outcome: "failed", Error: "bad scan", Started: t0, Ended: t0.Add(time.Second)},
+				{Attempt: 3, Outcome: "cancelled", Started: t0.Add(2 * time.Second), Ended: t0.Add(2500 * time.Millisecond)}},
+			EarlierDropped: 1}}}}
+	var with, without bytes.Buffer
+	printStatus(&with, st, t0.Add(5*time.Second), true)
+	printStatus(&without, st, t0.Add(5*time.Second), false)
+	for _, want := range []string{"version   2\n", "run       2\n", "ocr   failed", "bad scan", "ocr   cancelled", "(1 more earlier attempts)", "ocr   running"} {
+		if !strings.Contains(with.String(), want) {
+			t.Errorf("--attempts output lacks %q:\n%s", want, with.String())
+		}
+	}
+	if strings.Contains(without.String(), "bad scan") {
+		t.Errorf("earlier attempts shown without --attempts:\n%s", without.String())
 	}
 }

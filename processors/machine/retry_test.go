@@ -133,3 +133,28 @@ func TestRetryAfterCancelAndRetryBudgetPerRun(t *testing.T) {
 		t.Fatalf("a cancel of run 1 applied to run 2")
 	}
 }
+
+func TestEarlierAttemptsAreKeptBounded(t *testing.T) {
+	wf := linear3()
+	wf.Graph.ByName["a"].Retry.MaxAttempts = 12
+	h := newHarness(t, wf)
+	h.start("r", "linear3", `{}`)
+	for i := range 10 {
+		h.fail(h.dispatched("a"), "flaky "+string(rune('0'+i)), true)
+		h.fireDue()
+	}
+	h.ok(h.dispatched("a"), `{}`)
+	ss := h.store["r"].Steps["a"]
+	if ss.Status != schemas.StepSucceeded || ss.Attempt != 11 {
+		t.Fatalf("a: %+v", ss)
+	}
+	if len(ss.Earlier) != schemas.MaxEarlierAttempts || ss.EarlierDropped != 10-schemas.MaxEarlierAttempts {
+		t.Fatalf("earlier attempts: %d kept, %d dropped; want %d and %d", len(ss.Earlier), ss.EarlierDropped, schemas.MaxEarlierAttempts, 10-schemas.MaxEarlierAttempts)
+	}
+	if first, last := ss.Earlier[0], ss.Earlier[len(ss.Earlier)-1]; first.Attempt != 1 || first.Error != "flaky 0" || last.Attempt != 10 || last.Outcome != "failed" {
+		t.Fatalf("first %+v, last %+v", first, last)
+	}
+	if b := h.store["r"].Steps["b"]; len(b.Earlier) != 0 {
+		t.Fatalf("a step that succeeded at once has earlier attempts: %+v", b.Earlier)
+	}
+}

@@ -475,6 +475,15 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 		if prev.Status == schemas.StepWaiting {
 			ss.First = prev.First // the next attempt of the same run
 		}
+		ss.Earlier, ss.EarlierDropped = prev.Earlier, prev.EarlierDropped
+		if prev.Attempt > 0 && prev.Status != schemas.StepSucceeded && prev.Status != schemas.StepPending {
+			outcome := "failed"
+			if prev.Status == schemas.StepCancelled {
+				outcome = "cancelled"
+			}
+			ss.Earlier, ss.EarlierDropped = appendEarlier(ss.Earlier, ss.EarlierDropped,
+				schemas.Attempt{Attempt: prev.Attempt, Outcome: outcome, Error: prev.Error, Started: prev.Started, Ended: prev.Ended})
+		}
 	}
 	inst.Steps[step.Name] = ss
 	path := statekey.StepPath(inst.Path, step.Name)
@@ -572,6 +581,19 @@ func (t *transition) finish(inst *schemas.Record, status schemas.CompletionStatu
 		Output: output, Error: f, Started: inst.Created, Finished: t.now,
 		Partition: inst.Partition,
 	})
+}
+
+// appendEarlier adds a finished attempt to a step's earlier attempts,
+// keeping the first MaxEarlierAttempts - 1 and the latest, and counting
+// those left out.
+func appendEarlier(list []schemas.Attempt, dropped int, a schemas.Attempt) ([]schemas.Attempt, int) {
+	out := make([]schemas.Attempt, 0, min(len(list)+1, schemas.MaxEarlierAttempts))
+	out = append(out, list...)
+	if len(out) == schemas.MaxEarlierAttempts {
+		out = out[:len(out)-1]
+		dropped++
+	}
+	return append(out, a), dropped
 }
 
 // retentionOf is how long the finished request inst is remembered: its
