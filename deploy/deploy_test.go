@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -764,5 +765,49 @@ func TestDockerfile(t *testing.T) {
 		if src := fmt.Sprintf("examples/%s/workflows.yaml", e.Name); !bytes.Contains(df, []byte(src)) {
 			t.Errorf("Dockerfile does not copy %s", src)
 		}
+	}
+}
+
+// TestDashboard checks deploy/grafana-dashboard.json: it parses, and every
+// Stepwise metric its queries use is one package metrics defines.
+func TestDashboard(t *testing.T) {
+	b, err := os.ReadFile("grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("grafana-dashboard.json: %v", err)
+	}
+	doc, err := os.ReadFile("../metrics/doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^//\s+(stepwise_[a-z_]+)`).FindAllSubmatch(doc, -1) {
+		defined[string(m[1])] = true
+	}
+	name := regexp.MustCompile(`stepwise_[a-z_]+`)
+	used := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_count"), "_sum")
+				if !defined[base] {
+					t.Errorf("panel %q: %s is not a metric of package metrics", p.Title, m)
+				}
+				used++
+			}
+		}
+	}
+	if used == 0 {
+		t.Fatal("the dashboard queries no Stepwise metric")
 	}
 }

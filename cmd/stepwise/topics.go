@@ -36,12 +36,14 @@ func (f *fileFlags) Set(s string) error { *f = append(*f, s); return nil }
 // (idempotent), "describe" compares the cluster with it. Both print the
 // table of topics; either exits 1 when a topic still differs from the plan.
 func runTopics(ctx context.Context, args []string) error {
-	usage := "Usage: stepwise topics create|describe -f FILE... [flags]\n\n" +
+	usage := "Usage: stepwise topics create|describe|manifest -f FILE... [flags]\n\n" +
 		"create    creates the missing topics of the workflows' plan and fixes cleanup\n" +
 		"          policies (partition counts of existing topics are left alone)\n" +
 		"describe  prints each planned topic: partitions, replication, cleanup, status\n" +
-		"Both exit 1 when a topic differs from the plan."
-	if len(args) == 0 || (args[0] != "create" && args[0] != "describe") {
+		"manifest  prints the plan as resources for an operator (--format strimzi:\n" +
+		"          KafkaTopic resources), without connecting to Kafka\n" +
+		"create and describe exit 1 when a topic differs from the plan."
+	if len(args) == 0 || (args[0] != "create" && args[0] != "describe" && args[0] != "manifest") {
 		fmt.Fprintln(os.Stderr, usage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			return nil
@@ -55,7 +57,9 @@ func runTopics(ctx context.Context, args []string) error {
 	var files fileFlags
 	fs.Var(&files, "f", "workflow definition file (repeatable)")
 	partitions := fs.Int("partitions", 12, "partitions of each created topic (create)")
-	rf := fs.Int("replication-factor", -1, "replication factor of each created topic; -1: the broker's default (create)")
+	rf := fs.Int("replication-factor", -1, "replication factor of each created topic; -1: the broker's default (create; manifest: default 3)")
+	format := fs.String("format", "strimzi", "manifest format: strimzi (manifest)")
+	cluster := fs.String("cluster", "my-cluster", "the Strimzi Kafka cluster the topics belong to, label strimzi.io/cluster (manifest)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usage+"\n\nFlags:")
 		fs.PrintDefaults()
@@ -70,11 +74,24 @@ func runTopics(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	specs := set.Topics(conn.Prefix)
+	if sub == "manifest" {
+		if *format != "strimzi" {
+			return &exitError{code: 2, msg: fmt.Sprintf("--format %q: the only format is strimzi", *format)}
+		}
+		replicas := *rf
+		if replicas == -1 {
+			replicas = 3
+		}
+		if *partitions < 1 || replicas < 1 {
+			return &exitError{code: 2, msg: "manifest: --partitions and --replication-factor must be positive"}
+		}
+		return topics.WriteStrimzi(os.Stdout, specs, *cluster, *partitions, replicas)
+	}
 	opts, err := conn.Opts()
 	if err != nil {
 		return err
 	}
-	specs := set.Topics(conn.Prefix)
 	if sub == "create" {
 		if *partitions < 1 && *partitions != -1 {
 			return &exitError{code: 2, msg: "--partitions must be positive (or -1 for the broker's default)"}
