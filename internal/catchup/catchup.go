@@ -22,6 +22,10 @@
 // some brokers hand over no markers of aborted transactions; as a fallback
 // a partition is also complete once its last stable offset is at or past
 // its target and it has delivered nothing for FallbackIdle.
+//
+// Read hands over every committed record it reads, those past a target
+// included: a transaction decided during the read may straddle the target,
+// and half of a committed transaction is never a state anyone wrote.
 package catchup
 
 import (
@@ -272,10 +276,17 @@ func readTo(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic string,
 			return st, fetchErr
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if tr.Observe(r) && !r.Attrs.IsControl() {
-				st.Records++
-				fn(r)
+			tr.Observe(r)
+			if r.Attrs.IsControl() {
+				return
 			}
+			// Records past a target are handed over too: they are
+			// committed, and may belong to a transaction that began
+			// below the target. Leaving them out would keep half of
+			// it: a restore would lose state records whose tasks and
+			// consumed offsets were committed with them.
+			st.Records++
+			fn(r)
 		})
 		idle, err := tr.EndPoll(ctx, adm)
 		if err != nil {

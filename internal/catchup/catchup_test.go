@@ -56,9 +56,25 @@ func testRule(t *testing.T, newTopic func(t *testing.T) (topic string, brokers [
 			t.Fatalf("read to the high watermark: %q, want %q", got, want)
 		}
 		// The rule `stepwise get` used to follow, reading to the last
-		// stable offset taken at the start, loses the late commit.
-		if got := h.readTo(lsos); slices.Contains(got, "r2=late") {
-			t.Fatalf("read to the last stable offset saw the late commit: %q", got)
+		// stable offset taken at the start, is over once a=1 and its
+		// commit marker are read, before the late transaction is decided.
+		early := NewTracker(topic, lsos)
+		early.Observe(&kgo.Record{Topic: topic, Partition: 0, Offset: lsos[0] - 1})
+		if !early.Done() {
+			t.Fatalf("a read to the last stable offsets %v is not over at offset %d", lsos, lsos[0]-1)
+		}
+	})
+
+	t.Run("a transaction that straddles the targets is read whole", func(t *testing.T) {
+		topic, brokers := newTopic(t)
+		h := newHarness(t, topic, brokers)
+		h.txn(true, "a=1")
+		h.begin("r2=below")
+		targets := h.targets()
+		h.produce("r3=past")
+		h.end(true)
+		if got, want := h.readTo(targets), []string{"a=1", "r2=below", "r3=past"}; !slices.Equal(got, want) {
+			t.Fatalf("read %q, want %q: half of a committed transaction", got, want)
 		}
 	})
 
@@ -138,6 +154,12 @@ func (h *harness) begin(kvs ...string) {
 	if err := h.tx.BeginTransaction(); err != nil {
 		h.t.Fatal(err)
 	}
+	h.produce(kvs...)
+}
+
+// produce adds records to the open transaction.
+func (h *harness) produce(kvs ...string) {
+	h.t.Helper()
 	for _, kv := range kvs {
 		k, v, _ := strings.Cut(kv, "=")
 		r := &kgo.Record{Topic: h.topic, Partition: 0, Key: []byte(k)}
