@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -115,6 +116,7 @@ func newTestPKI(t *testing.T, dir string) testPKI {
 // (STEPWISE_TLS_CA, ...). Connections without the CA, or without the client
 // certificate where one is required, are refused.
 func TestTLS(t *testing.T) {
+	binaries(t) // built first: the build must not eat into a subtest's time
 	dir := t.TempDir()
 	pki := newTestPKI(t, dir)
 	b := startPrivateBrokerAt(t, tlsPortOffset, "--tls-dir", dir)
@@ -136,12 +138,16 @@ func TestTLS(t *testing.T) {
 			addr := fmt.Sprintf("127.0.0.1:%d", mode.port)
 			tlsFlags := append([]string{"--tls-ca", pki.ca}, mode.client...)
 			e := newEnvAt(t, b.seeds()) // the test's own observer reads the plaintext listener
+			// The commands get time of their own: on a loaded machine the
+			// first TLS handshakes and group joins take a while.
+			cmdCtx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
 			s := e.newStack(chainYAML, 2, append([]string{"--brokers", addr}, tlsFlags...)...)
 			prefix := string(e.Prefix)
 
 			refused := func(what string, flags []string, want string) {
 				args := append([]string{"topics", "describe", "--brokers", addr, "--prefix", prefix}, flags...)
-				out, err := exec.CommandContext(e.ctx, s.stepwise, append(args, s.fileFlags()...)...).CombinedOutput()
+				out, err := exec.CommandContext(cmdCtx, s.stepwise, append(args, s.fileFlags()...)...).CombinedOutput()
 				if err == nil || !strings.Contains(string(out), want) {
 					t.Errorf("%s: stepwise %s: %v, want refused with %q:\n%s", what, strings.Join(args, " "), err, want, out)
 				}
@@ -164,14 +170,14 @@ func TestTLS(t *testing.T) {
 			}
 
 			// The CLI: start and wait, then get.
-			args := append([]string{"start", "chain", "--id", "tls-cli", "--input", `{"from": "cli"}`, "--wait", "--timeout", "90s"}, s.conn...)
-			out, err := exec.CommandContext(e.ctx, s.stepwise, args...).Output()
+			args := append([]string{"start", "chain", "--id", "tls-cli", "--input", `{"from": "cli"}`, "--wait", "--timeout", "180s"}, s.conn...)
+			out, err := exec.CommandContext(cmdCtx, s.stepwise, args...).Output()
 			var comp schemas.Completion
 			if err != nil || json.Unmarshal(out, &comp) != nil || comp.Status != schemas.Succeeded {
 				t.Fatalf("stepwise start --wait over TLS: %v\n%s", err, out)
 			}
 			checkOutput(t, "CLI", comp.Output, want("cli"))
-			out, err = exec.CommandContext(e.ctx, s.stepwise, append([]string{"get", "tls-cli"}, s.conn...)...).CombinedOutput()
+			out, err = exec.CommandContext(cmdCtx, s.stepwise, append([]string{"get", "tls-cli"}, s.conn...)...).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "status    succeeded") {
 				t.Errorf("stepwise get over TLS: %v\n%s", err, out)
 			}
@@ -184,8 +190,8 @@ func TestTLS(t *testing.T) {
 			}
 			api := s.e.spawn("api", s.stepwise, apiEnv, append([]string{"api", "--http", httpAddr}, s.fileFlags()...)...)
 			base := "http://" + httpAddr
-			waitHTTP(t, base+"/api/v1/workflows", api)
-			resp, err := http.Post(base+"/api/v1/workflows/chain/requests?id=tls-api&wait=90s", "application/json", strings.NewReader(`{"from": "api"}`))
+			waitHTTP(t, base+"/api/v1/workflows/chain", api) // once the API has read the definitions
+			resp, err := http.Post(base+"/api/v1/workflows/chain/requests?id=tls-api&wait=180s", "application/json", strings.NewReader(`{"from": "api"}`))
 			if err != nil {
 				t.Fatal(err)
 			}
