@@ -101,6 +101,7 @@ func TestAuthEveryEndpoint(t *testing.T) {
 		"GET /api/v1/requests/{id}":              {"/api/v1/requests/auth-1", "", 200},
 		"GET /api/v1/requests/{id}/payload":      {"/api/v1/requests/auth-1/payload?part=input", "", 200},
 		"GET /api/v1/requests/{id}/events":       {"/api/v1/requests/auth-1/events", "", 200},
+		"GET /api/v1/requests/{id}/history":      {"/api/v1/requests/auth-1/history", "", 200},
 		"POST /api/v1/requests/{id}/cancel":      {"/api/v1/requests/auth-1/cancel", "{}", 409}, // already finished
 		"POST /api/v1/requests/{id}/retry":       {"/api/v1/requests/auth-1/retry", "{}", 409},  // succeeded: nothing to retry
 	}

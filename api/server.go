@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -261,6 +262,7 @@ func (s *Server) routes() {
 		{"GET /api/v1/requests/{id}", ScopeRead, s.status},
 		{"GET /api/v1/requests/{id}/payload", ScopeRead, s.payload},
 		{"GET /api/v1/requests/{id}/events", ScopeRead, s.events},
+		{"GET /api/v1/requests/{id}/history", ScopeRead, s.history},
 		{"POST /api/v1/requests/{id}/cancel", ScopeOperate, s.cancel},
 		{"POST /api/v1/requests/{id}/retry", ScopeOperate, s.retry},
 	} {
@@ -882,6 +884,77 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, Accepted{ID: req.ID(), Workflow: req.Summary().Workflow, Status: "cancelling", URL: "/api/v1/requests/" + req.ID()})
+}
+
+// Attempt is one attempt of one step, in GET .../history.
+type Attempt struct {
+	Step    string     `json:"step"` // step path
+	Attempt int        `json:"attempt"`
+	Outcome string     `json:"outcome"` // the step's status for its latest attempt; failed or cancelled for earlier ones
+	Error   string     `json:"error,omitempty"`
+	Started *time.Time `json:"started,omitempty"`
+	Ended   *time.Time `json:"ended,omitempty"`
+}
+
+// History is GET /api/v1/requests/{id}/history: every attempt of every
+// step of the request and its live fan-out children, by step path then
+// attempt, a page of at most limit from offset.
+type History struct {
+	ID       string    `json:"id"`
+	Run      int       `json:"run"`
+	Total    int       `json:"total"`
+	Offset   int       `json:"offset"`
+	Attempts []Attempt `json:"attempts"`
+	Dropped  int       `json:"dropped,omitempty"` // earlier attempts not kept (beyond the bound per step)
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	offset, limit := 0, 100
+	for name, v := range map[string]*int{"offset": &offset, "limit": &limit} {
+		if raw := q.Get(name); raw != "" {
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 0 || name == "limit" && (n < 1 || n > 1000) {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid %s %q: offset >= 0, limit 1 to 1000", name, raw))
+				return
+			}
+			*v = n
+		}
+	}
+	req := s.requestOr404(w, r)
+	if req == nil {
+		return
+	}
+	h := History{ID: req.ID(), Offset: offset, Attempts: []Attempt{}}
+	var all []Attempt
+	for _, rec := range req.Records() {
+		if rec.Path == "" {
+			h.Run = rec.Run()
+		}
+		for _, name := range slices.Sorted(maps.Keys(rec.Steps)) {
+			ss := rec.Steps[name]
+			path := statekey.StepPath(rec.Path, name)
+			h.Dropped += ss.EarlierDropped
+			for _, a := range ss.Earlier {
+				all = append(all, Attempt{Step: path, Attempt: a.Attempt, Outcome: a.Outcome, Error: a.Error, Started: optTime(a.Started), Ended: optTime(a.Ended)})
+			}
+			if ss.Attempt > 0 {
+				all = append(all, Attempt{Step: path, Attempt: ss.Attempt, Outcome: string(ss.Status), Error: ss.Error, Started: optTime(ss.Started), Ended: optTime(ss.Ended)})
+			}
+		}
+	}
+	h.Total = len(all)
+	if offset < len(all) {
+		h.Attempts = all[offset:min(len(all), offset+limit)]
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // retryBodyIn is the optional body of POST .../retry.

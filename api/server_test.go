@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -476,4 +477,21 @@ func TestRetryAfterCancel(t *testing.T) {
 		t.Errorf("step a after the retry: %+v, want attempt 2", n)
 	}
 	e.expectError("POST", "/api/v1/requests/rt-1/retry", "", 409, "is succeeded")
+
+	var h History
+	if code, raw := e.do("GET", "/api/v1/requests/rt-1/history", "", &h); code != 200 {
+		t.Fatalf("history: %d %s", code, raw)
+	}
+	var steps []string
+	for _, a := range h.Attempts {
+		steps = append(steps, fmt.Sprintf("%s#%d:%s", a.Step, a.Attempt, a.Outcome))
+	}
+	if h.Run != 2 || len(steps) < 2 || steps[0] != "a#1:cancelled" || steps[1] != "a#2:succeeded" {
+		t.Errorf("history of the retried request: run %d, %v", h.Run, steps)
+	}
+	var page History
+	if code, raw := e.do("GET", "/api/v1/requests/rt-1/history?offset=1&limit=1", "", &page); code != 200 || len(page.Attempts) != 1 || page.Attempts[0].Step != h.Attempts[1].Step || page.Attempts[0].Attempt != h.Attempts[1].Attempt || page.Total != h.Total {
+		t.Errorf("second page of one: %d %s", code, raw)
+	}
+	e.expectError("GET", "/api/v1/requests/rt-1/history?limit=0", "", 400, "invalid limit")
 }

@@ -454,6 +454,24 @@ func (r *Request) Instance(path string) *schemas.Record {
 	return nil
 }
 
+// Records returns the request's record and its live children's, in path
+// order (the request's own first).
+func (r *Request) Records() []*schemas.Record {
+	paths := make([]string, 0, len(r.children))
+	for p := range r.children {
+		paths = append(paths, p)
+	}
+	slices.SortFunc(paths, statekey.Compare)
+	out := make([]*schemas.Record, 0, len(paths)+1)
+	if r.root != nil {
+		out = append(out, r.root)
+	}
+	for _, p := range paths {
+		out = append(out, r.children[p].rec)
+	}
+	return out
+}
+
 // Completion returns the completion of a finished request, as the
 // completions topic carries it (completion.schema.json): from the root
 // record when it is read, else the completion seen. ok is false while the
