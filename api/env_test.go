@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
+	"github.com/stepwise-run/stepwise/internal/testlog"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/topology"
@@ -69,24 +69,7 @@ type testEnv struct {
 	token string
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if _, fuzzing := t.(*testing.F); fuzzing {
-		// Nothing may log to a fuzz target's F while inputs run.
-		return slog.New(slog.DiscardHandler)
-	}
-	level := slog.LevelWarn
-	if os.Getenv("STEPWISE_TEST_LOG") == "debug" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 
 // countingSender counts the starts it passes on.
 type countingSender struct {

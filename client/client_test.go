@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/kfaketest"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/schemas/schematest"
 	"github.com/stepwise-run/stepwise/statekey"
@@ -24,13 +25,7 @@ var prefix = topology.DefaultPrefix
 
 func cluster(t *testing.T) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, prefix.Requests(), prefix.Completions(), prefix.State()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return kfaketest.Cluster(t, kfake.SeedTopics(partitions, prefix.Requests(), prefix.Completions(), prefix.State()))
 }
 
 func newClient(t *testing.T, c *kfake.Cluster) *Client {

@@ -19,6 +19,7 @@ import (
 	"github.com/stepwise-run/stepwise/examples/idp"
 	wordcounts "github.com/stepwise-run/stepwise/examples/word-counts"
 	"github.com/stepwise-run/stepwise/internal/devbroker"
+	"github.com/stepwise-run/stepwise/internal/testlog"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
@@ -38,16 +39,7 @@ type stack struct {
 	arrived     chan struct{} // closed and replaced on every completion
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
+func testLogger(t *testing.T) *slog.Logger { return testlog.New(t) }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()

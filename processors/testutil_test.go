@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -20,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/kfaketest"
+	"github.com/stepwise-run/stepwise/internal/testlog"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topics"
@@ -55,14 +55,7 @@ type env struct {
 // read compacted state as they would on a real broker.
 func newEnv(t testing.TB, yaml string, parts int32) *env {
 	t.Helper()
-	c, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "200"}),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kfaketest.Cluster(t)
 	set, err := topology.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -79,41 +72,14 @@ func newEnv(t testing.TB, yaml string, parts int32) *env {
 // client returns a plain client of the cluster, closed with the test.
 func (e *env) client(opts ...kgo.Opt) *kgo.Client {
 	e.t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.conn.Brokers...)}, opts...)...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(cl.Close)
-	return cl
+	return kfaketest.Client(e.t, e.cluster, opts...)
 }
 
 func (e *env) admin() *kadm.Client { return kadm.NewClient(e.client()) }
 
 // testLogger logs warnings and errors to the test log (set
 // STEPWISE_TEST_LOG=debug to see everything).
-func testLogger(t testing.TB) *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("STEPWISE_TEST_LOG") == "debug" {
-		level = slog.LevelDebug
-	}
-	w := &testWriter{t: t}
-	// A killed replica's client winds down on its own and may log after
-	// the test ended, which testing forbids: drop those lines.
-	t.Cleanup(func() { w.done.Store(true) })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct {
-	t    testing.TB
-	done atomic.Bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(string(b))
-	}
-	return len(b), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 
 // replica is a running processor.
 type replica struct {

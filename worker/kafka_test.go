@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/kfaketest"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/schemas/schematest"
 )
@@ -39,11 +40,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, testTasks), kfake.SeedTopics(12, testResults))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kfaketest.Cluster(t, kfake.SeedTopics(2, testTasks), kfake.SeedTopics(12, testResults))
 	e := &env{t: t, cluster: c}
 	e.feed = e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	e.results = e.client(kgo.ConsumeTopics(testResults), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -53,12 +50,7 @@ func newEnv(t testing.TB) *env {
 }
 
 func (e *env) client(opts ...kgo.Opt) *kgo.Client {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cluster.ListenAddrs()...)}, opts...)...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(cl.Close)
-	return cl
+	return kfaketest.Client(e.t, e.cluster, opts...)
 }
 
 // worker starts a worker on the broker; stop cancels it and returns Run's

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/kfaketest"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/schemas"
@@ -32,11 +33,7 @@ import (
 func clientCmdBroker(t *testing.T) string {
 	t.Helper()
 	p := topology.DefaultPrefix
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, p.Requests(), p.Completions(), p.State()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kfaketest.Cluster(t, kfake.SeedTopics(2, p.Requests(), p.Completions(), p.State()))
 	in, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(p.Requests()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {

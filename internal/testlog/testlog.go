@@ -14,8 +14,13 @@ import (
 // New returns a logger of warnings and errors to t's log (set
 // STEPWISE_TEST_LOG=debug to see everything). Lines logged after the test
 // ended are dropped: a stopped part's client may wind down on its own and
-// log late, which testing forbids.
+// log late, which testing forbids. A fuzz target gets a logger that drops
+// everything.
 func New(t testing.TB) *slog.Logger {
+	if _, fuzzing := t.(*testing.F); fuzzing {
+		// Nothing may log to a fuzz target's F while inputs run.
+		return slog.New(slog.DiscardHandler)
+	}
 	level := slog.LevelWarn
 	if os.Getenv("STEPWISE_TEST_LOG") == "debug" {
 		level = slog.LevelDebug
