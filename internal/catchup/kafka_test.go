@@ -37,6 +37,18 @@ func TestRuleKafka(t *testing.T) {
 		if _, err := adm.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
 			t.Fatalf("create %s: %v", topic, err)
 		}
+		// A created topic is served only once every broker's metadata
+		// has it: wait for it to list with leaders before producing.
+		for {
+			ts, err := adm.ListTopics(ctx, topic)
+			if err == nil && ts.Has(topic) && ts[topic].Err == nil && len(ts[topic].Partitions) == 2 && ts[topic].Partitions.NumReplicas() > 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("topic %s not listed within a minute: %v", topic, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
