@@ -16,9 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/internal/kfaketest"
 	"github.com/stepwise-run/stepwise/kconn"
-	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
 )
