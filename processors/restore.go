@@ -45,6 +45,9 @@ func restoreState(ctx context.Context, opts []kgo.Opt, topic string, parts []int
 		return nil, fmt.Errorf("stepwise: restore: %w", err)
 	}
 	res.records, res.duration = st.Records, st.Duration
+	if len(st.Fallback) > 0 {
+		log.Warn("restore completed partitions by the last-stable-offset fallback", "partitions", st.Fallback)
+	}
 	return res, nil
 }
 

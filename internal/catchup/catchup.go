@@ -46,10 +46,15 @@ import (
 const PollWait = 250 * time.Millisecond
 
 // FallbackIdle is how long a partition whose last stable offset passed its
-// target must have delivered nothing before the fallback completes it. A
-// slow first fetch (a loaded machine, a large partition) also delivers
-// nothing for a while; one empty poll is not proof that nothing is left.
-const FallbackIdle = time.Second
+// target must have delivered nothing before the fallback completes it.
+// Silence is weak evidence: a fetch that stalls (a loaded machine, a broker
+// that has just restarted, a large partition) delivers nothing too, and a
+// partition completed too early is restored without the records it still
+// had to deliver. At 1 s that happened, so it is long: on Kafka 4.x and on
+// kfake every read so far ended on a record at its target (markers of
+// aborted transactions included), and the fallback is only a way out for
+// a broker that hands over no markers or a tail removed by compaction.
+const FallbackIdle = 30 * time.Second
 
 // ClientOpts are the consumer options the rule needs: read_committed, with
 // control records kept. Add them to the client that reads the topic.
@@ -113,7 +118,9 @@ type Tracker struct {
 	seen    map[int32]bool // partitions that delivered a record in this poll
 	// finished collects partitions completed since the last Finished.
 	finished []int32
-	now      func() time.Time
+	// byFallback lists the partitions the fallback completed.
+	byFallback []int32
+	now        func() time.Time
 }
 
 type target struct {
@@ -172,6 +179,7 @@ func (t *Tracker) EndPoll(ctx context.Context, adm *kadm.Client) (idle bool, err
 		idle = true
 		if tg.lsoPassed && t.now().Sub(tg.active) >= FallbackIdle {
 			t.complete(p)
+			t.byFallback = append(t.byFallback, p)
 			continue
 		}
 		lookup = true
@@ -209,6 +217,9 @@ func (t *Tracker) complete(p int32) {
 type Stats struct {
 	Records  int // records handed to fn (tombstones included)
 	Duration time.Duration
+	// Fallback lists the partitions completed by the fallback rather
+	// than by a record at their target.
+	Fallback []int32
 }
 
 // Read reads the partitions parts of topic (every partition when nil) by
@@ -299,5 +310,6 @@ func readTo(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic string,
 			cl.RemoveConsumePartitions(map[string][]int32{topic: f})
 		}
 	}
+	st.Fallback = tr.byFallback
 	return st, nil
 }
