@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stepwise-run/stepwise/internal/kfaketest"
 	"github.com/stepwise-run/stepwise/schemas"
@@ -705,4 +707,45 @@ func validResult(t testing.TB, r *kgo.Record) {
 		schema = "result-error.schema.json"
 	}
 	schematest.Valid(t, schema, r.Value)
+}
+
+// A result the broker refuses for a reason that is not the record's own
+// (here a policy violation, which the Kafka client does not retry) is sent
+// again, not dropped: a dropped result strands its request for good.
+func TestRefusedResultIsRetried(t *testing.T) {
+	e := newEnv(t)
+	e.simpleTask(0, "refused", `{"n":1}`)
+	var refused atomic.Int32
+	e.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		if refused.Load() > 0 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.PolicyViolation.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	e.worker(func(_ context.Context, t *Task) (json.RawMessage, error) { return t.Input, nil }, nil)
+	r := e.next(20 * time.Second)
+	if refused.Load() == 0 {
+		t.Fatal("no produce was refused")
+	}
+	if r == nil {
+		t.Fatal("the refused result was never sent again")
+	}
+	if string(r.Key) != "refused" {
+		t.Fatalf("result key %q, want refused", r.Key)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/schemas"
@@ -401,24 +402,47 @@ const unknownPartitionWait = 30 * time.Second
 // partition the producer does not know yet is one added to the results
 // topic since it last read the topic's metadata (processors only name
 // partitions that exist): it refreshes the metadata and tries again for a
-// while, rather than dropping the result and stranding the request.
+// while, rather than dropping the result and stranding the request. Any
+// other error that is not the record's own fault (a broker that restarted
+// and no longer knows the producer, a sequence out of order after it) is
+// retried until ctx ends: a result sent twice is deduplicated by the
+// processor, a result dropped strands its request.
 func (c *consumer) produce(ctx context.Context, r *kgo.Record) error {
 	deadline := time.Now().Add(unknownPartitionWait)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		done := make(chan error, 1)
 		c.producer.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
 		err := <-done
-		if err == nil || !strings.Contains(err.Error(), "invalid record partitioning choice") || time.Now().After(deadline) {
+		switch {
+		case err == nil, refusedForGood(err), errors.Is(err, context.Canceled), errors.Is(err, kgo.ErrClientClosed), errors.Is(err, kgo.ErrRecordTimeout):
 			return err
+		case strings.Contains(err.Error(), "invalid record partitioning choice"):
+			if time.Now().After(deadline) {
+				return err
+			}
+			c.log.Info("reply partition not known yet; refreshing metadata", slog.String(logTopic, r.Topic), slog.Int(logPartition, int(r.Partition)))
+			c.producer.ForceMetadataRefresh()
+		default:
+			c.log.Warn("producing a result failed; retrying", slog.String(logRequest, string(r.Key)), slog.String(logTopic, r.Topic),
+				slog.Int(logPartition, int(r.Partition)), slog.String(logError, err.Error()), slog.Duration("retry_in", wait))
 		}
-		c.log.Info("reply partition not known yet; refreshing metadata", slog.String(logTopic, r.Topic), slog.Int(logPartition, int(r.Partition)))
-		c.producer.ForceMetadataRefresh()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
+}
+
+// refusedForGood reports whether the broker refused a record for what it
+// is: sending it again cannot succeed.
+func refusedForGood(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage, kerr.InvalidTopicException, kerr.UnknownTopicOrPartition} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *consumer) markDone(rec *kgo.Record, e *entry) {
