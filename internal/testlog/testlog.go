@@ -12,7 +12,8 @@ import (
 )
 
 // New returns a logger of warnings and errors to t's log (set
-// STEPWISE_TEST_LOG=debug to see everything). Lines logged after the test
+// STEPWISE_TEST_LOG=info for the parts' own progress lines, =debug for
+// everything, the Kafka clients' included). Lines logged after the test
 // ended are dropped: a stopped part's client may wind down on its own and
 // log late, which testing forbids. A fuzz target gets a logger that drops
 // everything.
@@ -22,8 +23,11 @@ func New(t testing.TB) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	level := slog.LevelWarn
-	if os.Getenv("STEPWISE_TEST_LOG") == "debug" {
+	switch os.Getenv("STEPWISE_TEST_LOG") {
+	case "debug":
 		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
 	}
 	w := &writer{t: t}
 	t.Cleanup(func() { w.done.Store(true) })
