@@ -30,7 +30,7 @@ import (
 // devCrashRounds is how many times TestDevSurvivesKill9 kills `stepwise
 // dev`. The fast suite runs a few; the figure of record is 20:
 //
-//	go test ./cmd/stepwise/ -run TestDevSurvivesKill9 -dev-crash-rounds 20 -v
+//	go test ./cmd/stepwise/ -run TestDevSurvivesKill9 -dev-crash-rounds 20 -timeout 30m -v
 var devCrashRounds = flag.Int("dev-crash-rounds", 2, "kill -9 rounds of TestDevSurvivesKill9")
 
 // devCrashFlow is the workflow of the crash test: three steps on three
