@@ -51,8 +51,8 @@ type env struct {
 }
 
 // newEnv starts a kfake cluster and creates the topics of yaml with parts
-// partitions. The cleaner runs often (KAFKA-NOTES pitfall 6), so restores
-// read compacted state as they would on a real broker.
+// partitions. The cleaner is off (see kfaketest.Cluster); compaction is
+// covered by TestRetentionTombstonesAndCompaction and on real Kafka.
 func newEnv(t testing.TB, yaml string, parts int32) *env {
 	t.Helper()
 	c := kfaketest.Cluster(t)

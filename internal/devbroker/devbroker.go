@@ -20,18 +20,21 @@ import (
 	"github.com/stepwise-run/stepwise/topology"
 )
 
-// cleanerOff is the cleaner period of a broker keeping its data on disk:
-// long enough never to come. kfake rewrites a partition's files in place
-// when it compacts them, and a kill during the rewrite loses the
-// partition; without compaction restores read every version of the state,
-// which a development session's history keeps small.
+// cleanerOff is the default cleaner period: long enough never to come.
+// kfake's cleaner is unsafe for the processor in two ways. It compacts past
+// the last stable offset, so a record of a transaction still open
+// supersedes the committed record of the same key, and when that
+// transaction aborts the key is gone (TestCleanerCompactsOpenTransactions
+// in internal/kfaketest): a restore then misses requests. And on disk it
+// rewrites a partition's files in place, so a kill during the rewrite
+// loses the partition. Without compaction restores read every version of
+// the state, which a development session's history keeps small.
 const cleanerOff = 1 << 31 * time.Millisecond
 
 // Defaults of the options.
 const (
-	DefaultAddr           = "127.0.0.1:9092"
-	DefaultCleanerBackoff = time.Second
-	DefaultPartitions     = 3
+	DefaultAddr       = "127.0.0.1:9092"
+	DefaultPartitions = 3
 )
 
 // ErrAddr is wrapped by the error of an unusable listen address.
@@ -75,8 +78,7 @@ func WithDataDir(dir string) Option {
 }
 
 // WithCleanerBackoff sets how often the log cleaner compacts compacted
-// topics (default 1 s in memory; with WithDataDir the cleaner does not run
-// unless this option is given, see cleanerOff).
+// topics (default: never, see cleanerOff).
 func WithCleanerBackoff(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -104,15 +106,8 @@ func Start(opts ...Option) (*Broker, error) {
 			return nil, err
 		}
 	}
-	switch {
-	case c.cleaner > 0:
-	case c.dataDir != "":
-		// kfake compacts a partition by deleting its segment files and
-		// writing new ones: a process killed in between loses the
-		// partition. With data kept on disk, the cleaner never runs.
+	if c.cleaner == 0 {
 		c.cleaner = cleanerOff
-	default:
-		c.cleaner = DefaultCleanerBackoff
 	}
 	host, port, err := splitAddr(c.addr)
 	if err != nil {
