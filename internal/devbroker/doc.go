@@ -30,10 +30,13 @@
 //
 // # Compaction
 //
-// kfake compacts only when its log cleaner runs, hourly by default; a
-// broker started in memory runs it every second so the compacted state
-// topic stays small and processor restores stay fast (KAFKA-NOTES.md,
-// pitfall 6). A broker keeping its data on disk never runs it: kfake
-// compacts a partition by deleting its files and writing new ones, and a
-// process killed in between would lose the partition's records.
+// kfake compacts only when its log cleaner runs, and the embedded broker
+// never runs it unless WithCleanerBackoff asks (`stepwise bench` does,
+// hourly). kfake's cleaner compacts past the last stable offset: the record
+// of a transaction still open replaces the committed record of its key,
+// and if that transaction aborts the key is gone, so a processor's restore
+// misses the request. On disk it also deletes a partition's files before
+// writing the compacted ones, and a process killed in between would lose
+// the partition. The cost is restores that read the state topic's whole
+// history, which a development session keeps short.
 package devbroker
