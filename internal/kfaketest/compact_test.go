@@ -28,6 +28,7 @@ func TestCleanerCompactsOpenTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	txn := Client(t, c, kgo.TransactionalID("t"), kgo.DefaultProduceTopic("state"))
+	// put writes a=v in a transaction, committed or left open.
 	put := func(commit bool, v string) {
 		if err := txn.BeginTransaction(); err != nil {
 			t.Fatal(err)
@@ -43,6 +44,8 @@ func TestCleanerCompactsOpenTransactions(t *testing.T) {
 	}
 	put(true, "committed")
 	put(false, "open")
+	// A later record of another producer, so that the open transaction's
+	// batch is not the last one, which the cleaner always keeps.
 	other := Client(t, c, kgo.DefaultProduceTopic("state"))
 	if err := other.ProduceSync(ctx, &kgo.Record{Key: []byte("z"), Value: []byte("last")}).FirstErr(); err != nil {
 		t.Fatal(err)
