@@ -119,7 +119,7 @@ func newTestEnv(t testing.TB, tweak ...func(*Config)) *testEnv {
 	}
 	run("processor", p.Run)
 
-	w, err := worker.New(worker.WithConn(conn), worker.WithLogger(log))
+	w, err := worker.New(worker.WithConn(conn), worker.WithLogger(log), worker.WithID(testWorkerID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,3 +330,6 @@ func mustParse(t *testing.T, yaml string) *topology.Set {
 func testConn() kconn.Config {
 	return kconn.Config{Brokers: []string{"127.0.0.1:1"}, Prefix: topology.DefaultPrefix}
 }
+
+// testWorkerID is the id the test environment's worker sends on its results.
+const testWorkerID = "api-test-worker/1"

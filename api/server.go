@@ -888,12 +888,16 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 
 // Attempt is one attempt of one step, in GET .../history.
 type Attempt struct {
-	Step    string     `json:"step"` // step path
-	Attempt int        `json:"attempt"`
-	Outcome string     `json:"outcome"` // the step's status for its latest attempt; failed or cancelled for earlier ones
-	Error   string     `json:"error,omitempty"`
-	Started *time.Time `json:"started,omitempty"`
-	Ended   *time.Time `json:"ended,omitempty"`
+	Step    string `json:"step"` // step path
+	Attempt int    `json:"attempt"`
+	Outcome string `json:"outcome"` // the step's status for its latest attempt; failed or cancelled for earlier ones
+	Error   string `json:"error,omitempty"`
+	Worker  string `json:"worker,omitempty"` // the worker instance that answered, when it said
+	// OutputBytes is the size of the output of a step's latest attempt
+	// once it succeeded (GET /requests/{id} has the output itself).
+	OutputBytes int        `json:"outputBytes,omitempty"`
+	Started     *time.Time `json:"started,omitempty"`
+	Ended       *time.Time `json:"ended,omitempty"`
 }
 
 // History is GET /api/v1/requests/{id}/history: every attempt of every
@@ -936,10 +940,11 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 			path := statekey.StepPath(rec.Path, name)
 			h.Dropped += ss.EarlierDropped
 			for _, a := range ss.Earlier {
-				all = append(all, Attempt{Step: path, Attempt: a.Attempt, Outcome: a.Outcome, Error: a.Error, Started: optTime(a.Started), Ended: optTime(a.Ended)})
+				all = append(all, Attempt{Step: path, Attempt: a.Attempt, Outcome: a.Outcome, Error: a.Error, Worker: a.Worker, Started: optTime(a.Started), Ended: optTime(a.Ended)})
 			}
 			if ss.Attempt > 0 {
-				all = append(all, Attempt{Step: path, Attempt: ss.Attempt, Outcome: string(ss.Status), Error: ss.Error, Started: optTime(ss.Started), Ended: optTime(ss.Ended)})
+				all = append(all, Attempt{Step: path, Attempt: ss.Attempt, Outcome: string(ss.Status), Error: ss.Error, Worker: ss.Worker,
+					OutputBytes: len(ss.Output), Started: optTime(ss.Started), Ended: optTime(ss.Ended)})
 			}
 		}
 	}

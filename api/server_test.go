@@ -489,6 +489,11 @@ func TestRetryAfterCancel(t *testing.T) {
 	if h.Run != 2 || len(steps) < 2 || steps[0] != "a#1:cancelled" || steps[1] != "a#2:succeeded" {
 		t.Errorf("history of the retried request: run %d, %v", h.Run, steps)
 	}
+	if len(h.Attempts) > 1 {
+		if a := h.Attempts[1]; a.Worker != testWorkerID || a.OutputBytes == 0 {
+			t.Errorf("the succeeded attempt %+v: want worker %q and its output's size", a, testWorkerID)
+		}
+	}
 	var page History
 	if code, raw := e.do("GET", "/api/v1/requests/rt-1/history?offset=1&limit=1", "", &page); code != 200 || len(page.Attempts) != 1 || page.Attempts[0].Step != h.Attempts[1].Step || page.Attempts[0].Attempt != h.Attempts[1].Attempt || page.Total != h.Total {
 		t.Errorf("second page of one: %d %s", code, raw)

@@ -65,6 +65,8 @@ func decodeResult(r *kgo.Record) (machine.Event, string) {
 			attempt = string(h.Value)
 		case schemas.HeaderStatus:
 			status = string(h.Value)
+		case schemas.HeaderWorker:
+			ev.Worker = string(h.Value)
 		}
 	}
 	if ev.Request == "" {

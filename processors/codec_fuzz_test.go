@@ -157,12 +157,13 @@ func FuzzDecodeResult(f *testing.F) {
 				{Key: schemas.HeaderStep, Value: []byte(step)},
 				{Key: schemas.HeaderAttempt, Value: []byte(attempt)},
 				{Key: schemas.HeaderStatus, Value: []byte(status)},
+				{Key: schemas.HeaderWorker, Value: []byte("host/1")},
 			}}
 		if request != "" {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: schemas.HeaderRequest, Value: []byte(request)})
 		}
 		ev, problem := decodeResult(rec)
-		if ev.Kind != machine.EventResult || ev.Partition != part || ev.Step != step {
+		if ev.Kind != machine.EventResult || ev.Partition != part || ev.Step != step || ev.Worker != "host/1" {
 			t.Fatalf("result decoded as %+v", ev)
 		}
 		if _, err := strconv.Atoi(attempt); (err != nil) != (problem != "") {

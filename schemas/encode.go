@@ -108,6 +108,7 @@ func appendStep(b []byte, s *StepState) []byte {
 		b = strconv.AppendInt(b, int64(s.Done), 10)
 	}
 	b = appendStringFieldOmit(b, "error", s.Error)
+	b = appendStringFieldOmit(b, "worker", s.Worker)
 	b = appendTimeFieldOmit(b, "started", s.Started)
 	b = appendTimeFieldOmit(b, "ended", s.Ended)
 	b = appendTimeFieldOmit(b, "retryAt", s.RetryAt)
@@ -123,6 +124,7 @@ func appendStep(b []byte, s *StepState) []byte {
 			b = strconv.AppendInt(b, int64(a.Attempt), 10)
 			b = appendStringField(b, "outcome", a.Outcome)
 			b = appendStringFieldOmit(b, "error", a.Error)
+			b = appendStringFieldOmit(b, "worker", a.Worker)
 			b = appendTimeFieldOmit(b, "started", a.Started)
 			b = appendTimeFieldOmit(b, "ended", a.Ended)
 			b = append(b, '}')

@@ -12,6 +12,7 @@ const (
 	HeaderReplyPartition = "stepwise-reply-partition" // partition of the reply topic, decimal; tasks
 	HeaderDeadline       = "stepwise-deadline"        // optional RFC 3339 time; tasks
 	HeaderStatus         = "stepwise-status"          // StatusOK or StatusError; results
+	HeaderWorker         = "stepwise-worker"          // optional id of the worker instance; results
 	HeaderControl        = "stepwise-control"         // ControlCancel on a control message of a task topic
 )
 

@@ -89,6 +89,7 @@ type StepState struct {
 	Children int             `json:"children,omitempty"` // fan-out: number of children
 	Done     int             `json:"done,omitempty"`     // fan-out: children finished
 	Error    string          `json:"error,omitempty"`    // last failure message
+	Worker   string          `json:"worker,omitempty"`   // who answered the attempt (HeaderWorker)
 	Started  time.Time       `json:"started,omitzero"`
 	Ended    time.Time       `json:"ended,omitzero"`
 	RetryAt  time.Time       `json:"retryAt,omitzero"`  // waiting for a retry
@@ -109,6 +110,7 @@ type Attempt struct {
 	Attempt int       `json:"attempt"`
 	Outcome string    `json:"outcome"` // "failed" (timeouts included: see Error) or "cancelled"
 	Error   string    `json:"error,omitempty"`
+	Worker  string    `json:"worker,omitempty"` // who answered it (HeaderWorker), if it said
 	Started time.Time `json:"started,omitzero"`
 	Ended   time.Time `json:"ended,omitzero"`
 }

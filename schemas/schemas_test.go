@@ -99,9 +99,10 @@ func TestMachineTypes(t *testing.T) {
 		Request: "r-1", Workflow: "idp", Version: 4, Partition: 3, Status: schemas.Running,
 		Input: json.RawMessage(`{"bundle": "b.pdf"}`),
 		Steps: map[string]*schemas.StepState{
-			"split":  {Status: schemas.StepSucceeded, Attempt: 1, Output: json.RawMessage(`{"docs": [1, 2]}`), Started: now, Ended: now.Add(time.Second)},
-			"docs":   {Status: schemas.StepRunning, Children: 2, Done: 1, Started: now},
-			"notify": {Status: schemas.StepWaiting, Attempt: 2, Error: "smtp down", RetryAt: now.Add(time.Minute)},
+			"split": {Status: schemas.StepSucceeded, Attempt: 1, Worker: "split-host/7", Output: json.RawMessage(`{"docs": [1, 2]}`), Started: now, Ended: now.Add(time.Second)},
+			"docs":  {Status: schemas.StepRunning, Children: 2, Done: 1, Started: now},
+			"notify": {Status: schemas.StepWaiting, Attempt: 2, Error: "smtp down", RetryAt: now.Add(time.Minute),
+				Earlier: []schemas.Attempt{{Attempt: 1, Outcome: "failed", Error: "smtp down", Worker: "mail-host/3", Started: now, Ended: now}}},
 		},
 		Created: now, Updated: now,
 	}
@@ -228,8 +229,11 @@ func TestVectors(t *testing.T) {
 					t.Errorf("expected header %s = %q, not copied from the task (%q)", h, e.Headers[h], vc.Task.Headers[h])
 				}
 			}
-			if len(e.Headers) != 4 {
-				t.Errorf("expected %d headers, the protocol has 4", len(e.Headers))
+			if e.Headers["stepwise-worker"] != vf.WorkerID {
+				t.Errorf("expected stepwise-worker %q, want the vectors' workerId %q", e.Headers["stepwise-worker"], vf.WorkerID)
+			}
+			if len(e.Headers) != 5 {
+				t.Errorf("expected %d headers, the protocol has 5 (4 and the worker's id)", len(e.Headers))
 			}
 			if headersErr == nil {
 				if err := resultHeaders.Validate(toAny(t, e.Headers)); err != nil {

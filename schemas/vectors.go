@@ -6,6 +6,7 @@ import "encoding/json"
 // vectors every worker SDK replays; LoadWorkerVectors reads them.
 type WorkerVectors struct {
 	Description string            `json:"description"`
+	WorkerID    string            `json:"workerId"` // the id to configure the worker with
 	Handlers    map[string]string `json:"handlers"`
 	Cases       []struct {
 		Name string `json:"name"`

@@ -200,7 +200,7 @@ func TestVectors(t *testing.T) {
 		}
 		return nil, fmt.Errorf("unknown handler kind %q", h.Kind)
 	}
-	stop := e.worker(handler, nil)
+	stop := e.worker(handler, []Option{WithID(vs.WorkerID)})
 
 	var offsets [2]int64
 	for i, vc := range vs.Cases {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +39,7 @@ type config struct {
 	commitInterval time.Duration
 	maxResultBytes int
 	metrics        *metrics.Worker // nil: metrics off
+	id             string          // HeaderWorker of every result
 }
 
 // Option configures a Worker.
@@ -161,6 +164,29 @@ func WithMaxResultBytes(n int) Option {
 	}
 }
 
+// WithID sets the id this worker gives itself on every result
+// (HeaderWorker), shown in each attempt's history. Default: DefaultID,
+// the host name and process id.
+func WithID(id string) Option {
+	return func(c *config) error {
+		if id == "" {
+			return errors.New("stepwise: WithID needs a non-empty id")
+		}
+		c.id = id
+		return nil
+	}
+}
+
+// DefaultID is the worker id used without WithID: "<host>/<pid>", which
+// names the process an attempt ran in.
+func DefaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return host + "/" + strconv.Itoa(os.Getpid())
+}
+
 // HandleOption configures one queue's handling.
 type HandleOption func(*queueConfig)
 
@@ -205,5 +231,6 @@ func defaults() *config {
 		drainTimeout:   DefaultDrainTimeout,
 		commitInterval: DefaultCommitInterval,
 		maxResultBytes: DefaultMaxResultBytes,
+		id:             DefaultID(),
 	}
 }

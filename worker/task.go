@@ -68,6 +68,7 @@ type reply struct {
 	request   string
 	step      string
 	attempt   string // copied verbatim, even when unparsable
+	worker    string // this worker's id (HeaderWorker)
 }
 
 var (

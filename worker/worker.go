@@ -468,6 +468,7 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 			slog.Int64(logOffset, rec.Offset), slog.String(logError, err.Error()))
 		return nil
 	}
+	rp.worker = c.w.cfg.id
 	res := &result{step: rp.step}
 	switch {
 	case err != nil:
@@ -564,6 +565,7 @@ func (rp *reply) record(status string, value []byte) *kgo.Record {
 			{Key: schemas.HeaderStep, Value: []byte(rp.step)},
 			{Key: schemas.HeaderAttempt, Value: []byte(rp.attempt)},
 			{Key: schemas.HeaderStatus, Value: []byte(status)},
+			{Key: schemas.HeaderWorker, Value: []byte(rp.worker)},
 		},
 	}
 }

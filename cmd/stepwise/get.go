@@ -112,15 +112,24 @@ func printStatus(w io.Writer, st *client.Status, now time.Time, attempts bool) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tSTATUS\tATTEMPT\tSTARTED\tDURATION\tERROR")
+	// With attempts, each row also says who ran the attempt and how large
+	// its output is.
+	row := func(step, status, attempt, started, duration, worker, output, errMsg string) {
+		if attempts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", step, status, attempt, started, duration, worker, output, errMsg)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", step, status, attempt, started, duration, errMsg)
+		}
+	}
+	row("STEP", "STATUS", "ATTEMPT", "STARTED", "DURATION", "WORKER", "OUTPUT", "ERROR")
 	for _, s := range steps {
 		ss := s.State
 		if attempts {
 			for _, a := range ss.Earlier {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Path, a.Outcome, a.Attempt, stamp(a.Started), span(a.Ended.Sub(a.Started)), oneLine(a.Error))
+				row(s.Path, a.Outcome, fmt.Sprint(a.Attempt), stamp(a.Started), span(a.Ended.Sub(a.Started)), orDash(a.Worker), "-", oneLine(a.Error))
 			}
 			if ss.EarlierDropped > 0 {
-				fmt.Fprintf(tw, "%s\t(%d more earlier attempts)\t\t\t\t\n", s.Path, ss.EarlierDropped)
+				row(s.Path, fmt.Sprintf("(%d more earlier attempts)", ss.EarlierDropped), "", "", "", "", "", "")
 			}
 		}
 		status := string(ss.Status)
@@ -142,9 +151,20 @@ func printStatus(w io.Writer, st *client.Status, now time.Time, attempts bool) {
 		case ss.Status == schemas.StepRunning:
 			duration = span(now.Sub(ss.Started)) + "+"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Path, status, attempt, stamp(ss.Started), duration, oneLine(ss.Error))
+		output := "-"
+		if len(ss.Output) > 0 {
+			output = fmt.Sprintf("%d B", len(ss.Output))
+		}
+		row(s.Path, status, attempt, stamp(ss.Started), duration, orDash(ss.Worker), output, oneLine(ss.Error))
 	}
 	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func stamp(t time.Time) string {

@@ -314,18 +314,19 @@ func TestGetAttempts(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	st := &client.Status{Request: &schemas.Record{Request: "r", Workflow: "w", Version: 2, Retries: 1, Status: schemas.Running, Created: t0,
 		Steps: map[string]*schemas.StepState{"ocr": {Status: schemas.StepRunning, Attempt: 4, Started: t0.Add(3 * time.Second),
-			Earlier: []schemas.Attempt{{Attempt: 1, Outcome: "failed", Error: "bad scan", Started: t0, Ended: t0.Add(time.Second)},
+			Earlier: []schemas.Attempt{{Attempt: 1, Outcome: "failed", Error: "bad scan", Worker: "ocr-host/42", Started: t0, Ended: t0.Add(time.Second)},
 				{Attempt: 3, Outcome: "cancelled", Started: t0.Add(2 * time.Second), Ended: t0.Add(2500 * time.Millisecond)}},
-			EarlierDropped: 1}}}}
+			EarlierDropped: 1},
+			"split": {Status: schemas.StepSucceeded, Attempt: 1, Worker: "split-host/7", Output: json.RawMessage(`{"pages":[1,2]}`), Started: t0, Ended: t0.Add(time.Second)}}}}
 	var with, without bytes.Buffer
 	printStatus(&with, st, t0.Add(5*time.Second), true)
 	printStatus(&without, st, t0.Add(5*time.Second), false)
-	for _, want := range []string{"version   2\n", "run       2\n", "ocr   failed", "bad scan", "ocr   cancelled", "(1 more earlier attempts)", "ocr   running"} {
+	for _, want := range []string{"version   2\n", "run       2\n", "ocr    failed", "bad scan", "ocr    cancelled", "(1 more earlier attempts)", "ocr    running", "ocr-host/42", "split-host/7", "15 B"} {
 		if !strings.Contains(with.String(), want) {
 			t.Errorf("--attempts output lacks %q:\n%s", want, with.String())
 		}
 	}
-	if strings.Contains(without.String(), "bad scan") {
+	if strings.Contains(without.String(), "bad scan") || strings.Contains(without.String(), "WORKER") {
 		t.Errorf("earlier attempts shown without --attempts:\n%s", without.String())
 	}
 }

@@ -37,6 +37,9 @@ type Event struct {
 	// machine checks they are a JSON object), or Error when it failed.
 	Output json.RawMessage
 	Error  *schemas.StepError
+	// Result: the id the worker gave itself (HeaderWorker; optional), kept
+	// in the step's history.
+	Worker string
 
 	// Timer.
 	Timer TimerKind

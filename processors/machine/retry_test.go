@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -156,5 +157,31 @@ func TestEarlierAttemptsAreKeptBounded(t *testing.T) {
 	}
 	if b := h.store["r"].Steps["b"]; len(b.Earlier) != 0 {
 		t.Fatalf("a step that succeeded at once has earlier attempts: %+v", b.Earlier)
+	}
+}
+
+// TestAttemptsNameTheirWorker: the worker id a result carries is kept on
+// the step's current attempt and goes with it into the earlier attempts.
+func TestAttemptsNameTheirWorker(t *testing.T) {
+	h := newHarness(t, linear3())
+	h.start("r", "linear3", `{}`)
+	d := h.dispatched("a")
+	h.apply(Event{Kind: EventResult, Request: d.Request, Step: d.Step, Attempt: d.Attempt, Worker: "host-a/17",
+		Error: &schemas.StepError{Message: "flaky", Retryable: true}})
+	if ss := h.store["r"].Steps["a"]; ss.Status != schemas.StepWaiting || ss.Worker != "host-a/17" {
+		t.Fatalf("a after a failed attempt: %+v", ss)
+	}
+	h.fireDue()
+	d = h.dispatched("a")
+	if ss := h.store["r"].Steps["a"]; ss.Worker != "" {
+		t.Fatalf("a new attempt inherits the worker of the last: %+v", ss)
+	}
+	h.apply(Event{Kind: EventResult, Request: d.Request, Step: d.Step, Attempt: d.Attempt, Worker: "host-b/9", Output: json.RawMessage(`{}`)})
+	ss := h.store["r"].Steps["a"]
+	if ss.Status != schemas.StepSucceeded || ss.Worker != "host-b/9" {
+		t.Fatalf("a after it succeeded: %+v", ss)
+	}
+	if len(ss.Earlier) != 1 || ss.Earlier[0].Worker != "host-a/17" {
+		t.Fatalf("earlier attempts %+v, want attempt 1 by host-a/17", ss.Earlier)
 	}
 }

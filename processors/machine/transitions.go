@@ -65,6 +65,7 @@ func (t *transition) result(ev Event) {
 	}
 	inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 	ss = inst.Steps[step.Name]
+	ss.Worker = ev.Worker
 	if ev.Error != nil {
 		t.fail(inst, step, ss, ev.Error.Message, ev.Error.Retryable)
 		return
@@ -482,7 +483,7 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 				outcome = "cancelled"
 			}
 			ss.Earlier, ss.EarlierDropped = appendEarlier(ss.Earlier, ss.EarlierDropped,
-				schemas.Attempt{Attempt: prev.Attempt, Outcome: outcome, Error: prev.Error, Started: prev.Started, Ended: prev.Ended})
+				schemas.Attempt{Attempt: prev.Attempt, Outcome: outcome, Error: prev.Error, Worker: prev.Worker, Started: prev.Started, Ended: prev.Ended})
 		}
 	}
 	inst.Steps[step.Name] = ss

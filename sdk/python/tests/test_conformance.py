@@ -10,7 +10,7 @@ import pytest
 from stepwise_worker import Worker, handle_record
 from stepwise_worker.memory import MemoryBroker
 
-from .vectors import Recorder, check_result, load_cases, task_record
+from .vectors import Recorder, check_result, load_cases, task_record, worker_id
 
 CASES = load_cases()
 IDS = [c["name"] for c in CASES]
@@ -27,7 +27,7 @@ def test_vectors_are_loaded() -> None:
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_core(case: dict) -> None:
     handler = Recorder(case["handler"])
-    res = handle_record(task_record(case), handler, queue="ocr")
+    res = handle_record(task_record(case), handler, queue="ocr", worker_id=worker_id())
     assert handler.calls == (1 if case.get("handlerCalled", True) else 0)
     if case["expect"] is None:
         assert res is None
@@ -43,7 +43,7 @@ def test_core_async_handler(case: dict) -> None:
     async def handler(task):  # type: ignore[no-untyped-def]
         return rec(task)
 
-    res = handle_record(task_record(case), handler, queue="ocr")
+    res = handle_record(task_record(case), handler, queue="ocr", worker_id=worker_id())
     assert rec.calls == (1 if case.get("handlerCalled", True) else 0)
     if case["expect"] is None:
         assert res is None
@@ -66,7 +66,7 @@ def test_worker_on_memory_broker(case: dict) -> None:
     broker.append(rec.topic, rec.partition, rec.key, rec.value, list(rec.headers))
 
     handler = Recorder(case["handler"])
-    w = Worker(transport=broker, commit_interval=0.05)
+    w = Worker(transport=broker, commit_interval=0.05, worker_id=worker_id())
     w.handle("ocr", handler, concurrency=2)
     runner = threading.Thread(target=w.run, kwargs={"install_signal_handlers": False})
     runner.start()

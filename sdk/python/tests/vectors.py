@@ -17,6 +17,11 @@ def load_cases() -> list[dict[str, Any]]:
     return json.loads(VECTORS.read_text())["cases"]
 
 
+def worker_id() -> str:
+    """The id the vectors expect a worker to be configured with."""
+    return str(json.loads(VECTORS.read_text())["workerId"])
+
+
 def task_record(case: dict[str, Any], offset: int = 0) -> Record:
     t = case["task"]
     value = t["raw"].encode() if "raw" in t else json.dumps(t["value"]).encode()

@@ -54,6 +54,8 @@ export interface RunOptions {
   hardStop?: AbortSignal;
   /** aborted when a cancel control message for this task arrives: the handler's signal aborts with a CancelledError and the outcome is "cancelled" */
   cancel?: AbortSignal;
+  /** sent on the result as stepwise-worker (default: none) */
+  workerId?: string;
 }
 
 /** The key of one attempt of one step of one request. */
@@ -85,10 +87,11 @@ export async function runTask(rec: TaskRecord, handler: Handler, opts: RunOption
   if (parsed.kind === "unanswerable") {
     return { kind: "drop", reason: parsed.reason };
   }
+  const reply: Reply = opts.workerId ? { ...parsed.reply, worker: opts.workerId } : parsed.reply;
   if (parsed.kind === "malformed") {
-    return failure(parsed.reply, parsed.reason, false, false);
+    return failure(reply, parsed.reason, false, false);
   }
-  const { reply, task } = parsed;
+  const { task } = parsed;
   if (task.deadline !== undefined && now() >= task.deadline.getTime()) {
     return failure(reply, `stepwise: deadline ${task.deadline.toISOString()} passed before the task started`, true, false);
   }
@@ -170,18 +173,14 @@ function failure(reply: Reply, message: string, retryable: boolean, handlerCalle
   };
 }
 
-/** The result record: the task's correlation headers copied verbatim, plus the status. */
+/** The result record: the task's correlation headers copied verbatim, plus the status and the worker's id. */
 function record(reply: Reply, status: string, value: string): ResultRecord {
-  return {
-    topic: reply.topic,
-    partition: reply.partition,
-    key: reply.request,
-    headers: {
-      [Header.Request]: reply.request,
-      [Header.Step]: reply.step,
-      [Header.Attempt]: reply.attempt,
-      [Header.Status]: status,
-    },
-    value,
+  const headers: Record<string, string> = {
+    [Header.Request]: reply.request,
+    [Header.Step]: reply.step,
+    [Header.Attempt]: reply.attempt,
+    [Header.Status]: status,
   };
+  if (reply.worker) headers[Header.Worker] = reply.worker;
+  return { topic: reply.topic, partition: reply.partition, key: reply.request, headers, value };
 }

@@ -21,6 +21,8 @@ export const Header = {
   Deadline: "stepwise-deadline",
   /** "ok" or "error"; results */
   Status: "stepwise-status",
+  /** optional id of the worker instance that answers, kept in the step's history; results */
+  Worker: "stepwise-worker",
   /** on a task topic, marks a control message rather than a task: "cancel" stops the task of the same request, step and attempt */
   Control: "stepwise-control",
 } as const;

@@ -64,6 +64,8 @@ export interface Reply {
   step: string;
   /** copied verbatim, even when it is not a number */
   attempt: string;
+  /** the answering worker's id, sent as stepwise-worker */
+  worker?: string;
 }
 
 /** The fields of a task, read but not yet bound to a signal. */

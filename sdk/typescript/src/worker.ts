@@ -2,6 +2,7 @@
 // consumer group) per queue, one producer for every result, offsets
 // committed by hand once results are acknowledged.
 
+import { hostname } from "node:os";
 import kafkajs from "kafkajs";
 import type { Consumer, EachBatchPayload, IHeaders, KafkaConfig, KafkaMessage, LogEntry, Producer, SASLOptions } from "kafkajs";
 
@@ -59,6 +60,8 @@ export interface WorkerOptions {
   maxResultBytes?: number;
   /** stop on SIGTERM and SIGINT while running (default true) */
   handleSignals?: boolean;
+  /** the id sent on every result (stepwise-worker) and shown in each attempt's history (default "<host>/<pid>") */
+  workerId?: string;
   /** consumer session timeout (default 10 s): how soon a dead worker's partitions move */
   sessionTimeoutMs?: number;
   /** further kafkajs client settings (connectionTimeout, retry...); brokers, ssl and sasl above win */
@@ -114,7 +117,7 @@ const MAX_EARLY_CANCELS = 10000;
  * committed-only, so tasks of an aborted processor transaction never run.
  */
 export class Worker {
-  readonly #opts: Required<Pick<WorkerOptions, "prefix" | "groupId" | "clientId" | "drainTimeoutMs" | "maxResultBytes" | "handleSignals" | "sessionTimeoutMs">>;
+  readonly #opts: Required<Pick<WorkerOptions, "prefix" | "groupId" | "clientId" | "drainTimeoutMs" | "maxResultBytes" | "handleSignals" | "sessionTimeoutMs" | "workerId">>;
   readonly #kafkaConfig: KafkaConfig;
   readonly #log: Logger;
   readonly #queues = new Map<string, Queue>();
@@ -139,7 +142,9 @@ export class Worker {
       maxResultBytes: positive("maxResultBytes", opts.maxResultBytes, DEFAULT_MAX_RESULT_BYTES),
       handleSignals: opts.handleSignals ?? true,
       sessionTimeoutMs: positive("sessionTimeoutMs", opts.sessionTimeoutMs, DEFAULT_SESSION_TIMEOUT_MS),
+      workerId: opts.workerId ?? `${hostname() || "unknown-host"}/${process.pid}`,
     };
+    if (this.#opts.workerId === "") throw new StepwiseError("empty workerId");
     if (this.#opts.groupId === "") throw new StepwiseError("empty groupId");
     this.#metrics = opts.metrics === undefined ? undefined : new WorkerMetrics(opts.metrics);
     if (this.#opts.maxResultBytes < 256) throw new StepwiseError(`maxResultBytes must be at least 256, got ${this.#opts.maxResultBytes}`);
@@ -389,7 +394,7 @@ export class Worker {
     const done = this.#metrics?.started(q.name, rec.headers["stepwise-step"] ?? "", rec.timestamp);
     let outcome: Outcome;
     try {
-      outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal, cancel });
+      outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal, cancel, workerId: this.#opts.workerId });
     } catch (err) {
       // runTask catches the handler's errors; this is a bug, not a task failure.
       this.#fail(err);

@@ -30,7 +30,7 @@ interface Vector {
 }
 
 const file = process.env.STEPWISE_VECTORS ?? new URL("../../../../schemas/vectors/worker.json", import.meta.url);
-const vectors = JSON.parse(readFileSync(file, "utf8")) as { handlers: Record<string, string>; cases: Vector[] };
+const vectors = JSON.parse(readFileSync(file, "utf8")) as { workerId: string; handlers: Record<string, string>; cases: Vector[] };
 
 function handlerFor(h: Vector["handler"]): Handler {
   switch (h.kind) {
@@ -79,7 +79,7 @@ for (const v of vectors.cases) {
     const outcome = await runTask(rec, (t) => {
       calls++;
       return inner(t);
-    }, { queue: "ocr" });
+    }, { queue: "ocr", workerId: vectors.workerId });
     assert.equal(calls, v.handlerCalled === false ? 0 : 1, "handler calls");
 
     if (v.expect === null) {

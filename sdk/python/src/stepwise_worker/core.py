@@ -103,12 +103,15 @@ class Prepared:
     problem: str = ""
 
 
-def prepare(rec: Record, queue: str, now: datetime | None = None, cancelled: threading.Event | None = None) -> Prepared:
+def prepare(
+    rec: Record, queue: str, now: datetime | None = None, cancelled: threading.Event | None = None, worker_id: str = ""
+) -> Prepared:
     """Reads a task record and decides whether the handler runs.
-    ``cancelled`` becomes the task's cancellation flag."""
+    ``cancelled`` becomes the task's cancellation flag; ``worker_id`` is
+    sent on the result."""
     h = header_map(rec.headers)
     try:
-        reply = parse_reply(h)
+        reply = parse_reply(h, worker_id)
     except NoReplyError as exc:
         return Prepared(reply=None, task=None, result=None, problem=str(exc))
     try:
@@ -197,12 +200,13 @@ def handle_record(
     queue: str = "",
     now: datetime | None = None,
     max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    worker_id: str = "",
 ) -> ResultRecord | None:
     """Answers one task record synchronously: the result to produce, or None
     when the task names no reply. For tests and tools; the worker runs the
     same steps concurrently."""
     handler = fn if isinstance(fn, Handler) else adapt(fn)
-    p = prepare(rec, queue, now)
+    p = prepare(rec, queue, now, worker_id=worker_id)
     if p.reply is None:
         return None
     if p.result is not None:

@@ -12,7 +12,9 @@ case for case, and tests replay schemas/vectors/worker.json against it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +30,9 @@ HEADER_REPLY_TOPIC = "stepwise-reply-topic"
 HEADER_REPLY_PARTITION = "stepwise-reply-partition"
 HEADER_DEADLINE = "stepwise-deadline"
 HEADER_STATUS = "stepwise-status"
+# The id of the worker instance that answers (results; optional): kept in
+# the step's history.
+HEADER_WORKER = "stepwise-worker"
 # A record of a task topic with this header is a control message, not a
 # task: CONTROL_CANCEL stops the task of the same request, step and attempt.
 HEADER_CONTROL = "stepwise-control"
@@ -158,23 +163,21 @@ class Reply:
     request: str
     step: str
     attempt: str  # copied verbatim, even when unparsable
+    worker: str = ""  # this worker's id (HEADER_WORKER); none sent when empty
 
     def record(self, status: str, value: bytes) -> ResultRecord:
         def enc(s: str) -> bytes:
             return s.encode(*_HEADER_CODEC)
 
-        return ResultRecord(
-            topic=self.topic,
-            partition=self.partition,
-            key=enc(self.request),
-            value=value,
-            headers=[
-                (HEADER_REQUEST, enc(self.request)),
-                (HEADER_STEP, enc(self.step)),
-                (HEADER_ATTEMPT, enc(self.attempt)),
-                (HEADER_STATUS, status.encode()),
-            ],
-        )
+        headers = [
+            (HEADER_REQUEST, enc(self.request)),
+            (HEADER_STEP, enc(self.step)),
+            (HEADER_ATTEMPT, enc(self.attempt)),
+            (HEADER_STATUS, status.encode()),
+        ]
+        if self.worker:
+            headers.append((HEADER_WORKER, enc(self.worker)))
+        return ResultRecord(topic=self.topic, partition=self.partition, key=enc(self.request), value=value, headers=headers)
 
     def ok(self, output: bytes) -> ResultRecord:
         """A successful result whose value is ``output`` (a JSON object)."""
@@ -296,9 +299,9 @@ def header_map(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, 
     return out
 
 
-def parse_reply(h: Mapping[str, str]) -> Reply:
-    """Reads where the answer to a task goes. Raises NoReplyError when the
-    task does not say."""
+def parse_reply(h: Mapping[str, str], worker: str = "") -> Reply:
+    """Reads where the answer to a task goes; ``worker`` is the id the
+    answer carries. Raises NoReplyError when the task does not say."""
     topic = h.get(HEADER_REPLY_TOPIC, "")
     raw_partition = h.get(HEADER_REPLY_PARTITION, "")
     request = h.get(HEADER_REQUEST, "")
@@ -317,7 +320,13 @@ def parse_reply(h: Mapping[str, str]) -> Reply:
             f"stepwise: task has no usable reply headers; dropped without a result: "
             f"missing one of {HEADER_REQUEST}, {HEADER_STEP}, {HEADER_ATTEMPT}"
         )
-    return Reply(topic=topic, partition=partition, request=request, step=step, attempt=attempt)
+    return Reply(topic=topic, partition=partition, request=request, step=step, attempt=attempt, worker=worker)
+
+
+def default_worker_id() -> str:
+    """The worker id used unless one is given: "<host>/<pid>", which names
+    the process an attempt ran in (as every SDK does)."""
+    return f"{socket.gethostname() or 'unknown-host'}/{os.getpid()}"
 
 
 def parse_task(rec: Record, h: Mapping[str, str], queue: str, cancelled: threading.Event | None = None) -> Task:

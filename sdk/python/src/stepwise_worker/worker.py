@@ -46,7 +46,7 @@ from ._log import (
     log,
 )
 from .errors import ConfigError, ProduceError
-from .protocol import DEFAULT_MAX_RESULT_BYTES, DEFAULT_PREFIX, Record, ResultRecord, group_name, tasks_topic
+from .protocol import DEFAULT_MAX_RESULT_BYTES, DEFAULT_PREFIX, Record, ResultRecord, default_worker_id, group_name, tasks_topic
 from .metrics import WorkerMetrics
 from .tracker import Entry, Tracker
 from .transport import Consumer, DeliveryError, KafkaTransport, Producer, Transport
@@ -85,7 +85,9 @@ class Worker:
     options map onto librdkafka's; ``kafka_config`` adds any other librdkafka
     setting of both clients, ``consumer_config`` and ``producer_config``
     settings of one kind of client (``session.timeout.ms``, ``linger.ms``).
-    ``transport`` replaces Kafka altogether (see memory.py).
+    ``transport`` replaces Kafka altogether (see memory.py). ``worker_id``
+    is sent on every result (``stepwise-worker``) and shown in the history
+    of each attempt; it defaults to ``<host>/<pid>``.
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class Worker:
         commit_interval: float = DEFAULT_COMMIT_INTERVAL,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         metrics: Any = None,
+        worker_id: str | None = None,
     ) -> None:
         if group == "":
             raise ConfigError("stepwise: empty group name")
@@ -124,6 +127,9 @@ class Worker:
         self.drain_timeout = drain_timeout
         self.commit_interval = commit_interval
         self.max_result_bytes = max_result_bytes
+        if worker_id == "":
+            raise ConfigError("stepwise: empty worker id")
+        self.worker_id = worker_id if worker_id is not None else default_worker_id()
         self._transport = transport
         self._consumer_config = dict(consumer_config or {})
         self._producer_config = dict(producer_config or {})
@@ -600,7 +606,7 @@ class _QueueRunner:
 
     def _process_sync(self, rec: Record, e: Entry, cancelled: threading.Event) -> None:
         try:
-            p = core.prepare(rec, self.q.name, cancelled=cancelled)
+            p = core.prepare(rec, self.q.name, cancelled=cancelled, worker_id=self.w.worker_id)
             if p.reply is None or p.result is not None:
                 self._deliver(rec, e, p, p.result)
                 return
@@ -618,7 +624,7 @@ class _QueueRunner:
 
     async def _process_async(self, rec: Record, e: Entry, cancelled: threading.Event) -> None:
         try:
-            p = core.prepare(rec, self.q.name, cancelled=cancelled)
+            p = core.prepare(rec, self.q.name, cancelled=cancelled, worker_id=self.w.worker_id)
             if p.reply is None or p.result is not None:
                 self._deliver(rec, e, p, p.result)
                 return
