@@ -148,7 +148,7 @@ def wait_for(pred: Any, timeout: float, what: str) -> None:
 
 
 def test_round_trip(env: Env) -> None:
-    w = fast(env)
+    w = fast(env, worker_id="py-it/1")
     seen: list[Task] = []
 
     @w.handler("ocr")
@@ -165,7 +165,7 @@ def test_round_trip(env: Env) -> None:
     assert len(got) == 1
     m = got[0]
     assert m.partition() == 2 and m.key() == b"r-1"
-    assert headers_of(m) == {"stepwise-request": "r-1", "stepwise-step": "docs[0]/ocr", "stepwise-attempt": "1", "stepwise-status": "ok"}
+    assert headers_of(m) == {"stepwise-request": "r-1", "stepwise-step": "docs[0]/ocr", "stepwise-attempt": "1", "stepwise-status": "ok", "stepwise-worker": "py-it/1"}
     assert json.loads(m.value()) == {"text": "page 7", "traceparent": "00-abc-01"}
     assert seen[0].instance == "r-1" and seen[0].workflow == "idp"
     # The task's offset is committed: the next task of partition 1 is 1.

@@ -25,7 +25,7 @@ describe("worker against a real broker", { timeout: 240_000 }, () => {
   test("results reach the named partitions with correlation headers; offsets are committed after them", { timeout: 60_000 }, async () => {
     const env = await setUp("echo", 2, 4);
     const reader = await ResultReader.start(env);
-    const w = new Worker({ brokers: brokers(), prefix: env.prefix, logger: quietLogger, sessionTimeoutMs: 6000 });
+    const w = new Worker({ brokers: brokers(), prefix: env.prefix, logger: quietLogger, sessionTimeoutMs: 6000, workerId: "ts-it/1" });
     w.handle("echo", (t: Task) => {
       if (t.input.fail) throw new NonRetryableError(`cannot do ${t.request}`);
       return { ...t.input, step: t.step, attempt: t.attempt };
@@ -42,19 +42,19 @@ describe("worker against a real broker", { timeout: 240_000 }, () => {
       assert.deepEqual(byKey.get("r-0"), {
         partition: 3,
         key: "r-0",
-        headers: { "stepwise-request": "r-0", "stepwise-step": "work", "stepwise-attempt": "1", "stepwise-status": "ok" },
+        headers: { "stepwise-request": "r-0", "stepwise-step": "work", "stepwise-attempt": "1", "stepwise-status": "ok", "stepwise-worker": "ts-it/1" },
         value: { n: 0, step: "work", attempt: 1 },
       });
       assert.deepEqual(byKey.get("r-1"), {
         partition: 0,
         key: "r-1",
-        headers: { "stepwise-request": "r-1", "stepwise-step": "docs[1]/ocr", "stepwise-attempt": "2", "stepwise-status": "ok" },
+        headers: { "stepwise-request": "r-1", "stepwise-step": "docs[1]/ocr", "stepwise-attempt": "2", "stepwise-status": "ok", "stepwise-worker": "ts-it/1" },
         value: { n: 1, step: "docs[1]/ocr", attempt: 2 },
       });
       assert.deepEqual(byKey.get("r-2"), {
         partition: 2,
         key: "r-2",
-        headers: { "stepwise-request": "r-2", "stepwise-step": "work", "stepwise-attempt": "1", "stepwise-status": "error" },
+        headers: { "stepwise-request": "r-2", "stepwise-step": "work", "stepwise-attempt": "1", "stepwise-status": "error", "stepwise-worker": "ts-it/1" },
         value: { message: "cannot do r-2", retryable: false },
       });
       await waitCommitted(env, `${env.prefix}workers.echo`, (m) => m.get(0) === 1n && m.get(1) === 2n);
@@ -173,7 +173,7 @@ describe("worker against a real broker", { timeout: 240_000 }, () => {
       assert.equal((await committed(env, group)).get(0) ?? -1n, -1n, "nothing committed by the stopped worker");
       assert.equal(reader.seen.length, 0, "no result from the stopped worker");
 
-      const b = worker(env);
+      const b = worker(env, { workerId: "ts-it/b" });
       b.handle("redo", (t: Task) => {
         runs.push(`b:${t.request}`);
         return { redone: t.input.page };
@@ -184,7 +184,7 @@ describe("worker against a real broker", { timeout: 240_000 }, () => {
         assert.deepEqual(res, {
           partition: 1,
           key: "r-1",
-          headers: { "stepwise-request": "r-1", "stepwise-step": "work", "stepwise-attempt": "1", "stepwise-status": "ok" },
+          headers: { "stepwise-request": "r-1", "stepwise-step": "work", "stepwise-attempt": "1", "stepwise-status": "ok", "stepwise-worker": "ts-it/b" },
           value: { redone: 1 },
         });
         await waitCommitted(env, group, (m) => m.get(0) === 1n);
