@@ -171,6 +171,11 @@ test("a request started from the UI updates live to succeeded", async () => {
   assert.ok(docs.children > 0 && docs.childrenDone === docs.children, JSON.stringify(docs));
   const row = page.locator('#timeline tr[data-node="documents"]');
   assert.match(await row.innerText(), new RegExp(`${docs.childrenDone}/${docs.children} done`));
+  // Every attempt of the finished request, each with its worker and output size.
+  const splitAttempt = page.locator('#attempts tr[data-attempt="split#1"]');
+  await splitAttempt.waitFor();
+  assert.match(await splitAttempt.innerText(), /succeeded/);
+  assert.match(await splitAttempt.innerText(), /\d+ B/);
   await page.locator("#request-status .badge", { hasText: "succeeded" }).waitFor();
   await shot("request-succeeded");
 });
@@ -187,6 +192,11 @@ test("a failing request shows its error", async () => {
   assert.match(await err.innerText(), /empty\.pdf\) has no pages/);
   assert.match(await err.innerText(), /in split/);
   assert.equal(await page.locator('#request-dag g.node[data-node="split"]').getAttribute("data-state"), "failed");
+  // The attempts section names the worker that answered (host/pid by default).
+  const attempt = page.locator('#attempts tr[data-attempt="split#1"]');
+  await attempt.waitFor();
+  assert.match(await attempt.innerText(), /failed/);
+  assert.match(await attempt.innerText(), /\/\d+/, "the worker's id");
   await shot("request-failed");
 
   // The list filtered by status shows it with its error.

@@ -475,8 +475,10 @@
     const steps = el("section", { id: "steps" });
     const instances = el("section", { id: "instances" });
     const payloads = el("section", { id: "payloads" });
+    const attempts = el("section", { id: "attempts" });
     const live = el("span", { class: "live", id: "live", text: "connecting" });
-    main.append(head, el("div", { class: "row" }, el("h2", { text: "Graph" }), live), dagBox, timeline, steps, instances, payloads);
+    main.append(head, el("div", { class: "row" }, el("h2", { text: "Graph" }), live), dagBox, timeline, attempts, steps, instances, payloads);
+    let attemptsFor = ""; // the status the attempts were last shown for
 
     let update = null;
     let order = []; // step node ids in DAG order, for the timeline
@@ -501,6 +503,10 @@
       if (update) update(st.nodes);
       renderHead(head, st);
       renderTimeline(timeline, st, order);
+      if (attemptsFor !== st.status) {
+        attemptsFor = st.status;
+        renderAttempts(attempts, st);
+      }
       renderSteps(steps, st);
       renderInstances(instances, st);
       renderPayloads(payloads, st);
@@ -612,6 +618,56 @@
       if (p.error) table.append(el("tr", {}, el("td", {}), el("td", { colspan: 5, class: "error", text: p.error })));
     }
     box.replaceChildren(el("h2", { text: "Timeline" }), table);
+  }
+
+  // renderAttempts lists every attempt of every step (the first page of
+  // GET .../history) with the worker that answered it, its outcome and a
+  // bar on the request's time axis. A running request loads it on demand
+  // only: a wide fan-out's history is long, and status events are many.
+  function renderAttempts(box, st) {
+    const title = el("h2", { text: "Attempts" });
+    const load = async () => {
+      let h;
+      try {
+        h = await api("/requests/" + enc(st.id) + "/history?limit=200");
+      } catch (err) {
+        showError(box, err);
+        return;
+      }
+      const t0 = new Date(st.created).getTime();
+      const t1 = Math.max(t0 + 1, ...h.attempts.map((a) => new Date(a.ended || Date.now()).getTime()));
+      const table = el("table", { class: "timeline" }, el("tr", {}, ["step", "attempt", "outcome", "worker", "started", "took", "output", ""].map((x) => el("th", { text: x }))));
+      for (const a of h.attempts) {
+        const track = el("div", { class: "track" });
+        if (a.started) {
+          const s = new Date(a.started).getTime();
+          const e = a.ended ? new Date(a.ended).getTime() : t1;
+          const bar = el("div", { class: "bar " + safeClass(a.outcome) });
+          bar.style.left = (100 * (s - t0) / (t1 - t0)).toFixed(2) + "%";
+          bar.style.width = Math.max(0.3, 100 * (e - s) / (t1 - t0)).toFixed(2) + "%";
+          track.append(bar);
+        }
+        table.append(el("tr", { "data-attempt": a.step + "#" + a.attempt },
+          el("td", { text: a.step }), el("td", { class: "num", text: a.attempt }), el("td", {}, badge(a.outcome)),
+          el("td", { text: a.worker || "" }), el("td", { text: fmtTime(a.started) }),
+          el("td", { class: "num", text: a.started && a.ended ? fmtDuration(new Date(a.ended) - new Date(a.started)) : "" }),
+          el("td", { class: "num", text: a.outputBytes ? numberFmt.format(a.outputBytes) + " B" : "" }),
+          el("td", { class: "bar-cell" }, track)));
+        if (a.error) table.append(el("tr", {}, el("td", {}), el("td", { colspan: 7, class: "error", text: a.error })));
+      }
+      const notes = [];
+      if (h.total > h.attempts.length) notes.push(`first ${h.attempts.length} of ${numberFmt.format(h.total)} attempts shown`);
+      if (h.dropped) notes.push(`${numberFmt.format(h.dropped)} earlier attempts not kept`);
+      box.replaceChildren(title, table, ...notes.map((n) => el("p", { class: "muted", text: n })));
+    };
+    if (st.status === "running") {
+      const btn = el("button", { id: "attempts-button", text: "Show attempts" });
+      btn.addEventListener("click", load);
+      box.replaceChildren(title, el("p", {}, btn));
+    } else {
+      box.replaceChildren(title, el("p", { class: "muted", text: "loading" }));
+      load();
+    }
   }
 
   function stepRows(steps) {
