@@ -222,132 +222,107 @@ func stepViews(inst *schemas.Record, g *topology.Graph, nodePrefix string, limit
 
 // progress sums the step states of every DAG node of w over r's records.
 func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
-	nodes := map[string]*NodeProgress{}
-	get := func(id string) *NodeProgress {
-		p := nodes[id]
+	b := &progressBuilder{r: r, nodes: map[string]*NodeProgress{}}
+	b.declare(w.Graph, "", 0)
+	b.walk(r.root, "", w.Graph, "", instLive)
+	for _, p := range b.nodes {
+		p.Status = p.overall()
+	}
+	b.markEnd(r.root)
+	return b.nodes
+}
+
+// progressBuilder sums the steps of a request's graph instances into one
+// NodeProgress per node of its DAG.
+type progressBuilder struct {
+	r     *Request
+	nodes map[string]*NodeProgress // by node id (step path without indexes)
+}
+
+// instKnown says what is known of a graph instance being walked.
+type instKnown int
+
+const (
+	instLive    instKnown = iota // the instance's record is known
+	instAllDone                  // gone, but known to have succeeded
+	instNotYet                   // not started, or not known
+)
+
+// declare adds every node of g under prefix, started or not, up to the
+// drawing bound.
+func (b *progressBuilder) declare(g *topology.Graph, prefix string, depth int) {
+	for _, st := range g.Steps {
+		if len(b.nodes) > topology.MaxDrawnNodes || depth > 64 {
+			return
+		}
+		id := statekey.StepPath(prefix, st.Name)
+		if b.nodes[id] == nil {
+			b.nodes[id] = &NodeProgress{}
+		}
+		if st.Task != nil {
+			b.declare(st.Task.Graph, id, depth+1)
+		}
+	}
+}
+
+// walk counts the steps of one graph instance (inst at instPath, nil
+// unless known is instLive) and recurses into its fan-outs' children.
+func (b *progressBuilder) walk(inst *schemas.Record, instPath string, g *topology.Graph, prefix string, known instKnown) {
+	for _, st := range g.Steps {
+		id := statekey.StepPath(prefix, st.Name)
+		p := b.nodes[id]
 		if p == nil {
-			p = &NodeProgress{}
-			nodes[id] = p
+			continue // beyond the drawing bound
 		}
-		return p
-	}
-	// Every node exists, even when nothing of it has started.
-	var declare func(g *topology.Graph, prefix string, depth int)
-	declare = func(g *topology.Graph, prefix string, depth int) {
-		for _, st := range g.Steps {
-			if len(nodes) > topology.MaxDrawnNodes || depth > 64 {
-				return
-			}
-			id := statekey.StepPath(prefix, st.Name)
-			get(id)
-			if st.Task != nil {
-				declare(st.Task.Graph, id, depth+1)
-			}
-		}
-	}
-	declare(w.Graph, "", 0)
-
-	type mode int
-	const (
-		live    mode = iota // the instance's record is known
-		allDone             // gone, but known to have succeeded
-		notYet              // not started, or not known
-	)
-	var walk func(inst *schemas.Record, instPath string, g *topology.Graph, prefix string, m mode)
-	walk = func(inst *schemas.Record, instPath string, g *topology.Graph, prefix string, m mode) {
-		for _, st := range g.Steps {
-			id := statekey.StepPath(prefix, st.Name)
-			p := nodes[id]
-			if p == nil {
-				continue // beyond the drawing bound
-			}
-			var ss *schemas.StepState
-			state := "pending"
-			switch {
-			case m == live && inst.Steps[st.Name] != nil:
-				ss = inst.Steps[st.Name]
-				state = string(ss.Status)
-			case m == live && inst.Status == schemas.StatusSucceeded, m == allDone:
-				state = string(schemas.StepSucceeded)
-			}
-			p.Total++
-			switch state {
-			case "pending":
-				p.Pending++
-			case string(schemas.StepRunning):
-				p.Running++
-			case string(schemas.StepWaiting):
-				p.Waiting++
-			case string(schemas.StepSucceeded):
-				p.Succeeded++
-			case string(schemas.StepFailed):
-				p.Failed++
-			case string(schemas.StepCancelled):
-				p.Cancelled++
-			}
-			if ss != nil {
-				p.MaxAttempt = max(p.MaxAttempt, ss.Attempt)
-				if !ss.Started.IsZero() && (p.Started == nil || ss.Started.Before(*p.Started)) {
-					p.Started = timePtr(ss.Started)
-				}
-				if !ss.Ended.IsZero() && (p.Ended == nil || ss.Ended.After(*p.Ended)) {
-					p.Ended = timePtr(ss.Ended)
-				}
-				if ss.Error != "" && (p.Error == "" || ss.Status == schemas.StepFailed) {
-					p.Error = ss.Error
-				}
-			}
-			if st.Task == nil {
-				continue
-			}
-			stepPath := statekey.StepPath(instPath, st.Name)
-			width, done := 0, 0
-			if ss != nil {
-				width, done = ss.Children, ss.Done
-			} else if state == string(schemas.StepSucceeded) {
-				width = r.widths[stepPath]
-				done = width
-			}
-			p.Children += width
-			p.ChildrenDone += done
-			for i := range width {
-				cp := stepPath + "[" + strconv.Itoa(i) + "]"
-				switch c, ok := r.children[cp]; {
-				case ok:
-					walk(c.rec, cp, st.Task.Graph, id, live)
-				case state == string(schemas.StepSucceeded):
-					walk(nil, cp, st.Task.Graph, id, allDone)
-				default:
-					walk(nil, cp, st.Task.Graph, id, notYet)
-				}
-			}
-		}
-	}
-	walk(r.root, "", w.Graph, "", live)
-
-	for _, p := range nodes {
+		var ss *schemas.StepState
+		state := "pending"
 		switch {
-		case p.Failed > 0:
-			p.Status = "failed"
-		case p.Running+p.Waiting > 0:
-			p.Status = "running"
-		case p.Cancelled > 0:
-			p.Status = "cancelled"
-		case p.Total > 0 && p.Succeeded == p.Total:
-			p.Status = "succeeded"
-		case p.Succeeded > 0:
-			p.Status = "running"
-		default:
-			p.Status = "pending"
+		case known == instLive && inst.Steps[st.Name] != nil:
+			ss = inst.Steps[st.Name]
+			state = string(ss.Status)
+		case known == instLive && inst.Status == schemas.StatusSucceeded, known == instAllDone:
+			state = string(schemas.StepSucceeded)
+		}
+		p.count(state, ss)
+		if st.Task != nil {
+			b.walkChildren(p, statekey.StepPath(instPath, st.Name), st.Task.Graph, id, state, ss)
 		}
 	}
-	root := r.root
+}
+
+// walkChildren walks the children of the fan-out step at stepPath, whose
+// state is state (ss when its record is known).
+func (b *progressBuilder) walkChildren(p *NodeProgress, stepPath string, g *topology.Graph, id, state string, ss *schemas.StepState) {
+	width, done := 0, 0
+	if ss != nil {
+		width, done = ss.Children, ss.Done
+	} else if state == string(schemas.StepSucceeded) {
+		width = b.r.widths[stepPath]
+		done = width
+	}
+	p.Children += width
+	p.ChildrenDone += done
+	for i := range width {
+		cp := stepPath + "[" + strconv.Itoa(i) + "]"
+		switch c, ok := b.r.children[cp]; {
+		case ok:
+			b.walk(c.rec, cp, g, id, instLive)
+		case state == string(schemas.StepSucceeded):
+			b.walk(nil, cp, g, id, instAllDone)
+		default:
+			b.walk(nil, cp, g, id, instNotYet)
+		}
+	}
+}
+
+// markEnd corrects the nodes for how the request ended: the failed step of
+// a failed request (whose child record may be gone) and the groups around
+// it are failed, and what still looked running was cancelled.
+func (b *progressBuilder) markEnd(root *schemas.Record) {
 	if root.Status == schemas.StatusFailed && root.Error != nil && root.Error.Step != "" {
-		// The failed child's record is gone with the request: mark the
-		// failed step and the groups around it.
 		id := statekey.Node(root.Error.Step)
 		for {
-			if p := nodes[id]; p != nil {
+			if p := b.nodes[id]; p != nil {
 				p.Status = "failed"
 				if p.Error == "" {
 					p.Error = root.Error.Message
@@ -360,13 +335,65 @@ func progress(r *Request, w *topology.Workflow) map[string]*NodeProgress {
 		}
 	}
 	if root.Status == schemas.StatusFailed || root.Status == schemas.StatusCancelled {
-		for _, p := range nodes {
+		for _, p := range b.nodes {
 			if p.Status == "running" {
 				p.Status = "cancelled"
 			}
 		}
 	}
-	return nodes
+}
+
+// count adds one instance of the node in state (its step state ss, when
+// known).
+func (p *NodeProgress) count(state string, ss *schemas.StepState) {
+	p.Total++
+	switch state {
+	case "pending":
+		p.Pending++
+	case string(schemas.StepRunning):
+		p.Running++
+	case string(schemas.StepWaiting):
+		p.Waiting++
+	case string(schemas.StepSucceeded):
+		p.Succeeded++
+	case string(schemas.StepFailed):
+		p.Failed++
+	case string(schemas.StepCancelled):
+		p.Cancelled++
+	}
+	if ss == nil {
+		return
+	}
+	p.MaxAttempt = max(p.MaxAttempt, ss.Attempt)
+	if !ss.Started.IsZero() && (p.Started == nil || ss.Started.Before(*p.Started)) {
+		p.Started = timePtr(ss.Started)
+	}
+	if !ss.Ended.IsZero() && (p.Ended == nil || ss.Ended.After(*p.Ended)) {
+		p.Ended = timePtr(ss.Ended)
+	}
+	if ss.Error != "" && (p.Error == "" || ss.Status == schemas.StepFailed) {
+		p.Error = ss.Error
+	}
+}
+
+// overall is the node's status from its counts: failed if any instance
+// failed, running while any runs or waits, then cancelled, succeeded when
+// all did, running when some did, else pending.
+func (p *NodeProgress) overall() string {
+	switch {
+	case p.Failed > 0:
+		return "failed"
+	case p.Running+p.Waiting > 0:
+		return "running"
+	case p.Cancelled > 0:
+		return "cancelled"
+	case p.Total > 0 && p.Succeeded == p.Total:
+		return "succeeded"
+	case p.Succeeded > 0:
+		return "running"
+	default:
+		return "pending"
+	}
 }
 
 func timePtr(t time.Time) *time.Time {
