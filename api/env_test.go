@@ -71,10 +71,16 @@ type testEnv struct {
 
 func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 
-// countingSender counts the starts it passes on.
+// countingSender counts the starts and cancels it passes on.
 type countingSender struct {
 	Sender
-	starts atomic.Int64
+	starts  atomic.Int64
+	cancels atomic.Int64
+}
+
+func (c *countingSender) Cancel(ctx context.Context, id, reason string) error {
+	c.cancels.Add(1)
+	return c.Sender.Cancel(ctx, id, reason)
 }
 
 func (c *countingSender) Start(ctx context.Context, workflow, id string, input json.RawMessage, opts ...client.StartOption) (string, error) {
