@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -12,8 +13,12 @@ from typing import Any
 
 import pytest
 
-from stepwise_worker import ConfigError, NonRetryableError, Task, Worker, adapt, handle_record
+from confluent_kafka import KafkaError
+
+from stepwise_worker import ConfigError, NonRetryableError, ProduceError, Task, Worker, adapt, handle_record
+from stepwise_worker import worker as worker_module
 from stepwise_worker.memory import MemoryBroker
+from stepwise_worker.transport import REFUSED, STOPPED, TRANSIENT, UNKNOWN_PARTITION, DeliveryError, delivery_error
 from stepwise_worker.protocol import Record, format_rfc3339, parse_rfc3339
 
 TASKS = "stepwise.tasks.q"
@@ -188,7 +193,11 @@ def test_drain_timeout_abandons_without_answer_or_commit() -> None:
     assert b.committed_offset(GROUP, TASKS, 0) is None
 
 
-def test_unknown_reply_partition_is_logged_and_committed(caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_reply_partition_is_logged_and_committed(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Waited for a while (the partition may just have been added), then
+    # given up as refused.
+    monkeypatch.setattr(worker_module, "UNKNOWN_PARTITION_WAIT", 0.5)
+    caplog.set_level(logging.INFO)
     b = broker_with(0)
     h = dict(headers("r"))
     h["stepwise-reply-partition"] = b"9"  # the results topic has one
@@ -200,6 +209,134 @@ def test_unknown_reply_partition_is_logged_and_committed(caplog: pytest.LogCaptu
     w.stop()
     t.join(5)
     assert any(r.message == "result refused by the broker; dropped" and getattr(r, "request") == "r" for r in caplog.records)
+    assert any(r.message == "reply partition not known yet; reading the metadata again" for r in caplog.records)
+
+
+def test_partition_added_while_the_result_waits_gets_it() -> None:
+    b = broker_with(0)
+    h = dict(headers("r"))
+    h["stepwise-reply-partition"] = b"1"  # not there yet
+    b.append(TASKS, 0, b"r", b'{"n": 1}', list(h.items()))
+    w = Worker(transport=b, commit_interval=0.05)
+    w.handle("q", lambda task: task.input)
+    t = start(w)
+    time.sleep(0.5)
+    with b.lock:
+        b.topics[RESULTS].append([])  # the results topic gains partition 1
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 1, 10)
+    w.stop()
+    t.join(5)
+    assert [json.loads(r.value or b"") for r in b.records(RESULTS, 1)] == [{"n": 1}]
+
+
+class _RefusingTransport:
+    """The in-memory broker, whose producer fails the first deliveries with
+    the given errors."""
+
+    def __init__(self, b: MemoryBroker, *errors: DeliveryError) -> None:
+        self.b = b
+        self.errors = list(errors)
+        self.attempts = 0
+
+    def consumer(self, group: str, topic: str) -> Any:
+        return self.b.consumer(group, topic)
+
+    def producer(self) -> Any:
+        inner = self.b.producer()
+        outer = self
+
+        class P:
+            def produce(self, rec: Any, on_delivery: Any) -> None:
+                outer.attempts += 1
+                if outer.errors:
+                    err = outer.errors.pop(0)
+                    threading.Thread(target=on_delivery, args=(err,)).start()
+                    return
+                inner.produce(rec, on_delivery)
+
+            def poll(self, timeout: float) -> None:
+                inner.poll(timeout)
+
+            def flush(self, timeout: float) -> int:
+                return inner.flush(timeout)
+
+            def refresh(self, topic: str) -> None:
+                inner.refresh(topic)
+
+        return P()
+
+
+def test_result_refused_for_a_reason_not_its_own_is_sent_again(caplog: pytest.LogCaptureFixture) -> None:
+    # A policy violation (or an authorization failure, a broker that no
+    # longer knows the producer) is not the record's fault: dropping the
+    # result would strand its request, stopping would only run it again.
+    b = broker_with(1)
+    tr = _RefusingTransport(
+        b,
+        delivery_error(KafkaError(KafkaError.POLICY_VIOLATION)),
+        delivery_error(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)),
+    )
+    w = Worker(transport=tr, commit_interval=0.05)
+    w.handle("q", lambda task: {"done": task.input["i"]})
+    t = start(w)
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 1, 10)
+    w.stop()
+    t.join(5)
+    assert outputs(b) == [{"done": 0}]
+    assert tr.attempts == 3
+    assert sum(r.message == "producing a result failed; retrying" for r in caplog.records) == 2
+
+
+def test_result_refused_for_good_is_dropped_and_committed(caplog: pytest.LogCaptureFixture) -> None:
+    b = broker_with(1)
+    tr = _RefusingTransport(b, delivery_error(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)))
+    w = Worker(transport=tr, commit_interval=0.05)
+    w.handle("q", lambda task: {})
+    t = start(w)
+    assert b.wait(lambda: b.committed.get((GROUP, TASKS, 0)) == 1, 10)
+    w.stop()
+    t.join(5)
+    assert outputs(b) == []
+    assert tr.attempts == 1
+    assert any(r.message == "result refused by the broker; dropped" for r in caplog.records)
+
+
+def test_stopped_producer_leaves_the_task_uncommitted() -> None:
+    b = broker_with(1)
+    tr = _RefusingTransport(b, delivery_error(KafkaError(KafkaError._MSG_TIMED_OUT)))
+    w = Worker(transport=tr, commit_interval=0.05)
+    w.handle("q", lambda task: {})
+    with pytest.raises(ProduceError):
+        w.run(install_signal_handlers=False)
+    assert outputs(b) == []
+    assert b.committed_offset(GROUP, TASKS, 0) is None
+
+
+@pytest.mark.parametrize(
+    "code, kind",
+    [
+        ("POLICY_VIOLATION", TRANSIENT),
+        ("TOPIC_AUTHORIZATION_FAILED", TRANSIENT),
+        ("NOT_ENOUGH_REPLICAS", TRANSIENT),
+        ("UNKNOWN_PRODUCER_ID", TRANSIENT),
+        ("OUT_OF_ORDER_SEQUENCE_NUMBER", TRANSIENT),
+        ("MSG_SIZE_TOO_LARGE", REFUSED),
+        ("RECORD_LIST_TOO_LARGE", REFUSED),
+        ("INVALID_RECORD", REFUSED),
+        ("INVALID_MSG", REFUSED),  # CORRUPT_MESSAGE
+        ("TOPIC_EXCEPTION", REFUSED),
+        ("UNKNOWN_TOPIC_OR_PART", REFUSED),
+        ("_UNKNOWN_PARTITION", UNKNOWN_PARTITION),
+        ("_MSG_TIMED_OUT", STOPPED),
+        ("_DESTROY", STOPPED),
+    ],
+)
+def test_delivery_errors_follow_the_go_sdk(code: str, kind: str) -> None:
+    assert delivery_error(KafkaError(getattr(KafkaError, code))).kind == kind
+
+
+def test_fatal_producer_error_stops() -> None:
+    assert delivery_error(KafkaError(KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True)).kind == STOPPED
 
 
 def test_async_deadline_cancels_the_handler() -> None:

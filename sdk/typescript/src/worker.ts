@@ -4,13 +4,14 @@
 
 import { hostname } from "node:os";
 import kafkajs from "kafkajs";
-import type { Consumer, EachBatchPayload, IHeaders, KafkaConfig, KafkaMessage, LogEntry, Producer, SASLOptions } from "kafkajs";
+import type { Consumer, EachBatchPayload, IHeaders, KafkaConfig, KafkaMessage, LogEntry, SASLOptions } from "kafkajs";
 
 import { controlKey, recordTaskKey, runTask, DEFAULT_MAX_RESULT_BYTES, type Handler, type Outcome, type ResultRecord } from "./core.js";
 import { errorMessage, ProduceError, StepwiseError } from "./errors.js";
 import { jsonLogger, LogKey, withFields, type Logger } from "./logger.js";
 import { DEFAULT_PREFIX, defaultGroupStem, tasksTopic, workerGroup } from "./protocol.js";
 import { RangeAssigner } from "./rangeAssigner.js";
+import { deliver, resultPartitioner, ResultSender } from "./results.js";
 import { Semaphore } from "./semaphore.js";
 import type { Registry } from "prom-client";
 import { WorkerMetrics } from "./metrics.js";
@@ -225,12 +226,7 @@ export class Worker {
     const kafka = new Kafka(this.#kafkaConfig);
     const producer = kafka.producer({
       allowAutoTopicCreation: false,
-      // Results go exactly where the task says: a hashed partition would
-      // reach the wrong processor, so no partitioner ever chooses.
-      createPartitioner: () => ({ message }) => {
-        if (typeof message.partition !== "number") throw new StepwiseError("result record without an explicit partition");
-        return message.partition;
-      },
+      createPartitioner: resultPartitioner,
     });
     try {
       await producer.connect();
@@ -434,19 +430,18 @@ export class Worker {
       const stack = failure.retryable && failure.thrown instanceof Error ? failure.thrown.stack : undefined;
       q.log.warn("step failed", { ...fields, [LogKey.Error]: failure.message, [LogKey.NonRetryable]: !failure.retryable, ...(stack ? { stack } : {}) });
     }
-    try {
-      await producer.send(result);
-    } catch (err) {
-      if (refused(err)) {
-        // The broker refused this record for good: retrying cannot help,
-        // and stopping would only make every restart fail the same way.
-        q.log.error("result refused by the broker; dropped", { ...fields, [LogKey.Topic]: result.topic, [LogKey.Partition]: result.partition, [LogKey.Error]: errorMessage(err) });
-      } else {
-        // Shutting down or the cluster is unreachable: leave the task
-        // uncommitted and stop; it runs again after a restart.
-        this.#fail(new ProduceError(`producing a result failed for request ${result.key} step ${fields[LogKey.Step]}: ${errorMessage(err)}`, { cause: err }));
-        return;
-      }
+    // Sent again after any error but the broker refusing the record itself
+    // for good (results.ts): a dropped result strands its request.
+    const d = await deliver(producer, result, { stop: this.#hardCtl.signal, log: q.log });
+    if (d.kind === "refused") {
+      // Retrying cannot help, and stopping would only make every restart
+      // fail the same way.
+      q.log.error("result refused by the broker; dropped", { ...fields, [LogKey.Topic]: result.topic, [LogKey.Partition]: result.partition, [LogKey.Error]: errorMessage(d.error) });
+    } else if (d.kind === "stopped") {
+      // Shutting down: leave the task uncommitted; it runs again after a
+      // restart.
+      this.#fail(new ProduceError(`producing a result failed for request ${result.key} step ${fields[LogKey.Step]}: ${errorMessage(d.error)}`, { cause: d.error }));
+      return;
     }
     this.#finish(q, entry);
   }
@@ -476,67 +471,6 @@ export class Worker {
     }
   }
 }
-
-/**
- * ResultSender produces results, acknowledged by all in-sync replicas.
- * Results that arrive while a produce is in flight go out together in the
- * next one, so a busy worker pays one round trip for many results and an
- * idle one waits for nothing.
- */
-class ResultSender {
-  readonly #producer: Producer;
-  #queue: Array<{ r: ResultRecord; resolve: () => void; reject: (err: unknown) => void }> = [];
-  #busy = false;
-
-  constructor(producer: Producer) {
-    this.#producer = producer;
-  }
-
-  /** Resolves once the broker acknowledged the result. */
-  send(r: ResultRecord): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ r, resolve, reject });
-      if (!this.#busy) void this.#loop();
-    });
-  }
-
-  async #loop(): Promise<void> {
-    this.#busy = true;
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, MAX_RESULTS_PER_PRODUCE);
-        try {
-          await this.#produce(batch.map((b) => b.r));
-          for (const b of batch) b.resolve();
-        } catch (err) {
-          if (batch.length > 1 && refused(err)) {
-            // One record spoils the request for all: find it alone.
-            for (const b of batch) await this.#produce([b.r]).then(b.resolve, b.reject);
-          } else {
-            for (const b of batch) b.reject(err);
-          }
-        }
-      }
-    } finally {
-      this.#busy = false;
-    }
-  }
-
-  async #produce(rs: ResultRecord[]): Promise<void> {
-    const byTopic = new Map<string, ResultRecord[]>();
-    for (const r of rs) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
-    await this.#producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, list]) => ({
-        topic,
-        messages: list.map((r) => ({ key: r.key, value: r.value, partition: r.partition, headers: r.headers })),
-      })),
-    });
-  }
-}
-
-/** The most results one produce request carries. */
-const MAX_RESULTS_PER_PRODUCE = 500;
 
 /** Takes a slot of sem, heartbeating while it waits; false when stop aborts first. */
 async function acquire(sem: Semaphore, stop: AbortSignal, heartbeat: () => Promise<void>): Promise<boolean> {
@@ -582,17 +516,6 @@ function decodeHeaders(h: IHeaders | undefined): Record<string, string> {
     out[k] = typeof last === "string" ? last : last.toString("utf8");
   }
   return out;
-}
-
-/** Reports whether a produce error is the broker refusing the record for good. */
-function refused(err: unknown): boolean {
-  const seen = new Set<unknown>();
-  for (let e: unknown = err; typeof e === "object" && e !== null && !seen.has(e); e = (e as { cause?: unknown }).cause) {
-    seen.add(e);
-    const ke = e as { name?: string; retriable?: boolean };
-    if (ke.name === "KafkaJSProtocolError" && ke.retriable === false) return true;
-  }
-  return false;
 }
 
 function positive(name: string, v: number | undefined, def: number): number {

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .protocol import Record, ResultRecord
-from .transport import Consumer, DeliveryCallback, DeliveryError, PartitionsCallback, Producer
+from .transport import UNKNOWN_PARTITION, Consumer, DeliveryCallback, DeliveryError, PartitionsCallback, Producer
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class _MemoryProducer:
         try:
             self.b.append(rec.topic, rec.partition, rec.key, rec.value, rec.headers)
         except KeyError as exc:
-            err = DeliveryError(f"unknown partition: {exc}", permanent=True)
+            err = DeliveryError(f"unknown partition: {exc}", UNKNOWN_PARTITION)
         with self.lock:
             self.pending.append((on_delivery, err))
 
@@ -231,3 +231,6 @@ class _MemoryProducer:
     def flush(self, timeout: float) -> int:
         self.poll(0)
         return 0
+
+    def refresh(self, topic: str) -> None:
+        pass  # appends see the topics as they are

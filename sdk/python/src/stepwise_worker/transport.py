@@ -15,14 +15,26 @@ from .protocol import Record, ResultRecord
 PartitionsCallback = Callable[[list[int]], None]
 
 
-class DeliveryError(Exception):
-    """A result was not written. ``permanent``: the broker refused this
-    record for good (no such partition, too large), so retrying cannot help;
-    otherwise the cluster was unreachable or the producer is closing."""
+# What a failed delivery means for the result (worker.py acts on it, the
+# rule of schemas/PROTOCOL.md, "Worker obligations").
+REFUSED = "refused"  # the broker refused the record itself for good: dropped, logged
+UNKNOWN_PARTITION = "unknown_partition"  # the producer does not know the partition yet: refresh, retry a while
+STOPPED = "stopped"  # the producer is closing or unusable: the task stays uncommitted
+TRANSIENT = "transient"  # anything else: sent again
 
-    def __init__(self, message: str, permanent: bool) -> None:
+
+class DeliveryError(Exception):
+    """A result was not written; ``kind`` (REFUSED, UNKNOWN_PARTITION,
+    STOPPED or TRANSIENT) says whether sending it again can help."""
+
+    def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
-        self.permanent = permanent
+        self.kind = kind
+
+    @property
+    def permanent(self) -> bool:
+        """The broker refused this record for good: retrying cannot help."""
+        return self.kind == REFUSED
 
 
 DeliveryCallback = Callable[[DeliveryError | None], None]
@@ -57,6 +69,11 @@ class Producer(Protocol):
     def poll(self, timeout: float) -> None: ...
 
     def flush(self, timeout: float) -> int: ...
+
+    def refresh(self, topic: str) -> None:
+        """Reads topic's metadata again (it may have gained partitions).
+        May block; never called on the polling thread."""
+        ...
 
 
 class Transport(Protocol):
@@ -179,22 +196,30 @@ class _KafkaConsumer:
         self.c.close()
 
 
-def _permanent_codes() -> set[int]:
-    """Delivery errors after which the same record would fail again the
-    same way."""
+def delivery_error(err: Any) -> DeliveryError:
+    """Classifies a librdkafka error of a result's delivery. Only a record
+    the broker refuses for what it is (too large, invalid, corrupt, no such
+    topic) is REFUSED, the same list as the Go SDK's; a partition the
+    client's metadata lacks is UNKNOWN_PARTITION; a producer that is closing,
+    timed the record out or hit a fatal error is STOPPED; everything else (a
+    policy violation, an authorization failure, a broker that restarted) is
+    TRANSIENT and sent again."""
     from confluent_kafka import KafkaError
 
-    names = [
-        "_UNKNOWN_PARTITION",
-        "UNKNOWN_TOPIC_OR_PART",
-        "_UNKNOWN_TOPIC",
-        "MSG_SIZE_TOO_LARGE",
-        "_MSG_SIZE_TOO_LARGE",
-        "INVALID_RECORD",
-        "CORRUPT_MESSAGE",
-        "TOPIC_AUTHORIZATION_FAILED",
-    ]
-    return {getattr(KafkaError, n) for n in names if hasattr(KafkaError, n)}
+    def codes(*names: str) -> set[int]:
+        return {getattr(KafkaError, n) for n in names if hasattr(KafkaError, n)}
+
+    code = err.code()
+    if err.fatal() or code in codes("_DESTROY", "_PURGE_QUEUE", "_PURGE_INFLIGHT", "_MSG_TIMED_OUT", "_FATAL", "_FENCED"):
+        kind = STOPPED
+    elif code in codes("MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD", "INVALID_MSG",
+                       "TOPIC_EXCEPTION", "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC"):
+        kind = REFUSED
+    elif code == KafkaError._UNKNOWN_PARTITION:
+        kind = UNKNOWN_PARTITION
+    else:
+        kind = TRANSIENT
+    return DeliveryError(str(err), kind)
 
 
 class _KafkaProducer:
@@ -213,13 +238,8 @@ class _KafkaProducer:
     def produce(self, rec: ResultRecord, on_delivery: DeliveryCallback) -> None:
         from confluent_kafka import KafkaException
 
-        permanent = _permanent_codes()
-
         def cb(err: Any, _msg: Any) -> None:
-            if err is None:
-                on_delivery(None)
-            else:
-                on_delivery(DeliveryError(str(err), err.code() in permanent and not err.fatal()))
+            on_delivery(None if err is None else delivery_error(err))
 
         while True:
             try:
@@ -246,6 +266,14 @@ class _KafkaProducer:
 
     def flush(self, timeout: float) -> int:
         return int(self.p.flush(timeout))
+
+    def refresh(self, topic: str) -> None:
+        # A metadata request updates the client's cache, and with it the
+        # partitions produce() accepts.
+        try:
+            self.p.list_topics(topic, timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - the retry reports what still fails
+            log.info("reading the results topic's metadata failed", extra={LOG_TOPIC: topic, LOG_ERROR: str(exc)})
 
 
 def _timestamp(m: Any) -> float | None:

@@ -49,7 +49,7 @@ from .errors import ConfigError, ProduceError
 from .protocol import DEFAULT_MAX_RESULT_BYTES, DEFAULT_PREFIX, Record, ResultRecord, default_worker_id, group_name, tasks_topic
 from .metrics import WorkerMetrics
 from .tracker import Entry, Tracker
-from .transport import Consumer, DeliveryError, KafkaTransport, Producer, Transport
+from .transport import REFUSED, STOPPED, UNKNOWN_PARTITION, Consumer, DeliveryError, KafkaTransport, Producer, Transport
 
 DEFAULT_BROKERS = "127.0.0.1:9092"
 DEFAULT_CONCURRENCY = 8
@@ -57,6 +57,12 @@ DEFAULT_CONCURRENCY = 8
 MAX_EARLY_CANCELS = 10000
 DEFAULT_DRAIN_TIMEOUT = 30.0
 DEFAULT_COMMIT_INTERVAL = 1.0
+# How long a result waits for the producer to learn of a reply partition it
+# does not know yet (one just added to the results topic), and the first and
+# longest pause between two tries of one result.
+UNKNOWN_PARTITION_WAIT = 30.0
+FIRST_RETRY = 0.1
+MAX_RETRY = 2.0
 PASSWORD_ENV = "STEPWISE_SASL_PASSWORD"
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -505,7 +511,7 @@ class _QueueRunner:
             return
         if ev.error is not None:
             if not ev.error.permanent:
-                # Shutting down, or the cluster is unreachable: leave the task
+                # Shutting down, or the producer is unusable: leave the task
                 # uncommitted and stop; it runs again after a restart.
                 self.tracker.release(ev.entry)
                 req = ev.result.key.decode(errors="replace") if ev.result else ""
@@ -702,4 +708,48 @@ class _QueueRunner:
                     LOG_ERROR: p.problem,
                 },
             )
-        self.producer.produce(res, lambda err: self.events.put(_Done(e, err, res)))
+        self._send(e, res)
+
+    def _send(self, e: Entry, res: ResultRecord) -> None:
+        """Produces res until the broker takes it or refuses the record
+        itself for good, the producer stops, or the drain gives up: any other
+        error is retried (a result sent twice is deduplicated by the
+        processor, a result dropped strands its request). A partition the
+        producer does not know yet is waited for UNKNOWN_PARTITION_WAIT
+        seconds (processors only name partitions that exist), then given up
+        as refused. Retries wait on timer threads, never on the polling
+        thread that reports deliveries."""
+        deadline = time.monotonic() + UNKNOWN_PARTITION_WAIT
+        wait = FIRST_RETRY
+        where = {**self.extra, LOG_REQUEST: res.key.decode(errors="replace"), LOG_TOPIC: res.topic, LOG_PARTITION: res.partition}
+
+        def done(err: DeliveryError | None) -> None:
+            self.events.put(_Done(e, err, res))
+
+        def again(refresh: bool) -> None:
+            if self.abandoned.is_set():
+                done(DeliveryError("stepwise: the drain ended before the result was taken", STOPPED))
+                return
+            if refresh:
+                self.producer.refresh(res.topic)
+            self.producer.produce(res, on_delivery)
+
+        def on_delivery(err: DeliveryError | None) -> None:
+            nonlocal wait
+            if err is None or err.kind in (REFUSED, STOPPED):
+                done(err)
+                return
+            unknown = err.kind == UNKNOWN_PARTITION
+            if unknown and time.monotonic() >= deadline:
+                done(DeliveryError(str(err), REFUSED))
+                return
+            if unknown:
+                log.info("reply partition not known yet; reading the metadata again", extra=where)
+            else:
+                log.warning("producing a result failed; retrying", extra={**where, LOG_ERROR: str(err), "retry_in": wait})
+            t = threading.Timer(wait, again, args=(unknown,))
+            t.daemon = True
+            t.start()
+            wait = min(2 * wait, MAX_RETRY)
+
+        again(False)
