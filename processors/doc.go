@@ -31,7 +31,10 @@
 //	tasks.<queue> the steps dispatched (headers per PROTOCOL.md; partition
 //	              by key hash)
 //	completions   one record per finished request, partition p
-//	offsets       the consumed offsets of requests and results
+//	offsets       the consumed offsets of requests and results; in a
+//	              batch of fired timers only, the timers' partitions'
+//	              offsets again, unchanged, so that a replica the group
+//	              has dropped is fenced by its generation
 //
 // In-memory state changes only after the broker confirmed the commit; an
 // aborted batch (a rebalance, a produce error) is dropped and its records

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stepwise-run/stepwise/schemas"
 )
@@ -256,4 +257,56 @@ func TestMalformedRecords(t *testing.T) {
 	if st := r.p.Stats(); st.Drops[ReasonNoID] != 1 {
 		t.Errorf("records naming no request = %d, want 1 (drops %v)", st.Drops[ReasonNoID], st.Drops)
 	}
+}
+
+// A replica the group has dropped, but that has not heard of it yet, must
+// not fire the timers of partitions its successor took over: a transaction
+// of fired timers consumed nothing, so only the offsets the processor
+// commits in it for the timers' partitions fence it under the old
+// generation. Without them the step timed out, and the request failed,
+// twice.
+func TestDroppedReplicaFiresNoTimer(t *testing.T) {
+	e := newEnv(t, `
+workflows:
+  - name: stuck
+    steps:
+      - name: a
+        timeout: 12s
+        retry: {maxAttempts: 1}
+`, 2)
+	comps := e.watchCompletions()
+	r1 := e.startProcessor("p1")
+	waitPartitions(t, 2, r1)
+	reqs := ids("stuck", 10)
+	e.start("stuck", reqs...) // no worker: every step times out
+	deadline := time.Now().Add(10 * time.Second)
+	for r1.p.Stats().Events < uint64(len(reqs)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("p1 took %d of %d starts", r1.p.Stats().Events, len(reqs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// From now on p1's heartbeats are answered "fine" without reaching
+	// the group: the group drops p1 at its session timeout, and p1 does
+	// not learn of it. (Holding them instead would not do: the broker
+	// answers a connection's requests in order, so p1's transactions
+	// would wait too.) The first heartbeat after this is p1's, the only
+	// member.
+	var p1Member string
+	e.cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		hb := req.(*kmsg.HeartbeatRequest)
+		if p1Member == "" {
+			p1Member = hb.MemberID
+		}
+		if hb.MemberID != p1Member {
+			return nil, nil, false
+		}
+		return hb.ResponseKind(), nil, true
+	})
+	r2 := e.startProcessor("p2")
+	waitPartitions(t, 2, r2)
+	comps.wait(t, reqs, 30*time.Second)
+	time.Sleep(3 * time.Second) // room for p1's timers to fire as well
+	comps.exactlyOnce(t, reqs, schemas.Failed)
 }

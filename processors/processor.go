@@ -236,6 +236,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		// coordinator still writing the previous one's markers and must
 		// retry; franz-go's default 20 ms wait was most of each cycle.
 		opts = append(opts, kgo.MaxVersions(withoutImplicitTxnPartitions()), kgo.ConcurrentTransactionsBackoff(time.Millisecond))
+	} else {
+		// The timers' fence (fenceTimers) names its topics; version 6
+		// of TxnOffsetCommit names them by id only.
+		v := kversion.Stable()
+		v.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 5)
+		opts = append(opts, kgo.MaxVersions(v))
 	}
 	for {
 		sess, err := kgo.NewGroupTransactSession(opts...)
@@ -487,6 +493,7 @@ type batch struct {
 	began  time.Time
 	parts  map[int32]*staged
 	n      int            // records consumed
+	timed  map[int32]bool // partitions whose timers fired in the batch
 	failed error          // set: the batch must abort
 	drops  []drop         // reported once the batch commits
 	obs    *metrics.Batch // what to count if it commits; nil: metrics off
@@ -670,6 +677,10 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 		if b.failed != nil {
 			return
 		}
+		if b.timed == nil {
+			b.timed = map[int32]bool{}
+		}
+		b.timed[t.part] = true
 		src := fmt.Sprintf("timer/%d/%s/%s/%d/%d", t.part, t.timer.Request, t.timer.Step, t.timer.Attempt, t.timer.Kind)
 		p.apply(sess, b, t.part, timerEvent(t.timer, t.part), src, &t.timer)
 	}
@@ -775,7 +786,7 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	b.mu.Unlock()
 	commit = commit && b.failed == nil
 
-	committed, err := sess.End(ectx, kgo.TransactionEndTry(commit))
+	committed, err := sess.End(p.fenceTimers(ectx, sess.Client(), b), kgo.TransactionEndTry(commit))
 	if err != nil || !committed {
 		p.metrics.Aborted()
 	}
@@ -796,6 +807,12 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 		if applyAborted {
 			p.merge(b) // the defect of builds tagged chaosbroken only
 		}
+		if b.n == 0 {
+			// Timers only, fenced: this member has been dropped from the
+			// group and learns of it at its next heartbeat. Do not spin
+			// on the same timers until then.
+			time.Sleep(100 * time.Millisecond)
+		}
 		return nil
 	}
 	p.st.committed.Add(1)
@@ -803,6 +820,53 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	p.metrics.Committed(b.obs, b.n, time.Since(endStart))
 	p.merge(b)
 	return nil
+}
+
+// fenceTimers returns ctx set up so that a transaction that consumed no
+// record still commits under the group generation that owns the partitions
+// whose timers it fired. A transaction's offset commit is what fences a
+// member the group has dropped (KIP-447: the coordinator refuses a stale
+// generation and the transaction aborts); franz-go sends none when nothing
+// was consumed, so a dropped member that has not heard of it yet could
+// fire the timers of a partition its successor restored and fired too
+// (a step timed out, a request failed, twice). The fence commits those
+// partitions' inbox offsets again, unchanged.
+func (p *Processor) fenceTimers(ctx context.Context, cl *kgo.Client, b *batch) context.Context {
+	if len(b.timed) == 0 {
+		return ctx
+	}
+	committed := cl.CommittedOffsets()
+	fence := map[string]map[int32]kgo.EpochOffset{}
+	for part := range b.timed {
+		for _, topic := range []string{p.prefix.Requests(), p.prefix.Results()} {
+			if eo, ok := committed[topic][part]; ok {
+				if fence[topic] == nil {
+					fence[topic] = map[int32]kgo.EpochOffset{}
+				}
+				fence[topic][part] = eo
+			}
+		}
+	}
+	if len(fence) == 0 {
+		return ctx
+	}
+	return kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		if len(req.Topics) > 0 {
+			return nil // consumed offsets fence the transaction already
+		}
+		for topic, parts := range fence {
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic = topic
+			for part, eo := range parts {
+				rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch = part, eo.Offset, eo.Epoch
+				rp.Metadata = &req.MemberID
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		return nil
+	})
 }
 
 // merge makes a committed batch's overlay the partitions' committed state.

@@ -77,12 +77,20 @@ func (s *soak) check(reqs []started) *report {
 			continue
 		case len(cs) > 1:
 			r.duplicates++
-			r.note("%s (%s): %d completions", q.id, q.workflow, len(cs))
+			var each []string
+			for _, c := range cs {
+				each = append(each, fmt.Sprintf("%s on partition %d at %s", c.Status, c.partition, c.at.Format("15:04:05.000")))
+			}
+			r.note("%s (%s): %d completions: %s", q.id, q.workflow, len(cs), strings.Join(each, ", "))
 		}
 		r.completed++
 		if cs[0].Status != schemas.Succeeded || !sameJSON(cs[0].Output, q.want) {
 			r.wrong++
-			r.note("%s (%s): %s %.200s, want %.200s", q.id, q.workflow, cs[0].Status, cs[0].Output, q.want)
+			why := ""
+			if e := cs[0].Error; e != nil {
+				why = fmt.Sprintf(" (step %s attempt %d: %s)", e.Step, e.Attempt, e.Message)
+			}
+			r.note("%s (%s): %s%s %.200s, want %.200s", q.id, q.workflow, cs[0].Status, why, cs[0].Output, q.want)
 		}
 		for _, step := range stepsOf(q.workflow) {
 			if runs[q.id+" "+step] == 0 {

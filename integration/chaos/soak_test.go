@@ -72,7 +72,7 @@ type soak struct {
 func TestChaosSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), *soakDuration+drainFor+10*time.Minute)
 	defer cancel()
-	s := &soak{t: t, ctx: ctx, dir: t.TempDir(), prefix: topology.Prefix(fmt.Sprintf("chaos.%d.", time.Now().Unix()))}
+	s := &soak{t: t, ctx: ctx, dir: keptDir(t), prefix: topology.Prefix(fmt.Sprintf("chaos.%d.", time.Now().Unix()))}
 	s.mu.faults = map[string]int{}
 	bin, worker := s.build()
 	s.idpOut = referenceIDP(t)
@@ -119,6 +119,23 @@ func TestChaosSoak(t *testing.T) {
 	if err := r.verdict(); err != nil {
 		t.Error(err)
 	}
+}
+
+// keptDir is the run's directory (binaries, every process's log): removed
+// after a pass, kept and named after a failure.
+func keptDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "stepwise-chaos-run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
 }
 
 // build builds the binary (tagged chaosbroken with -broken) and the Go

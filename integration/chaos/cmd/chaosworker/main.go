@@ -88,7 +88,10 @@ func handlers() map[string]worker.Handler {
 			if err := t.Decode(&in); err != nil {
 				return nil, worker.Permanent(err)
 			}
-			return worker.JSON(map[string]any{"square": in.Item * in.Item})
+			// Under the singular key: the join gathers each child's
+			// "item" into its "items" list (README, "What each step
+			// receives").
+			return worker.JSON(map[string]any{"item": map[string]int{"square": in.Item * in.Item}})
 		},
 		queueFanJoin: func(_ context.Context, t *worker.Task) (json.RawMessage, error) {
 			var in struct {
