@@ -323,7 +323,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		return nil, err
 	}
 	tr := newTracker()
-	tr.done = make(chan struct{}, 1<<16)
+	tr.done = make(chan struct{}, signalBuffer)
 	var maxRecord atomic.Int64
 	noteSize := func(n int) {
 		for {
@@ -477,16 +477,14 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		tick.Stop()
 	} else {
 		run.Mode, run.Concurrency = "closed", load.Concurrency
-		inflight := 0
 		timer := time.NewTimer(time.Until(end))
 	loop:
 		for {
-			for ; inflight < load.Concurrency; inflight++ {
+			for inflight := tr.inFlight(); inflight < load.Concurrency; inflight++ {
 				start(next(), sc.Input(n), time.Now(), true)
 			}
 			select {
 			case <-tr.done:
-				inflight--
 			case <-timer.C:
 				break loop
 			case <-ctx.Done():
