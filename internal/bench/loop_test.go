@@ -42,3 +42,24 @@ func TestLoopsPastTheSignalBuffer(t *testing.T) {
 		}
 	}
 }
+
+// The warm-up keeps no more requests in flight than the closed loop would.
+func TestWarmBound(t *testing.T) {
+	for _, c := range []struct {
+		cfg      Config
+		scenario string
+		load     Load
+		warm     int
+		want     int
+	}{
+		{Config{}, "fanout10k", Load{Rate: 1}, 12, 2},
+		{Config{}, "fanout10k", Load{Concurrency: 3}, 12, 3},
+		{Config{Concurrency: 5}, "fanout10k", Load{Rate: 1}, 12, 5},
+		{Config{}, "linear3", Load{Concurrency: 256}, 12, 12},
+		{Config{}, "unknown", Load{Rate: 1}, 12, 12},
+	} {
+		if got := warmBound(c.cfg, c.scenario, c.load, c.warm); got != c.want {
+			t.Errorf("warmBound(%+v, %s, %+v, %d) = %d, want %d", c.cfg, c.scenario, c.load, c.warm, got, c.want)
+		}
+	}
+}
