@@ -16,7 +16,7 @@ import (
 
 // benchStack is a processor and a Go SDK echo worker on an in-process
 // broker: the stack `stepwise dev` runs, measured without the CLI.
-func benchStack(b *testing.B, parts int32) (*env, *completions) {
+func benchStack(b *testing.B, parts int32, tweak ...func(*Config)) (*env, *completions, *replica) {
 	e := newEnv(b, threeSteps, parts)
 	comps := e.watchCompletions()
 	w, err := sdk.New(sdk.WithBrokers(e.conn.Brokers...), sdk.WithPrefix(e.conn.Prefix), sdk.WithLogger(testLogger(b)), sdk.WithKafkaOpts(kgo.FetchMaxWait(10*time.Millisecond), kgo.ProducerLinger(0)))
@@ -31,18 +31,18 @@ func benchStack(b *testing.B, parts int32) (*env, *completions) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = w.Run(ctx) })
 	b.Cleanup(func() { cancel(); wg.Wait() })
-	e.startProcessor("bench")
+	r := e.startProcessor("bench", tweak...)
 	// Warm up: the group joins and every partition is restored.
 	warm := ids("warm", 20)
 	e.start("chain", warm...)
 	comps.wait(b, warm, 30*time.Second)
-	return e, comps
+	return e, comps, r
 }
 
 // BenchmarkLinear3Sequential: one 3-step echo request at a time, start to
 // completion. Run with -benchtime=500x for the figure in the docs.
 func BenchmarkLinear3Sequential(b *testing.B) {
-	e, comps := benchStack(b, 4)
+	e, comps, _ := benchStack(b, 4)
 	cl := e.client(kgo.ProducerLinger(0))
 	var lat []time.Duration
 	for i := 0; b.Loop(); i++ {
@@ -65,7 +65,7 @@ func BenchmarkLinear3Sequential(b *testing.B) {
 // BenchmarkLinear3Concurrent: b.N requests started at once (closed loop of
 // one burst). Run with -benchtime=5000x.
 func BenchmarkLinear3Concurrent(b *testing.B) {
-	e, comps := benchStack(b, 4)
+	e, comps, _ := benchStack(b, 4)
 	reqs := ids("burst", b.N)
 	b.ResetTimer()
 	t0 := time.Now()
@@ -78,3 +78,23 @@ func BenchmarkLinear3Concurrent(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkCommitSplit: requests 3-step echo requests with 64 in flight
+// and reports what one commit of the loop costs, phase by phase
+// (commitsplit.go), as mean milliseconds per commit. Run with
+// -benchtime=3000x.
+func BenchmarkCommitSplit(b *testing.B) {
+	e, comps, r := benchStack(b, 4, func(c *Config) { c.measureCommits = true })
+	p := r.p
+	reqs := ids("split", b.N)
+	b.ResetTimer()
+	for i := 0; i < len(reqs); i += 64 {
+		batch := reqs[i:min(i+64, len(reqs))]
+		e.start("chain", batch...)
+		comps.wait(b, batch, time.Minute)
+	}
+	b.StopTimer()
+	for k, v := range p.split.split() {
+		b.ReportMetric(v, k+"-ms/commit")
+	}
+}

@@ -90,6 +90,8 @@ type Config struct {
 	// ExtraOpts are appended to every Kafka client the processor builds
 	// (tests use it for a killable dialer).
 	ExtraOpts []kgo.Opt
+
+	measureCommits bool // measure each commit's phases (commitsplit.go) whatever the log level; benchmarks
 }
 
 // GroupID returns the consumer group of the processors of an installation.

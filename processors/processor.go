@@ -83,6 +83,7 @@ type Processor struct {
 	ready   readiness
 	metrics *metrics.Processor // nil: metrics off
 	hooks   []kgo.Opt          // the group session client's metric hooks, if any (kprom serves one client at a time)
+	split   *commitSplit       // what each commit costs, when the log is at debug (commitsplit.go); nil: off
 }
 
 // counters are the processor's running totals, updated atomically.
@@ -176,6 +177,7 @@ func New(cfg Config) (*Processor, error) {
 		p.metrics = metrics.NewProcessor(cfg.Metrics)
 		p.hooks = metrics.KafkaHooks(cfg.Metrics, "processor")
 	}
+	p.split = newCommitSplitIf(cfg.measureCommits, p.log)
 	p.mu.parts = map[int32]*partition{}
 	p.mu.parked = map[int32]*partition{}
 	return p, nil
@@ -231,6 +233,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(p.lost),
 	)
 	opts = append(opts, p.hooks...)
+	if p.split != nil {
+		opts = append(opts, kgo.WithHooks(p.split))
+	}
 	if p.cfg.ExplicitTxnPartitions {
 		// A transaction that begins right after a commit often finds the
 		// coordinator still writing the previous one's markers and must
@@ -561,6 +566,9 @@ func (p *Processor) loop(ctx context.Context, sess *kgo.GroupTransactSession) er
 			return fmt.Errorf("%w: begin transaction: %v", errRestart, err)
 		}
 		b := &batch{ctx: context.WithoutCancel(ctx), now: now, began: time.Now(), parts: map[int32]*staged{}, obs: p.metrics.NewBatch()}
+		if p.split != nil {
+			p.split.began(b.began)
+		}
 		p.handle(sess, b, records, timers)
 		for p.cfg.CommitInterval > 0 && b.failed == nil && b.n < p.cfg.MaxBatch && ctx.Err() == nil {
 			left := p.cfg.CommitInterval - time.Since(b.began)
@@ -786,7 +794,12 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	b.mu.Unlock()
 	commit = commit && b.failed == nil
 
+	flushed := time.Now()
 	committed, err := sess.End(p.fenceTimers(ectx, sess.Client(), b), kgo.TransactionEndTry(commit))
+	if p.split != nil && committed && err == nil {
+		now := time.Now()
+		p.split.ended(flushed.Sub(endStart), now.Sub(flushed), now, p.log)
+	}
 	if err != nil || !committed {
 		p.metrics.Aborted()
 	}

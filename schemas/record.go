@@ -51,6 +51,7 @@ type Record struct {
 	Retries   int                   `json:"retries,omitempty"`  // the request: retries asked for so far (Run - 1)
 	Children  int                   `json:"children,omitempty"` // fan-out progress: children started
 	Done      int                   `json:"done,omitempty"`     // fan-out progress: children finished
+	Pending   int                   `json:"pending,omitempty"`  // fan-out progress: children not created yet (they are created in slices)
 }
 
 // Run is the run of the request a root record is in: 1, then one more per

@@ -45,6 +45,7 @@ func runRun(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.MaxPayload, "max-payload", processors.DefaultMaxPayload, "largest record produced, bytes (keep under the brokers' max.message.bytes)")
 	httpAddr := fs.String("http", "", "address serving /healthz, /readyz and (with --metrics) /metrics, e.g. :9090 (\"\": none)")
 	withMetrics := fs.Bool("metrics", false, "export Prometheus metrics at /metrics of --http, with the consumer lag of the processors and every queue's workers")
+	fanoutSlice := fs.Int("fanout-slice", machine.DefaultSpawnSlice, "children of a fan-out created per transaction (0: all at once)")
 	retention := machine.DefaultRetention
 	fs.Func("retention", "how long finished requests are remembered (status, idempotent start, retry) unless their workflow sets retention; e.g. 10m, 24h, 7d (default 10m)", func(v string) error {
 		d, err := topology.ParseDuration(v)
@@ -78,7 +79,7 @@ func runRun(ctx context.Context, args []string) error {
 		}
 		cfg.Set = set
 	}
-	cfg.MachineOptions = append(cfg.MachineOptions, machine.WithRetention(retention))
+	cfg.MachineOptions = append(cfg.MachineOptions, machine.WithRetention(retention), machine.WithSpawnSlice(*fanoutSlice))
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if *withMetrics && *httpAddr == "" {
 		return &exitError{code: 2, msg: "--metrics needs --http ADDR to serve them on"}

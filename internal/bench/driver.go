@@ -140,12 +140,17 @@ type Run struct {
 
 	// CPU of the processors (or relay) over the window, summed over
 	// replicas; CPUShared says it is this whole process's instead.
-	CPUSeconds   float64 `json:"cpu_s"`
-	CPUCores     float64 `json:"cpu_cores"`
-	CPUShared    bool    `json:"cpu_shared,omitempty"`
-	PeakRSS      int64   `json:"peak_rss_bytes"` // largest replica
-	BenchCPUS    float64 `json:"bench_process_cpu_s"`
-	BenchPeakRSS int64   `json:"bench_process_peak_rss_bytes"`
+	CPUSeconds float64 `json:"cpu_s"`
+	CPUCores   float64 `json:"cpu_cores"`
+	CPUShared  bool    `json:"cpu_shared,omitempty"`
+	PeakRSS    int64   `json:"peak_rss_bytes"` // largest replica, from the end of the warm-up to the end of the drain
+	// WarmupPeakRSS is the largest replica's peak before the measured
+	// window: from its start through the warm-up, which starts two
+	// requests on every partition at once (for fanout10k, 12 fan-outs of
+	// 10,000 in flight together, not the run's 2).
+	WarmupPeakRSS int64   `json:"warmup_peak_rss_bytes"`
+	BenchCPUS     float64 `json:"bench_process_cpu_s"`
+	BenchPeakRSS  int64   `json:"bench_process_peak_rss_bytes"`
 
 	MaxRecordBytes int           `json:"max_record_bytes"` // largest task, result, completion or state value seen
 	State          *StateFigures `json:"state,omitempty"`
@@ -323,7 +328,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		return nil, err
 	}
 	tr := newTracker()
-	tr.done = make(chan struct{}, 1<<16)
+	tr.done = make(chan struct{}, signalBuffer)
 	var maxRecord atomic.Int64
 	noteSize := func(n int) {
 		for {
@@ -432,9 +437,19 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		return nil, err
 	}
 	// Warm up: a few requests on every partition, so the group has joined,
-	// every partition is restored and every client connected.
+	// every partition is restored and every client connected; no more in
+	// flight at once than the closed loop's bound, so that the warm-up
+	// offers no more load than the run (12 fanout10k requests at once
+	// would set the replica's peak memory, not the run).
 	warm := 2 * int(cfg.Partitions)
+	bound := warmBound(cfg, sc.Name, load, warm)
 	for i := range warm {
+		for tr.inFlight() >= bound && ctx.Err() == nil {
+			select {
+			case <-tr.done:
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 		start(fmt.Sprintf("warm-%d", i), sc.Input(i), time.Now(), false)
 	}
 	if err := waitIdle(ctx, tr, 120*time.Second); err != nil {
@@ -442,6 +457,12 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	}
 	for len(tr.done) > 0 {
 		<-tr.done
+	}
+	warmPeak := peakUsage(systems).peakRSS
+	for _, s := range systems {
+		if err := s.resetPeak(); err != nil {
+			cfg.Logger.Warn("cannot reset the peak resident size; the peak includes the warm-up", "err", err)
+		}
 	}
 
 	// Measure.
@@ -477,16 +498,14 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		tick.Stop()
 	} else {
 		run.Mode, run.Concurrency = "closed", load.Concurrency
-		inflight := 0
 		timer := time.NewTimer(time.Until(end))
 	loop:
 		for {
-			for ; inflight < load.Concurrency; inflight++ {
+			for inflight := tr.inFlight(); inflight < load.Concurrency; inflight++ {
 				start(next(), sc.Input(n), time.Now(), true)
 			}
 			select {
 			case <-tr.done:
-				inflight--
 			case <-timer.C:
 				break loop
 			case <-ctx.Done():
@@ -536,6 +555,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	run.CPUCores = run.CPUSeconds / window.Seconds()
 	run.CPUShared = u1.shared
 	run.PeakRSS = peak.peakRSS
+	run.WarmupPeakRSS = warmPeak
 	run.BenchCPUS = (self1.cpu - self0.cpu).Seconds()
 	run.BenchPeakRSS = self1.peakRSS
 	if systemName == SystemStepwise {
@@ -630,4 +650,21 @@ func startValue(workflow, id string, input json.RawMessage) []byte {
 		panic(fmt.Sprintf("stepwise bench: a scenario built an input that is not JSON: %v", err))
 	}
 	return v
+}
+
+// warmBound is how many warm-up requests may be in flight at once: the
+// closed loop's bound of the scenario (load's, else the configured, else
+// the scenario's default), at most warm.
+func warmBound(cfg Config, scenario string, load Load, warm int) int {
+	n := load.Concurrency
+	if n <= 0 {
+		n = cfg.Concurrency
+	}
+	if n <= 0 {
+		n = DefaultConcurrency[scenario]
+	}
+	if n <= 0 || n > warm {
+		n = warm
+	}
+	return n
 }

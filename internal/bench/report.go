@@ -342,7 +342,7 @@ func WriteMarkdown(w io.Writer, rep *Report) {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Ratios are Stepwise / relay on steps/s of the same load in the same run. "+
+	fmt.Fprintln(w, "Ratios are Stepwise / relay on steps/s of the same load in the same run. Peak RSS is from the end of the warm-up (two requests per partition at once) to the end of the drain; report.json keeps the warm-up's as warmup_peak_rss_bytes. "+
 		"Overhead per step is end-to-end latency minus the time a worker handler of the request was running, divided by the steps. "+
 		"CPU and RSS are the processor replicas' (summed CPU, largest RSS) or the relay's; * marks figures of the whole bench process (in-process mode).")
 	fmt.Fprintln(w)

@@ -29,6 +29,9 @@ type system interface {
 	// exited returns a non-nil error once it has ended by itself (a
 	// processor that failed at start), naming why.
 	exited() error
+	// resetPeak starts the peak resident figure afresh (after the
+	// warm-up); a no-op where the figures are the whole bench process's.
+	resetPeak() error
 }
 
 type usage struct {
@@ -124,6 +127,8 @@ func (s *inProcess) usage() usage {
 	u.shared = true
 	return u
 }
+
+func (s *inProcess) resetPeak() error { return nil }
 
 func (s *inProcess) restored() restoreFigures {
 	if s.stats == nil {
@@ -233,6 +238,12 @@ func (c *child) usage() usage {
 	}
 	c.mu.last = u
 	return u
+}
+
+// resetPeak sets VmHWM back to the resident size now ("5" in
+// /proc/<pid>/clear_refs, Linux 4.0 and later).
+func (c *child) resetPeak() error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", c.cmd.Process.Pid), []byte("5"), 0)
 }
 
 func (c *child) restored() restoreFigures {

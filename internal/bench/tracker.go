@@ -25,7 +25,7 @@ type tracker struct {
 		failed  int
 		hist    histogram // end-to-end latency of measured requests, for progress
 	}
-	done chan struct{} // one send per completed request, when non-nil
+	done chan struct{} // a wake-up after a completion, when non-nil; never blocks completed
 }
 
 type reqTrace struct {
@@ -42,6 +42,10 @@ type sample struct {
 	steps    int           // handler runs seen
 	busy     time.Duration
 }
+
+// signalBuffer is the capacity of a run's tracker.done. The send is dropped
+// when it is full, so any capacity is correct; tests make it small.
+var signalBuffer = 1 << 16
 
 func newTracker() *tracker {
 	t := &tracker{epoch: time.Now()}
@@ -97,7 +101,10 @@ func (t *tracker) completed(id string, at time.Time, ok bool) {
 	}
 	t.mu.Unlock()
 	if t.done != nil {
-		t.done <- struct{}{}
+		select { // a wake-up, not a count: the closed loop counts t.mu.live
+		case t.done <- struct{}{}:
+		default: // full: a wake-up is already pending, and the open loop drains none
+		}
 	}
 }
 

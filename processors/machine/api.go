@@ -66,6 +66,7 @@ const (
 	TimerRetry   TimerKind = iota + 1 // backoff over: dispatch the next attempt
 	TimerTimeout                      // the attempt took too long: a retryable failure
 	TimerExpire                       // a finished request's record may be forgotten
+	TimerSpawn                        // create the next slice of a wide fan-out's children (spawn.go)
 )
 
 // Timer is a due time kept in state. The runtime indexes timers in memory

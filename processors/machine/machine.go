@@ -14,6 +14,9 @@ const (
 	// leaves room under Kafka's default 1 MiB message limit for the record
 	// envelope around the payload.
 	DefaultMaxPayload = 1<<20 - 64<<10
+	// DefaultSpawnSlice is how many children of a fan-out one transition
+	// creates (spawn.go).
+	DefaultSpawnSlice = 500
 	// DefaultRetention is how long a finished request's record is kept, so
 	// that a repeated start with the same id is recognised and ignored, and
 	// status queries still find it.
@@ -37,6 +40,7 @@ type Machine struct {
 	defs       Definitions
 	maxPayload int
 	retention  time.Duration
+	spawnSlice int
 }
 
 // Option configures a Machine.
@@ -51,7 +55,7 @@ func WithRetention(d time.Duration) Option { return func(m *Machine) { m.retenti
 
 // New returns a machine for the workflows of defs.
 func New(defs Definitions, opts ...Option) *Machine {
-	m := &Machine{defs: defs, maxPayload: DefaultMaxPayload, retention: DefaultRetention}
+	m := &Machine{defs: defs, maxPayload: DefaultMaxPayload, retention: DefaultRetention, spawnSlice: DefaultSpawnSlice}
 	for _, o := range opts {
 		o(m)
 	}

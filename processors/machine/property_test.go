@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepwise-run/stepwise/definitions"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
@@ -107,6 +108,7 @@ func (d *driver) apply(ev Event) {
 		d.checkJoined(disp)
 		d.open = append(d.open, disp)
 	}
+	d.checkSpawnTimers()
 	for _, c := range eff.Completions {
 		d.done[c.Request]++
 		run := d.h.store[c.Request].Run()
@@ -277,6 +279,9 @@ func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
 			wf, keys := randomWorkflow(r)
 			d := &driver{t: t, r: r, h: newHarness(t, wf), listKeys: keys, done: map[string]int{},
 				ran: map[string]map[int]int{}, succeeded: map[string]map[string]bool{}}
+			// Fan-outs of up to three children: slices of one or two make
+			// them create their children across transitions.
+			d.h.m = New(definitions.FromSet(setOf(wf)), WithSpawnSlice(1+r.IntN(3)))
 			requests := 1 + r.IntN(3)
 			for i := range requests {
 				list := make([]int, r.IntN(4))
@@ -331,5 +336,24 @@ func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
 				t.Fatalf("replaying the log dispatched %d more tasks", len(d.h.dispatches)-n)
 			}
 		})
+	}
+}
+
+// checkSpawnTimers fails the test unless every fan-out still creating its
+// children has the timer that creates the next slice pending: the one a
+// restore would rebuild from the progress record.
+func (d *driver) checkSpawnTimers() {
+	for k, rec := range d.h.store {
+		if rec.Kind != schemas.KindFanout || rec.Pending == 0 {
+			continue
+		}
+		if root := d.h.store[rec.Request]; root == nil || root.Status != schemas.Running {
+			continue // the request ended mid-spawn: the timer is stale, a retry creates the rest
+		}
+		for _, tm := range TimersOf(rec) {
+			if _, ok := d.h.timers[timerID(tm)]; !ok {
+				d.t.Fatalf("fan-out %s has %d children to create and no timer %s", k, rec.Pending, timerID(tm))
+			}
+		}
 	}
 }

@@ -19,6 +19,9 @@ func TimersOf(r *schemas.Record) []Timer {
 	if r.Status != schemas.Running {
 		return out
 	}
+	if r.Kind == schemas.KindFanout {
+		return spawnTimers(r)
+	}
 	for _, name := range slices.Sorted(maps.Keys(r.Steps)) {
 		s := r.Steps[name]
 		switch {

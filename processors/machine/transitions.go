@@ -186,6 +186,7 @@ func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 			}
 		}
 		progressKey := statekey.Format(inst.Request, statekey.StepPath(inst.Path, step.Name))
+		t.spawnedAll(progressKey)
 		if t.get(progressKey) == nil {
 			// Every child had succeeded; the join did not run.
 			ss.Status, ss.Done, ss.Ended = schemas.StepSucceeded, ss.Children, t.now
@@ -196,6 +197,10 @@ func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 
 // timer handles a due timer that still matches the state.
 func (t *transition) timer(ev Event) {
+	if ev.Timer == TimerSpawn {
+		t.spawnNext(ev)
+		return
+	}
 	if ev.Timer == TimerExpire {
 		root := t.get(ev.Request)
 		if root == nil || root.Status == schemas.Running || root.ExpireAt.IsZero() || t.now.Before(root.ExpireAt) {
@@ -431,12 +436,7 @@ func (t *transition) begin(inst *schemas.Record, step *topology.Step) {
 		Partition: inst.Partition, Status: schemas.Running, Created: t.now, Children: len(elems),
 	})
 	delete(fields, step.Task.ItemListKey)
-	for i, elem := range elems {
-		t.startChild(inst, step, fields, elem, i)
-		if t.rootFinished(inst.Request) {
-			return
-		}
-	}
+	t.spawn(inst, step, fields, elems, 0)
 }
 
 // startChild creates child i of fan-out step of inst over elem and starts
