@@ -97,6 +97,8 @@ func (c *compiler) graph(specs []*stepSpec) *Graph {
 		}
 		if s.task.set {
 			st.Task = c.tasks[s.task.val]
+		} else if s.wait != nil {
+			compileWait(st, s)
 		} else {
 			queue := st.Name
 			if s.queue.set {

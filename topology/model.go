@@ -81,6 +81,9 @@ type Step struct {
 	Transport string
 	Retry     RetryPolicy
 	Timeout   time.Duration // 0: no timeout
+	// Wait is set for a wait step (wait.go): it is never dispatched, it
+	// completes with the data of a signal. Queue and Transport are "".
+	Wait *Wait
 }
 
 // RetryPolicy says how often a failed step is tried again and how long to
@@ -153,6 +156,9 @@ func (s *Set) queues(keep func(*Step) bool) []string {
 					walk(st.Task.Graph)
 				}
 				continue
+			}
+			if st.Queue == "" {
+				continue // not dispatched (wait)
 			}
 			if !seen[st.Queue] && keep(st) {
 				seen[st.Queue] = true

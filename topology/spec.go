@@ -78,6 +78,7 @@ type stepSpec struct {
 	transport str
 	retry     *retrySpec
 	timeout   duration
+	wait      *waitSpec // wait.go
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

@@ -52,6 +52,7 @@ const nameRule = "a letter, then at most 99 letters, digits, '_' or '-'"
 //     task's steps are);
 //   - retry: maxAttempts >= 1, initial > 0, max > 0, multiplier >= 1;
 //     timeout > 0. The same holds for the workflow's defaults.
+//   - a wait step (wait:) follows the rules listed on checkWait.
 //
 // Tasks:
 //   - a task has a name matching NamePattern, unique in the workflow;
@@ -337,6 +338,9 @@ func validateGraph(steps []*stepSpec, w *workflowSpec, l *errorList) {
 		} else {
 			checkRetry(s.retry, l)
 			checkTimeout(s.timeout, s.path+".timeout", l)
+		}
+		if s.wait != nil {
+			checkWait(s, l)
 		}
 	}
 	checkStepCycles(steps, index, l)
