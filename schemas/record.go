@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -51,6 +52,10 @@ type Record struct {
 	Retries   int                   `json:"retries,omitempty"`  // the request: retries asked for so far (Run - 1)
 	Children  int                   `json:"children,omitempty"` // fan-out progress: children started
 	Done      int                   `json:"done,omitempty"`     // fan-out progress: children finished
+	// Signals are the signals the request received (the request's
+	// record only), in arrival order, one per name and step: the first
+	// wins. A wait step takes the first that is for it.
+	Signals []ReceivedSignal `json:"signals,omitempty"`
 }
 
 // Run is the run of the request a root record is in: 1, then one more per
@@ -159,5 +164,6 @@ func (r *Record) Clone() *Record {
 		e := *r.Error
 		c.Error = &e
 	}
+	c.Signals = slices.Clip(r.Signals) // appending copies
 	return &c
 }

@@ -22,7 +22,7 @@ func TestEverySchemaCompiles(t *testing.T) {
 	want := []string{
 		"start.schema.json", "cancel.schema.json", "task.schema.json", "result.schema.json",
 		"result-error.schema.json", "completion.schema.json", "state-record.schema.json",
-		"definition.schema.json", "retry.schema.json", "headers.schema.json", "headers.schema.json#/$defs/control", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
+		"definition.schema.json", "retry.schema.json", "signal.schema.json", "headers.schema.json", "headers.schema.json#/$defs/control", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
 	}
 	for _, n := range want {
 		schematest.Compile(t, c, n)
@@ -49,6 +49,11 @@ func TestExamples(t *testing.T) {
 		{"cancel.schema.json", true, `{"type": "cancel", "id": "r-1", "reason": "user asked"}`},
 		{"cancel.schema.json", true, `{"type": "cancel", "id": "r-1"}`},
 		{"cancel.schema.json", false, `{"type": "cancel"}`},
+		{"signal.schema.json", true, `{"type": "signal", "id": "r-1", "name": "approve", "data": {"by": "ann"}}`},
+		{"signal.schema.json", true, `{"type": "signal", "id": "r-1", "name": "review", "step": "docs[2]/review"}`},
+		{"signal.schema.json", false, `{"type": "signal", "id": "r-1", "name": "approve", "data": [1]}`},
+		{"signal.schema.json", false, `{"type": "signal", "id": "r-1", "name": "ok now"}`},
+		{"signal.schema.json", false, `{"type": "signal", "id": "r-1"}`},
 		// tasks and results
 		{"task.schema.json", true, `{"text": "hello"}`},
 		{"task.schema.json", false, `"hello"`},

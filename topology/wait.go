@@ -189,3 +189,24 @@ func sortedTasks(m map[string]*Task) []*Task {
 	slices.SortFunc(out, func(a, b *Task) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// StepAt returns the step at node, a step path without fan-out indexes
+// ("documents/pages/ocr", statekey.Node), or nil when there is none.
+func (w *Workflow) StepAt(node string) *Step {
+	g := w.Graph
+	parts := strings.Split(node, "/")
+	for i, name := range parts {
+		st := g.ByName[name]
+		if st == nil {
+			return nil
+		}
+		if i == len(parts)-1 {
+			return st
+		}
+		if st.Task == nil {
+			return nil
+		}
+		g = st.Task.Graph
+	}
+	return nil
+}

@@ -16,6 +16,7 @@ const (
 	EventCancel                      // a client asked to cancel a request
 	EventTimer                       // a timer set by an earlier transition fell due
 	EventRetry                       // a client asked to run a failed or cancelled request again
+	EventSignal                      // a client sent a signal to a request (signals.go)
 )
 
 // Event is the one input of the state machine.
@@ -40,6 +41,10 @@ type Event struct {
 
 	// Timer.
 	Timer TimerKind
+
+	// Signal: its name; Step is the step path it is for ("": every
+	// step waiting for it) and Output its data (nil: {}).
+	Signal string
 
 	// Cancel: why, in the client's words (optional).
 	Reason string

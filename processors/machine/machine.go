@@ -75,6 +75,8 @@ func (m *Machine) Apply(st Store, ev Event, now time.Time) Effects {
 		t.timer(ev)
 	case EventRetry:
 		t.retry(ev)
+	case EventSignal:
+		t.signal(ev)
 	default:
 		t.ignore(ReasonUnknownEventKind, fmt.Sprintf("unknown event kind %d", ev.Kind))
 	}

@@ -59,6 +59,10 @@ func (t *transition) result(ev Event) {
 		t.ignore(reason, why)
 		return
 	}
+	if step.Wait != nil {
+		t.ignore(ReasonUnknownStep, "step "+ev.Step+" waits for a signal; no worker answers it")
+		return
+	}
 	if ss.Status != schemas.StepRunning || ss.Attempt != ev.Attempt {
 		t.ignore(ReasonStaleResult, fmt.Sprintf("stale result: step %s is %s at attempt %d, result for attempt %d", ev.Step, ss.Status, ss.Attempt, ev.Attempt))
 		return
@@ -214,6 +218,12 @@ func (t *transition) timer(ev Event) {
 	case ev.Timer == TimerRetry && ss.Status == schemas.StepWaiting && ss.Attempt == ev.Attempt:
 		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		t.dispatch(inst, step, ss.Attempt+1)
+		if inst.Steps[step.Name].Status == schemas.StepSucceeded { // a wait step that found its signal
+			t.advance(inst, t.mustGraphOf(inst))
+		}
+	case ev.Timer == TimerTimeout && step.Wait != nil && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
+		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
+		t.waitTimedOut(inst, step, inst.Steps[step.Name])
 	case ev.Timer == TimerTimeout && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
 		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		ss = inst.Steps[step.Name]
@@ -487,6 +497,10 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 	}
 	inst.Steps[step.Name] = ss
 	path := statekey.StepPath(inst.Path, step.Name)
+	if step.Wait != nil {
+		t.wait(inst, step, ss, path)
+		return
+	}
 	if len(input) > t.m.maxPayload {
 		ss.Status, ss.Ended = schemas.StepFailed, t.now
 		t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: attempt,
@@ -615,7 +629,7 @@ func (t *transition) interrupt(inst *schemas.Record, f *schemas.Failure, reason 
 		path := statekey.StepPath(inst.Path, name)
 		switch ss.Status {
 		case schemas.StepRunning:
-			if g != nil && g.ByName[name] != nil && g.ByName[name].Task == nil && !unsent[path] {
+			if g != nil && g.ByName[name] != nil && g.ByName[name].Task == nil && g.ByName[name].Queue != "" && !unsent[path] {
 				t.eff.Revokes = append(t.eff.Revokes, Revoke{Queue: g.ByName[name].Queue, Request: inst.Request, Workflow: inst.Workflow,
 					Step: path, Attempt: ss.Attempt, Reason: reason})
 			}
