@@ -41,12 +41,14 @@ func decodeRequest(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
 		return machine.Event{Kind: machine.EventCancel, Request: id, Reason: body.Reason, Run: body.Run, Partition: r.Partition}, "", true
 	case body.Type == schemas.TypeRetry:
 		return machine.Event{Kind: machine.EventRetry, Request: id, Run: body.Run, From: body.From, Partition: r.Partition}, "", true
+	case body.Type == schemas.TypeSignal:
+		return machine.Event{Kind: machine.EventSignal, Request: id, Signal: body.Name, Step: body.Step, Output: body.Data, Partition: r.Partition}, "", true
 	case body.Type == schemas.TypeStart:
 		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Version: body.Version,
 			Input: body.Input, Partition: r.Partition}, "", true
 	default:
 		ev := machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Input: body.Input, Partition: r.Partition}
-		return ev, fmt.Sprintf("request type %q is not start, cancel or retry; handled as a start", body.Type), true
+		return ev, fmt.Sprintf("request type %q is not start, cancel, retry or signal; handled as a start", body.Type), true
 	}
 }
 

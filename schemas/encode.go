@@ -84,6 +84,7 @@ func EncodeRecord(r *Record) []byte {
 		b = append(b, `,"done":`...)
 		b = strconv.AppendInt(b, int64(r.Done), 10)
 	}
+	b = appendSignals(b, r.Signals)
 	return append(b, '}')
 }
 

@@ -41,3 +41,25 @@ type ReceivedSignal struct {
 func (s ReceivedSignal) For(name, path string) bool {
 	return s.Name == name && (s.Step == "" || s.Step == path)
 }
+
+// appendSignals writes Record.Signals for EncodeRecord.
+func appendSignals(b []byte, list []ReceivedSignal) []byte {
+	if len(list) == 0 {
+		return b
+	}
+	b = append(b, `,"signals":[`...)
+	for i := range list {
+		s := &list[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendString(b, s.Name)
+		b = appendStringFieldOmit(b, "step", s.Step)
+		b = append(b, `,"data":`...)
+		b = append(b, s.Data...)
+		b = appendTimeField(b, "received", s.Received)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -201,4 +202,61 @@ func (t *transition) waitTimedOut(inst *schemas.Record, step *topology.Step, ss 
 	t.clearTimeout(inst, step.Name, ss)
 	ss.Status, ss.Output, ss.Ended = schemas.StepSucceeded, step.Wait.OnTimeout, t.now
 	t.advance(inst, t.mustGraphOf(inst))
+}
+
+// ErrSignalRefused is wrapped by CheckSignal's errors: the request would
+// ignore the signal (the API answers 409, `stepwise signal` exits 1).
+var ErrSignalRefused = errors.New("stepwise: signal refused")
+
+// CheckSignal says, from a view of a request's state, whether the request
+// would take signal name for step path (""; every step waiting for name):
+// nil when a step waits for it now or may wait for it later, else an
+// error wrapping ErrSignalRefused that says why. wf is the workflow at
+// the request's version, root its record, and instance returns the record
+// of a fan-out child by path (nil when absent). It applies the rules of
+// the machine (signal) plus one the machine cannot know ahead: a signal
+// for a step that has finished waiting is refused.
+func CheckSignal(wf *topology.Workflow, root *schemas.Record, instance func(path string) *schemas.Record, name, path string) error {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrSignalRefused, fmt.Sprintf(format, args...))
+	}
+	if root.Status != schemas.Running {
+		return refuse("request %q is %s; only a running request takes signals", root.Request, root.Status)
+	}
+	if why := checkSignal(wf, name, path); why != "" {
+		return refuse("%s", why)
+	}
+	for _, s := range root.Signals {
+		if s.Name == name && s.Step == path {
+			return refuse("signal %q%s already received at %s; the first wins", name, forStep(path), s.Received.Format(time.RFC3339Nano))
+		}
+	}
+	if len(root.Signals) >= schemas.MaxSignals {
+		return refuse("the request keeps at most %d signals", schemas.MaxSignals)
+	}
+	finished := func(ss *schemas.StepState) bool {
+		return ss != nil && ss.Status != schemas.StepRunning && ss.Status != schemas.StepWaiting && ss.Status != schemas.StepPending
+	}
+	if path != "" {
+		instPath, step := statekey.SplitStep(path)
+		inst := root
+		if instPath != "" {
+			inst = instance(instPath)
+		}
+		switch {
+		case inst == nil:
+			return nil // its instance has not started: kept until it waits
+		case inst.Status != schemas.Running:
+			return refuse("step %s is in %s, which has %s", path, instPath, inst.Status)
+		case finished(inst.Steps[step]):
+			return refuse("step %s is %s; it waits no more", path, inst.Steps[step].Status)
+		}
+		return nil
+	}
+	for _, st := range wf.WaitSteps(name) {
+		if wf.Graph.ByName[st.Name] != st || !finished(root.Steps[st.Name]) {
+			return nil // in a task, or not finished: may still take it
+		}
+	}
+	return refuse("every step waiting for signal %q has finished", name)
 }

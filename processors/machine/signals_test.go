@@ -2,6 +2,8 @@ package machine
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/definitions"
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/schemas/schematest"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -321,5 +324,86 @@ func TestSignalsAreBounded(t *testing.T) {
 	}
 	if eff := h.signal("r", "ok", "", ""); eff.Reason != ReasonSignalIgnored || !strings.Contains(eff.Ignored, "at most") {
 		t.Fatalf("signal over the bound: %+v", eff)
+	}
+}
+
+func TestCheckSignal(t *testing.T) {
+	h := newYAMLHarness(t, reviewYAML)
+	h.start("r", "review", `{}`)
+	h.start("d", "docs", `{}`)
+	h.ok(h.dispatched("split"), `{"docs":["a","b"]}`)
+	h.signal("d", "ok", "docs[0]/check", `{}`)
+	h.start("gone", "review", `{}`)
+	h.apply(Event{Kind: EventCancel, Request: "gone"})
+	wfOf := func(id string) *topology.Workflow {
+		wf, _, err := h.m.defs.Resolve(h.store[id].Workflow, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wf
+	}
+	check := func(id, name, step string) error {
+		return CheckSignal(wfOf(id), h.store[id], func(p string) *schemas.Record { return h.store[id+"/"+p] }, name, step)
+	}
+	for _, tc := range []struct {
+		id, name, step, refused string
+	}{
+		{"r", "review", "", ""},          // early: kept until review waits
+		{"r", "review", "review", ""},    // the same, addressed
+		{"d", "ok", "docs[1]/check", ""}, // a child waiting now
+		{"d", "ok", "docs[7]/check", ""}, // a child not started: kept
+		{"d", "ok", "", ""},              // for every child
+		{"gone", "review", "", `request "gone" is cancelled; only a running request takes signals`},
+		{"r", "approve", "", `no step of workflow "review" waits for signal "approve"`},
+		{"r", "review", "classify", `step classify of workflow "review" does not wait for signal "review"`},
+		{"d", "ok", "docs[0]/check", `signal "ok" for step docs[0]/check already received at 2026-01-01T00:00:00Z; the first wins`},
+	} {
+		err := check(tc.id, tc.name, tc.step)
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("%s %s %s: %v", tc.id, tc.name, tc.step, err)
+		case tc.refused != "" && (err == nil || err.Error() != "stepwise: signal refused: "+tc.refused || !errors.Is(err, ErrSignalRefused)):
+			t.Errorf("%s %s %s: %v, want %q", tc.id, tc.name, tc.step, err, tc.refused)
+		}
+	}
+	// Once review has taken a signal, no step waits for another one.
+	for _, d := range h.dispatches {
+		if d.Request == "r" && d.Step == "classify" {
+			h.ok(d, `{}`)
+		}
+	}
+	h.signal("r", "review", "review", `{}`)
+	if err := check("r", "review", ""); err == nil || !strings.Contains(err.Error(), `every step waiting for signal "review" has finished`) {
+		t.Errorf("after review finished: %v", err)
+	}
+	// docs[0]/check took its signal: its store step runs, the check is done.
+	h.signal("d", "ok", "docs[1]/check", `{}`)
+	if err := check("d", "ok", "docs[1]/check"); err == nil {
+		t.Error("a repeated addressed signal was accepted")
+	}
+}
+
+// The hand-written encoder writes the kept signals as encoding/json does,
+// the schema accepts them, and they read back.
+func TestSignalsEncode(t *testing.T) {
+	h := newYAMLHarness(t, reviewYAML)
+	h.start("r", "docs", `{}`)
+	h.signal("r", "ok", "docs[1]/check", `{"a":"\u00e9 \"q\""}`)
+	h.signal("r", "ok", "", "")
+	r := h.store["r"]
+	got := schemas.EncodeRecord(r)
+	want, _ := json.Marshal(r)
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("invalid JSON %s: %v", got, err)
+	}
+	_ = json.Unmarshal(want, &w)
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("Encode differs from encoding/json:\n got  %s\n want %s", got, want)
+	}
+	schematest.Valid(t, "state-record.schema.json", got)
+	back, err := schemas.DecodeRecord(got)
+	if err != nil || len(back.Signals) != 2 || back.Signals[0].Step != "docs[1]/check" || back.Signals[1].Step != "" {
+		t.Fatalf("read back: %+v, %v", back, err)
 	}
 }
