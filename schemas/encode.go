@@ -85,6 +85,7 @@ func EncodeRecord(r *Record) []byte {
 		b = strconv.AppendInt(b, int64(r.Done), 10)
 	}
 	b = appendSignals(b, r.Signals)
+	b = appendTimeFieldOmit(b, "deadline", r.Deadline)
 	return append(b, '}')
 }
 

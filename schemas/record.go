@@ -56,6 +56,9 @@ type Record struct {
 	// record only), in arrival order, one per name and step: the first
 	// wins. A wait step takes the first that is for it.
 	Signals []ReceivedSignal `json:"signals,omitempty"`
+	// Deadline is when the current run fails if it still runs (the
+	// request's record only, when its workflow has a deadline).
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // Run is the run of the request a root record is in: 1, then one more per

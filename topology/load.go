@@ -247,6 +247,8 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 			w.defaults = l.defaults(f.val, p)
 		case "retention":
 			w.retention = l.duration(f.val, p)
+		case "deadline":
+			w.deadline = l.duration(f.val, p)
 		}
 	}
 	return w
@@ -321,6 +323,8 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 			s.timeout = l.duration(f.val, p)
 		case "wait":
 			s.wait = l.wait(f.val, p)
+		case "sleep":
+			s.sleep = l.duration(f.val, p)
 		}
 	}
 	return s

@@ -47,6 +47,7 @@ type workflowSpec struct {
 	tasks     []*taskSpec
 	defaults  *defaultsSpec
 	retention duration
+	deadline  duration // timers.go
 }
 
 type defaultsSpec struct {
@@ -79,6 +80,7 @@ type stepSpec struct {
 	retry     *retrySpec
 	timeout   duration
 	wait      *waitSpec // wait.go
+	sleep     duration  // timers.go
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

@@ -68,6 +68,7 @@ const (
 	TimerRetry   TimerKind = iota + 1 // backoff over: dispatch the next attempt
 	TimerTimeout                      // the attempt took too long: a retryable failure
 	TimerExpire                       // a finished request's record may be forgotten
+	TimerDeadline                     // the workflow's deadline passed: the run fails (sleep.go)
 )
 
 // Timer is a due time kept in state. The runtime indexes timers in memory
@@ -77,8 +78,8 @@ const (
 // an optimisation, not a requirement.
 type Timer struct {
 	Request string
-	Step    string // step path; "" for TimerExpire
-	Attempt int
+	Step    string // step path; "" for TimerExpire and TimerDeadline
+	Attempt int    // TimerDeadline: the run of the request
 	Kind    TimerKind
 	At      time.Time
 }

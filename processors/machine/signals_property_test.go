@@ -14,14 +14,19 @@ import (
 	"github.com/stepwise-run/stepwise/topology"
 )
 
-// withWaits turns some plain steps of a random workflow into wait steps
-// for one of a few signal names, some with a timeout (and some of those
-// with onTimeout). It returns the signal names used.
+// withWaits turns some plain steps of a random workflow into sleep steps
+// or wait steps for one of a few signal names, some with a timeout (and
+// some of those with onTimeout), and gives some workflows a deadline. It
+// returns the signal names used.
 func withWaits(r *rand.Rand, wf *topology.Workflow) []string {
 	var names []string
 	convert := func(g *topology.Graph) {
 		for _, st := range g.Steps {
 			if st.Task != nil || r.IntN(3) != 0 {
+				continue
+			}
+			if r.IntN(4) == 0 {
+				st.Sleep, st.Queue = time.Duration(1+r.IntN(5))*time.Second, ""
 				continue
 			}
 			w := &topology.Wait{Signal: fmt.Sprintf("sig%d", r.IntN(3))}
@@ -38,6 +43,9 @@ func withWaits(r *rand.Rand, wf *topology.Workflow) []string {
 		}
 	}
 	convert(wf.Graph)
+	if r.IntN(4) == 0 {
+		wf.Deadline = time.Duration(2+r.IntN(20)) * time.Second
+	}
 	for _, name := range slices.Sorted(maps.Keys(wf.Tasks)) {
 		convert(wf.Tasks[name].Graph)
 	}
@@ -82,7 +90,7 @@ func signalStep(d *driver, names []string) bool {
 }
 
 // TestPropertySignals is the property test of the plain driver over
-// workflows with wait steps, with signals sent at random (before their
+// workflows with wait and sleep steps and deadlines, with signals sent at random (before their
 // step waits, while it waits, after it finished, repeated, for one step or
 // for all): every run of a request completes exactly once, no wait step is
 // dispatched, nothing is dispatched for a finished request, and replaying
@@ -138,8 +146,8 @@ func TestPropertySignals(t *testing.T) {
 				if rec == nil {
 					continue // forgotten child
 				}
-				if g, err := (&transition{m: d.h.m}).graphOf(rec); err == nil && g.ByName[name].Wait != nil {
-					t.Fatalf("wait step %s was dispatched", disp.Step)
+				if g, err := (&transition{m: d.h.m}).graphOf(rec); err == nil && (g.ByName[name].Wait != nil || g.ByName[name].Sleep > 0) {
+					t.Fatalf("wait or sleep step %s was dispatched", disp.Step)
 				}
 			}
 			for i := range requests {

@@ -19,6 +19,9 @@ func TimersOf(r *schemas.Record) []Timer {
 	if r.Status != schemas.Running {
 		return out
 	}
+	if r.Path == "" && !r.Deadline.IsZero() {
+		out = append(out, Timer{Request: r.Request, Attempt: r.Run(), Kind: TimerDeadline, At: r.Deadline})
+	}
 	for _, name := range slices.Sorted(maps.Keys(r.Steps)) {
 		s := r.Steps[name]
 		switch {

@@ -49,6 +49,7 @@ func (t *transition) start(ev Event) {
 		return
 	}
 	root.Input = ev.Input
+	t.setDeadline(root, wf)
 	t.advance(root, wf.Graph)
 }
 
@@ -59,8 +60,8 @@ func (t *transition) result(ev Event) {
 		t.ignore(reason, why)
 		return
 	}
-	if step.Wait != nil {
-		t.ignore(ReasonUnknownStep, "step "+ev.Step+" waits for a signal; no worker answers it")
+	if step.Wait != nil || step.Sleep > 0 {
+		t.ignore(ReasonUnknownStep, "step "+ev.Step+" is not dispatched (wait or sleep); no worker answers it")
 		return
 	}
 	if ss.Status != schemas.StepRunning || ss.Attempt != ev.Attempt {
@@ -135,6 +136,7 @@ func (t *transition) retry(ev Event) {
 	t.eff.ClearTimers = append(t.eff.ClearTimers, TimersOf(root)...) // the expiry
 	root.Status, root.Output, root.Error, root.ExpireAt = schemas.Running, nil, nil, time.Time{}
 	root.Retries++
+	t.setDeadline(root, nil) // each run has the whole deadline
 	for name := range again {
 		if ss := root.Steps[name]; ss != nil {
 			root.Steps[name] = &schemas.StepState{Status: schemas.StepPending, Attempt: ss.Attempt}
@@ -209,6 +211,10 @@ func (t *transition) timer(ev Event) {
 		t.put(ev.Request, nil)
 		return
 	}
+	if ev.Timer == TimerDeadline {
+		t.deadlinePassed(ev)
+		return
+	}
 	inst, step, ss, reason, why := t.locate(ev.Request, ev.Step)
 	if reason != "" {
 		t.ignore(ReasonStaleTimer, string(reason)+": "+why)
@@ -221,6 +227,9 @@ func (t *transition) timer(ev Event) {
 		if inst.Steps[step.Name].Status == schemas.StepSucceeded { // a wait step that found its signal
 			t.advance(inst, t.mustGraphOf(inst))
 		}
+	case ev.Timer == TimerTimeout && step.Sleep > 0 && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
+		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
+		t.slept(inst, step, inst.Steps[step.Name])
 	case ev.Timer == TimerTimeout && step.Wait != nil && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
 		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		t.waitTimedOut(inst, step, inst.Steps[step.Name])
@@ -499,6 +508,10 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 	path := statekey.StepPath(inst.Path, step.Name)
 	if step.Wait != nil {
 		t.wait(inst, step, ss, path)
+		return
+	}
+	if step.Sleep > 0 {
+		t.sleep(inst, step, ss, path)
 		return
 	}
 	if len(input) > t.m.maxPayload {
