@@ -68,7 +68,10 @@ const (
 	TimerRetry   TimerKind = iota + 1 // backoff over: dispatch the next attempt
 	TimerTimeout                      // the attempt took too long: a retryable failure
 	TimerExpire                       // a finished request's record may be forgotten
-	TimerDeadline                     // the workflow's deadline passed: the run fails (sleep.go)
+
+	// TimerDeadline: the workflow's deadline passed, the run fails
+	// (sleep.go).
+	TimerDeadline
 )
 
 // Timer is a due time kept in state. The runtime indexes timers in memory
