@@ -135,6 +135,8 @@ func appendStep(b []byte, s *StepState) []byte {
 		b = append(b, `,"earlierDropped":`...)
 		b = strconv.AppendInt(b, int64(s.EarlierDropped), 10)
 	}
+	b = appendTimeFieldOmit(b, "heartbeatDue", s.HeartbeatDue)
+	b = appendRawFieldOmit(b, "heartbeat", s.Heartbeat)
 	return append(b, '}')
 }
 

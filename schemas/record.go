@@ -107,6 +107,11 @@ type StepState struct {
 	// succeeds at its first attempt writes none of this.
 	Earlier        []Attempt `json:"earlier,omitempty"`
 	EarlierDropped int       `json:"earlierDropped,omitempty"`
+	// HeartbeatDue is when a running attempt of a step with a heartbeat
+	// timeout fails unless a heartbeat (or its result) comes first;
+	// Heartbeat is the details of the last heartbeat (a JSON object).
+	HeartbeatDue time.Time       `json:"heartbeatDue,omitzero"`
+	Heartbeat    json.RawMessage `json:"heartbeat,omitempty"`
 }
 
 // MaxEarlierAttempts bounds StepState.Earlier.

@@ -114,6 +114,7 @@ func (c *compiler) graph(specs []*stepSpec) *Graph {
 			if s.timeout.set {
 				st.Timeout = s.timeout.val
 			}
+			st.HeartbeatTimeout = s.heartbeat.val
 		}
 		g.Steps = append(g.Steps, st)
 		g.ByName[st.Name] = st

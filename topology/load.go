@@ -325,6 +325,8 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 			s.wait = l.wait(f.val, p)
 		case "sleep":
 			s.sleep = l.duration(f.val, p)
+		case "heartbeatTimeout":
+			s.heartbeat = l.duration(f.val, p)
 		}
 	}
 	return s

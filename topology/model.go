@@ -89,6 +89,9 @@ type Step struct {
 	// Sleep is set for a sleep step (timers.go): it is never dispatched,
 	// it succeeds Sleep after it starts, passing its input on.
 	Sleep time.Duration
+	// HeartbeatTimeout fails an attempt whose worker sent no heartbeat
+	// (nor result) for this long (heartbeat.go); 0: none.
+	HeartbeatTimeout time.Duration
 }
 
 // RetryPolicy says how often a failed step is tried again and how long to

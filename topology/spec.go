@@ -81,6 +81,7 @@ type stepSpec struct {
 	timeout   duration
 	wait      *waitSpec // wait.go
 	sleep     duration  // timers.go
+	heartbeat duration  // heartbeat.go
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

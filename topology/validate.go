@@ -53,8 +53,8 @@ const nameRule = "a letter, then at most 99 letters, digits, '_' or '-'"
 //   - retry: maxAttempts >= 1, initial > 0, max > 0, multiplier >= 1;
 //     timeout > 0. The same holds for the workflow's defaults.
 //   - a wait step (wait:) follows the rules listed on checkWait, a sleep
-//     step (sleep:) those on checkSleep; a workflow's deadline, when set,
-//     is positive.
+//     step (sleep:) those on checkSleep, heartbeatTimeout those on
+//     checkHeartbeat; a workflow's deadline, when set, is positive.
 //
 // Tasks:
 //   - a task has a name matching NamePattern, unique in the workflow;
@@ -347,6 +347,9 @@ func validateGraph(steps []*stepSpec, w *workflowSpec, l *errorList) {
 		}
 		if s.sleep.set {
 			checkSleep(s, l)
+		}
+		if s.heartbeat.set {
+			checkHeartbeat(s, l)
 		}
 	}
 	checkStepCycles(steps, index, l)

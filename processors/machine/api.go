@@ -17,6 +17,10 @@ const (
 	EventTimer                       // a timer set by an earlier transition fell due
 	EventRetry                       // a client asked to run a failed or cancelled request again
 	EventSignal                      // a client sent a signal to a request (signals.go)
+
+	// EventHeartbeat: a worker said a running attempt is alive
+	// (heartbeat.go).
+	EventHeartbeat
 )
 
 // Event is the one input of the state machine.
@@ -72,6 +76,9 @@ const (
 	// TimerDeadline: the workflow's deadline passed, the run fails
 	// (sleep.go).
 	TimerDeadline
+	// TimerHeartbeat: a running attempt's heartbeat is due; without one
+	// since, it fails (heartbeat.go).
+	TimerHeartbeat
 )
 
 // Timer is a due time kept in state. The runtime indexes timers in memory
@@ -148,6 +155,9 @@ type Dispatch struct {
 	Input     json.RawMessage
 	Deadline  time.Time // zero: none
 	Partition int32     // home partition: the worker replies there
+	// Heartbeat is the interval the worker is asked to send heartbeats
+	// at while it runs the task; 0: none.
+	Heartbeat time.Duration
 }
 
 // Revoke tells the workers of Queue that a task they may be running is no

@@ -14,7 +14,8 @@ import (
 	"github.com/stepwise-run/stepwise/topology"
 )
 
-// withWaits turns some plain steps of a random workflow into sleep steps
+// withWaits gives some plain steps of a random workflow a heartbeat
+// timeout, turns some into sleep steps
 // or wait steps for one of a few signal names, some with a timeout (and
 // some of those with onTimeout), and gives some workflows a deadline. It
 // returns the signal names used.
@@ -22,11 +23,14 @@ func withWaits(r *rand.Rand, wf *topology.Workflow) []string {
 	var names []string
 	convert := func(g *topology.Graph) {
 		for _, st := range g.Steps {
+			if st.Task == nil && r.IntN(4) == 0 {
+				st.HeartbeatTimeout = time.Duration(1+r.IntN(3)) * time.Second
+			}
 			if st.Task != nil || r.IntN(3) != 0 {
 				continue
 			}
 			if r.IntN(4) == 0 {
-				st.Sleep, st.Queue = time.Duration(1+r.IntN(5))*time.Second, ""
+				st.Sleep, st.Queue, st.HeartbeatTimeout = time.Duration(1+r.IntN(5))*time.Second, "", 0
 				continue
 			}
 			w := &topology.Wait{Signal: fmt.Sprintf("sig%d", r.IntN(3))}
@@ -36,7 +40,7 @@ func withWaits(r *rand.Rand, wf *topology.Workflow) []string {
 					w.OnTimeout = json.RawMessage(`{"timedOut":true}`)
 				}
 			}
-			st.Wait, st.Queue, st.Timeout = w, "", w.Timeout
+			st.Wait, st.Queue, st.Timeout, st.HeartbeatTimeout = w, "", w.Timeout, 0
 			if !slices.Contains(names, w.Signal) {
 				names = append(names, w.Signal)
 			}
@@ -77,6 +81,12 @@ func waitPaths(d *driver) []string {
 // signalStep sends a random signal (early, late, duplicate, addressed or
 // not) or takes a step of the plain driver.
 func signalStep(d *driver, names []string) bool {
+	if len(d.open) > 0 && d.r.IntN(8) == 0 {
+		// A heartbeat of a dispatched attempt, answered or not.
+		disp := d.open[d.r.IntN(len(d.open))]
+		d.apply(Event{Kind: EventHeartbeat, Request: disp.Request, Step: disp.Step, Attempt: disp.Attempt, Output: json.RawMessage(`{"beat":1}`)})
+		return true
+	}
 	if len(names) == 0 || d.r.IntN(6) != 0 {
 		return d.step()
 	}
@@ -90,7 +100,8 @@ func signalStep(d *driver, names []string) bool {
 }
 
 // TestPropertySignals is the property test of the plain driver over
-// workflows with wait and sleep steps and deadlines, with signals sent at random (before their
+// workflows with wait and sleep steps, heartbeat timeouts and deadlines,
+// heartbeats sent at random, with signals sent at random (before their
 // step waits, while it waits, after it finished, repeated, for one step or
 // for all): every run of a request completes exactly once, no wait step is
 // dispatched, nothing is dispatched for a finished request, and replaying

@@ -30,6 +30,9 @@ func TimersOf(r *schemas.Record) []Timer {
 		case s.Status == schemas.StepRunning && !s.Deadline.IsZero():
 			out = append(out, Timer{Request: r.Request, Step: statekey.StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerTimeout, At: s.Deadline})
 		}
+		if s.Status == schemas.StepRunning && !s.HeartbeatDue.IsZero() {
+			out = append(out, Timer{Request: r.Request, Step: statekey.StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerHeartbeat, At: s.HeartbeatDue})
+		}
 	}
 	return out
 }

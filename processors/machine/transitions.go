@@ -227,6 +227,10 @@ func (t *transition) timer(ev Event) {
 		if inst.Steps[step.Name].Status == schemas.StepSucceeded { // a wait step that found its signal
 			t.advance(inst, t.mustGraphOf(inst))
 		}
+	case ev.Timer == TimerHeartbeat && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt && heartbeatMissed(ss, t.now):
+		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
+		ss = inst.Steps[step.Name]
+		t.fail(inst, step, ss, fmt.Sprintf("no heartbeat for %s", step.HeartbeatTimeout), true)
 	case ev.Timer == TimerTimeout && step.Sleep > 0 && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
 		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		t.slept(inst, step, inst.Steps[step.Name])
@@ -528,6 +532,7 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 		Queue: step.Queue, Request: inst.Request, Workflow: inst.Workflow,
 		Step: path, Attempt: attempt, Instance: inst.ID, Input: input,
 		Deadline: ss.Deadline, Partition: inst.Partition,
+		Heartbeat: t.armHeartbeat(inst, step, ss, path),
 	})
 }
 
