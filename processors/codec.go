@@ -81,6 +81,14 @@ func decodeResult(r *kgo.Record) (machine.Event, string) {
 	switch status {
 	case schemas.StatusOK, "":
 		ev.Output = json.RawMessage(r.Value) // the machine checks it is an object
+	case schemas.StatusHeartbeat:
+		ev.Kind = machine.EventHeartbeat
+		var hb struct {
+			Details json.RawMessage `json:"details"`
+		}
+		if json.Unmarshal(r.Value, &hb) == nil {
+			ev.Output = hb.Details // the machine keeps it when it is a small object
+		}
 	case schemas.StatusError:
 		var se schemas.StepError
 		if err := json.Unmarshal(r.Value, &se); err != nil || se.Message == "" {
@@ -161,6 +169,9 @@ func (e *encoder) task(d *machine.Dispatch) *kgo.Record {
 	}
 	if !d.Deadline.IsZero() {
 		h = append(h, kgo.RecordHeader{Key: schemas.HeaderDeadline, Value: []byte(d.Deadline.UTC().Format(deadlineFormat))})
+	}
+	if d.Heartbeat > 0 {
+		h = append(h, kgo.RecordHeader{Key: schemas.HeaderHeartbeat, Value: []byte(strconv.FormatInt(max(d.Heartbeat.Milliseconds(), 1), 10))})
 	}
 	return &kgo.Record{Topic: e.tasksTopic(d.Queue), Key: []byte(d.Request), Value: d.Input, Headers: h}
 }

@@ -13,6 +13,10 @@ const (
 	HeaderDeadline       = "stepwise-deadline"        // optional RFC 3339 time; tasks
 	HeaderStatus         = "stepwise-status"          // StatusOK or StatusError; results
 	HeaderControl        = "stepwise-control"         // ControlCancel on a control message of a task topic
+
+	// HeaderHeartbeat is optional on a task: the interval, in decimal
+	// milliseconds, at which the worker sends heartbeats while it runs it.
+	HeaderHeartbeat = "stepwise-heartbeat-interval"
 )
 
 // Values of HeaderControl. A record of a task topic with this header is
@@ -27,6 +31,10 @@ const (
 const (
 	StatusOK    = "ok"    // the value is the step's output
 	StatusError = "error" // the value is {"message": ..., "retryable": ...}
+
+	// StatusHeartbeat marks a heartbeat, not a result: the attempt is
+	// alive; the value is {"details": {...}} or {} (heartbeat.schema.json).
+	StatusHeartbeat = "heartbeat"
 )
 
 // RequestIDPattern is the pattern every request id matches.
