@@ -44,6 +44,13 @@ func TestSignal(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.expectError("POST", "/api/v1/requests/sg-early/signals/approve", `{"by": "bob"}`, 409, "already received")
+	st0 := e.waitStatus("sg-early", "running")
+	if len(st0.Signals) != 1 || st0.Signals[0].Name != "approve" || st0.Signals[0].Step != "" {
+		t.Errorf("status signals %+v", st0.Signals)
+	}
+	if len(st0.Steps) != 3 || st0.Steps[1].WaitsFor != "approve" {
+		t.Errorf("status steps %+v; want approve waiting for signal approve", st0.Steps)
+	}
 	e.expectError("POST", "/api/v1/requests/sg-early/signals/nope", `{}`, 409, `no step of workflow "review" waits for signal "nope"`)
 	e.expectError("POST", "/api/v1/requests/sg-early/signals/approve?step=first", `{}`, 409, `step first of workflow "review" does not wait for signal "approve"`)
 	e.expectError("POST", "/api/v1/requests/sg-early/signals/approve", `[1]`, 400, "signal data")
