@@ -104,6 +104,9 @@ func TestAuthEveryEndpoint(t *testing.T) {
 		"POST /api/v1/requests/{id}/cancel":      {"/api/v1/requests/auth-1/cancel", "{}", 409}, // already finished
 		"POST /api/v1/requests/{id}/retry":       {"/api/v1/requests/auth-1/retry", "{}", 409},  // succeeded: nothing to retry
 	}
+	signal := call["POST /api/v1/requests/{id}/cancel"]
+	signal.path = "/api/v1/requests/auth-1/signals/approve" // 409: finished
+	call["POST /api/v1/requests/{id}/signals/{name}"] = signal
 	if len(e.srv.routeScopes) != len(call) {
 		t.Fatalf("the server has %d guarded endpoints, the test knows %d: add the new ones", len(e.srv.routeScopes), len(call))
 	}

@@ -40,6 +40,7 @@ type DAGNode struct {
 	ItemListKey string `json:"itemListKey,omitempty"`
 	MaxAttempts int    `json:"maxAttempts,omitempty"`
 	Timeout     string `json:"timeout,omitempty"`
+	Signal      string `json:"signal,omitempty"` // a wait step: the signal it waits for
 }
 
 // DAGEdge is a dependency: To runs after From.
@@ -73,6 +74,9 @@ func (d *DAG) graph(g *topology.Graph, parent, start, end string) {
 			Queue: st.Queue, MaxAttempts: st.Retry.MaxAttempts}
 		if st.Timeout > 0 {
 			n.Timeout = st.Timeout.String()
+		}
+		if st.Wait != nil {
+			n.Signal = st.Wait.Signal
 		}
 		if st.Task == nil {
 			d.Nodes = append(d.Nodes, n)

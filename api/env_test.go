@@ -27,8 +27,9 @@ import (
 	"github.com/stepwise-run/stepwise/worker"
 )
 
-// testYAML has a fan-out between two plain steps, and a second workflow to
-// check that an id cannot be reused across workflows.
+// testYAML has a fan-out between two plain steps, a second workflow to
+// check that an id cannot be reused across workflows, and one with a step
+// that waits for a signal.
 const testYAML = `
 workflows:
   - name: chain
@@ -51,6 +52,16 @@ workflows:
   - name: other
     steps:
       - name: o
+  - name: review
+    steps:
+      - name: first
+        queue: a
+      - name: approve
+        depends: [first]
+        wait: {signal: approve}
+      - name: after
+        queue: o
+        depends: [approve]
 `
 
 // testEnv is an embedded broker with a processor, a worker and an API

@@ -10,13 +10,14 @@ import (
 	"github.com/stepwise-run/stepwise/kconn"
 )
 
-// Sender writes starts and cancels to the requests topic. Start must be
+// Sender writes starts, cancels, retries and signals to the requests topic. Start must be
 // idempotent per id (the processors ignore a second start of a known id).
 // *client.Client is one.
 type Sender interface {
 	Start(ctx context.Context, workflow, id string, input json.RawMessage, opts ...client.StartOption) (string, error)
 	Cancel(ctx context.Context, id, reason string) error
 	Retry(ctx context.Context, id string, run int, from string) error
+	Signal(ctx context.Context, id, name, step string, data json.RawMessage) error
 	Close()
 }
 

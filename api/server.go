@@ -265,6 +265,7 @@ func (s *Server) routes() {
 		{"GET /api/v1/requests/{id}/history", ScopeRead, s.history},
 		{"POST /api/v1/requests/{id}/cancel", ScopeOperate, s.cancel},
 		{"POST /api/v1/requests/{id}/retry", ScopeOperate, s.retry},
+		{"POST /api/v1/requests/{id}/signals/{name}", ScopeOperate, s.signal},
 	} {
 		m.Handle(rt.pattern, s.metrics.Wrap(rt.pattern, s.guard(rt.scope, rt.h)))
 		s.routeScopes = append(s.routeScopes, routeScope{rt.pattern, rt.scope})

@@ -21,7 +21,7 @@ import (
 func TestWorkflows(t *testing.T) {
 	e := newTestEnv(t)
 	var list struct{ Workflows []WorkflowSummary }
-	if code, raw := e.do("GET", "/api/v1/workflows", "", &list); code != 200 || len(list.Workflows) != 2 {
+	if code, raw := e.do("GET", "/api/v1/workflows", "", &list); code != 200 || len(list.Workflows) != 3 {
 		t.Fatalf("list: %d %s", code, raw)
 	}
 	if w := list.Workflows[0]; w.Name != "chain" || w.Steps != 5 || w.Tasks != 1 {

@@ -372,6 +372,30 @@ func (c *Client) Retry(ctx context.Context, id string, run int, from string) err
 	return nil
 }
 
+// Signal sends signal name to request id, for the step at path step
+// ("": every step of the request waiting for name), with data (a JSON
+// object; nil: {}). It returns once the broker acknowledged it; the steps
+// waiting for it complete with data as their output, and a step that does
+// not wait yet takes it when it does. Check what the request can take
+// first (machine.CheckSignal): the processors ignore a signal for an
+// unknown or finished request, or a repeated one.
+func (c *Client) Signal(ctx context.Context, id, name, step string, data json.RawMessage) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	if len(data) > 0 {
+		if err := ValidateInput(data); err != nil {
+			return fmt.Errorf("stepwise: signal data: %w", err)
+		}
+	}
+	value, _ := json.Marshal(schemas.NewSignal(id, name, step, data))
+	r := &kgo.Record{Topic: c.cfg.prefix.Requests(), Key: []byte(id), Value: value}
+	if err := c.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		return fmt.Errorf("stepwise: produce signal %s of %s: %w", name, id, err)
+	}
+	return nil
+}
+
 // Existing returns an error wrapping ErrExists, naming the request's
 // workflow and status, when id already names a request in the state
 // topic; nil when it names none. A start of such an id would be ignored.

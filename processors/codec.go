@@ -41,12 +41,14 @@ func decodeRequest(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
 		return machine.Event{Kind: machine.EventCancel, Request: id, Reason: body.Reason, Run: body.Run, Partition: r.Partition}, "", true
 	case body.Type == schemas.TypeRetry:
 		return machine.Event{Kind: machine.EventRetry, Request: id, Run: body.Run, From: body.From, Partition: r.Partition}, "", true
+	case body.Type == schemas.TypeSignal:
+		return machine.Event{Kind: machine.EventSignal, Request: id, Signal: body.Name, Step: body.Step, Output: body.Data, Partition: r.Partition}, "", true
 	case body.Type == schemas.TypeStart:
 		return machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Version: body.Version,
 			Input: body.Input, Partition: r.Partition}, "", true
 	default:
 		ev := machine.Event{Kind: machine.EventStart, Request: id, Workflow: body.Workflow, Input: body.Input, Partition: r.Partition}
-		return ev, fmt.Sprintf("request type %q is not start, cancel or retry; handled as a start", body.Type), true
+		return ev, fmt.Sprintf("request type %q is not start, cancel, retry or signal; handled as a start", body.Type), true
 	}
 }
 
@@ -81,6 +83,14 @@ func decodeResult(r *kgo.Record) (machine.Event, string) {
 	switch status {
 	case schemas.StatusOK, "":
 		ev.Output = json.RawMessage(r.Value) // the machine checks it is an object
+	case schemas.StatusHeartbeat:
+		ev.Kind = machine.EventHeartbeat
+		var hb struct {
+			Details json.RawMessage `json:"details"`
+		}
+		if json.Unmarshal(r.Value, &hb) == nil {
+			ev.Output = hb.Details // the machine keeps it when it is a small object
+		}
 	case schemas.StatusError:
 		var se schemas.StepError
 		if err := json.Unmarshal(r.Value, &se); err != nil || se.Message == "" {
@@ -161,6 +171,9 @@ func (e *encoder) task(d *machine.Dispatch) *kgo.Record {
 	}
 	if !d.Deadline.IsZero() {
 		h = append(h, kgo.RecordHeader{Key: schemas.HeaderDeadline, Value: []byte(d.Deadline.UTC().Format(deadlineFormat))})
+	}
+	if d.Heartbeat > 0 {
+		h = append(h, kgo.RecordHeader{Key: schemas.HeaderHeartbeat, Value: []byte(strconv.FormatInt(max(d.Heartbeat.Milliseconds(), 1), 10))})
 	}
 	return &kgo.Record{Topic: e.tasksTopic(d.Queue), Key: []byte(d.Request), Value: d.Input, Headers: h}
 }

@@ -28,7 +28,8 @@ func TestEncodedRecordsFollowTheSchemas(t *testing.T) {
 		Dispatches: []machine.Dispatch{
 			{Queue: "ocr", Request: "r-1", Workflow: "idp", Step: "docs[0]/ocr", Attempt: 2, Instance: "r-1-docs-0",
 				Input: json.RawMessage(`{"page":1}`), Deadline: now.Add(time.Minute), Partition: 1},
-			{Queue: "split", Request: "r-2", Workflow: "idp", Step: "split", Attempt: 1, Instance: "r-2", Input: json.RawMessage(`{}`)},
+			{Queue: "split", Request: "r-2", Workflow: "idp", Step: "split", Attempt: 1, Instance: "r-2", Input: json.RawMessage(`{}`),
+				Heartbeat: 10 * time.Second},
 		},
 		Completions: []schemas.Completion{
 			{Request: "r-1", Workflow: "idp", Version: 2, Status: schemas.Succeeded, Output: json.RawMessage(`{"ok":true}`), Started: now, Finished: now},

@@ -48,7 +48,8 @@ func (d drop) level() slog.Level {
 	case machine.ReasonStaleTimer:
 		return slog.LevelDebug
 	case machine.ReasonDuplicateStart, machine.ReasonStaleResult, machine.ReasonFinishedRequest,
-		machine.ReasonUnknownInstance, machine.ReasonCancelIgnored:
+		machine.ReasonUnknownInstance, machine.ReasonCancelIgnored, machine.ReasonDuplicateSignal,
+		machine.ReasonStaleHeartbeat:
 		return slog.LevelInfo
 	}
 	return slog.LevelWarn

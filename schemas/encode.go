@@ -84,6 +84,12 @@ func EncodeRecord(r *Record) []byte {
 		b = append(b, `,"done":`...)
 		b = strconv.AppendInt(b, int64(r.Done), 10)
 	}
+	if r.Pending != 0 {
+		b = append(b, `,"pending":`...)
+		b = strconv.AppendInt(b, int64(r.Pending), 10)
+	}
+	b = appendSignals(b, r.Signals)
+	b = appendTimeFieldOmit(b, "deadline", r.Deadline)
 	return append(b, '}')
 }
 
@@ -135,6 +141,8 @@ func appendStep(b []byte, s *StepState) []byte {
 		b = append(b, `,"earlierDropped":`...)
 		b = strconv.AppendInt(b, int64(s.EarlierDropped), 10)
 	}
+	b = appendTimeFieldOmit(b, "heartbeatDue", s.HeartbeatDue)
+	b = appendRawFieldOmit(b, "heartbeat", s.Heartbeat)
 	return append(b, '}')
 }
 

@@ -14,6 +14,10 @@ const (
 	HeaderStatus         = "stepwise-status"          // StatusOK or StatusError; results
 	HeaderWorker         = "stepwise-worker"          // optional id of the worker instance; results
 	HeaderControl        = "stepwise-control"         // ControlCancel on a control message of a task topic
+
+	// HeaderHeartbeat is optional on a task: the interval, in decimal
+	// milliseconds, at which the worker sends heartbeats while it runs it.
+	HeaderHeartbeat = "stepwise-heartbeat-interval"
 )
 
 // Values of HeaderControl. A record of a task topic with this header is
@@ -28,6 +32,10 @@ const (
 const (
 	StatusOK    = "ok"    // the value is the step's output
 	StatusError = "error" // the value is {"message": ..., "retryable": ...}
+
+	// StatusHeartbeat marks a heartbeat, not a result: the attempt is
+	// alive; the value is {"details": {...}} or {} (heartbeat.schema.json).
+	StatusHeartbeat = "heartbeat"
 )
 
 // RequestIDPattern is the pattern every request id matches.

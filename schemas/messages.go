@@ -16,6 +16,7 @@ const (
 	TypeStart  = "start"
 	TypeCancel = "cancel"
 	TypeRetry  = "retry"
+	TypeSignal = "signal" // signal.go
 )
 
 // Start asks for a request to run (start.schema.json); key: the id.
@@ -71,6 +72,9 @@ type Request struct {
 	Reason   string          `json:"reason"`
 	Run      int             `json:"run"`  // cancel, retry: the run meant
 	From     string          `json:"from"` // retry: the step to run again from
+	Name     string          `json:"name"` // signal: its name
+	Step     string          `json:"step"` // signal: the step path it is for; "": every step waiting for Name
+	Data     json.RawMessage `json:"data"` // signal: a JSON object
 }
 
 // StepError is the value of a result whose stepwise-status is StatusError

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -52,6 +53,13 @@ type Record struct {
 	Children  int                   `json:"children,omitempty"` // fan-out progress: children started
 	Done      int                   `json:"done,omitempty"`     // fan-out progress: children finished
 	Pending   int                   `json:"pending,omitempty"`  // fan-out progress: children not created yet (they are created in slices)
+	// Signals are the signals the request received (the request's
+	// record only), in arrival order, one per name and step: the first
+	// wins. A wait step takes the first that is for it.
+	Signals []ReceivedSignal `json:"signals,omitempty"`
+	// Deadline is when the current run fails if it still runs (the
+	// request's record only, when its workflow has a deadline).
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // Run is the run of the request a root record is in: 1, then one more per
@@ -101,6 +109,11 @@ type StepState struct {
 	// succeeds at its first attempt writes none of this.
 	Earlier        []Attempt `json:"earlier,omitempty"`
 	EarlierDropped int       `json:"earlierDropped,omitempty"`
+	// HeartbeatDue is when a running attempt of a step with a heartbeat
+	// timeout fails unless a heartbeat (or its result) comes first;
+	// Heartbeat is the details of the last heartbeat (a JSON object).
+	HeartbeatDue time.Time       `json:"heartbeatDue,omitzero"`
+	Heartbeat    json.RawMessage `json:"heartbeat,omitempty"`
 }
 
 // MaxEarlierAttempts bounds StepState.Earlier.
@@ -162,5 +175,6 @@ func (r *Record) Clone() *Record {
 		e := *r.Error
 		c.Error = &e
 	}
+	c.Signals = slices.Clip(r.Signals) // appending copies
 	return &c
 }

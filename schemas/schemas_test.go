@@ -22,7 +22,7 @@ func TestEverySchemaCompiles(t *testing.T) {
 	want := []string{
 		"start.schema.json", "cancel.schema.json", "task.schema.json", "result.schema.json",
 		"result-error.schema.json", "completion.schema.json", "state-record.schema.json",
-		"definition.schema.json", "retry.schema.json", "headers.schema.json", "headers.schema.json#/$defs/control", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
+		"definition.schema.json", "retry.schema.json", "signal.schema.json", "heartbeat.schema.json", "headers.schema.json", "headers.schema.json#/$defs/control", "headers.schema.json#/$defs/task", "headers.schema.json#/$defs/result",
 	}
 	for _, n := range want {
 		schematest.Compile(t, c, n)
@@ -49,6 +49,17 @@ func TestExamples(t *testing.T) {
 		{"cancel.schema.json", true, `{"type": "cancel", "id": "r-1", "reason": "user asked"}`},
 		{"cancel.schema.json", true, `{"type": "cancel", "id": "r-1"}`},
 		{"cancel.schema.json", false, `{"type": "cancel"}`},
+		{"signal.schema.json", true, `{"type": "signal", "id": "r-1", "name": "approve", "data": {"by": "ann"}}`},
+		{"signal.schema.json", true, `{"type": "signal", "id": "r-1", "name": "review", "step": "docs[2]/review"}`},
+		{"signal.schema.json", false, `{"type": "signal", "id": "r-1", "name": "approve", "data": [1]}`},
+		{"signal.schema.json", false, `{"type": "signal", "id": "r-1", "name": "ok now"}`},
+		{"signal.schema.json", false, `{"type": "signal", "id": "r-1"}`},
+		{"heartbeat.schema.json", true, `{"details": {"page": 3}}`},
+		{"heartbeat.schema.json", true, `{}`},
+		{"heartbeat.schema.json", false, `{"details": 3}`},
+		{"headers.schema.json#/$defs/result", true, `{"stepwise-request": "r-1", "stepwise-step": "ocr", "stepwise-attempt": "2", "stepwise-status": "heartbeat"}`},
+		{"headers.schema.json#/$defs/task", true, `{"stepwise-request": "r-1", "stepwise-workflow": "idp", "stepwise-step": "ocr", "stepwise-attempt": "1", "stepwise-instance": "r-1", "stepwise-reply-topic": "stepwise.results", "stepwise-reply-partition": "0", "stepwise-heartbeat-interval": "10000"}`},
+		{"headers.schema.json#/$defs/task", false, `{"stepwise-request": "r-1", "stepwise-workflow": "idp", "stepwise-step": "ocr", "stepwise-attempt": "1", "stepwise-instance": "r-1", "stepwise-reply-topic": "stepwise.results", "stepwise-reply-partition": "0", "stepwise-heartbeat-interval": "10s"}`},
 		// tasks and results
 		{"task.schema.json", true, `{"text": "hello"}`},
 		{"task.schema.json", false, `"hello"`},
@@ -357,15 +368,17 @@ func TestHeaderConstants(t *testing.T) {
 	if !slices.Equal(doc.Defs["task"].Required, task) {
 		t.Errorf("task headers required %v, constants %v", doc.Defs["task"].Required, task)
 	}
-	if doc.Defs["task"].Properties[schemas.HeaderDeadline] == nil {
-		t.Errorf("%s is not a task header", schemas.HeaderDeadline)
+	for _, h := range []string{schemas.HeaderDeadline, schemas.HeaderHeartbeat} {
+		if doc.Defs["task"].Properties[h] == nil {
+			t.Errorf("%s is not a task header", h)
+		}
 	}
 	result := []string{schemas.HeaderRequest, schemas.HeaderStep, schemas.HeaderAttempt, schemas.HeaderStatus}
 	if !slices.Equal(doc.Defs["result"].Required, result) {
 		t.Errorf("result headers required %v, constants %v", doc.Defs["result"].Required, result)
 	}
-	if !strings.Contains(string(doc.Defs["result"].Properties[schemas.HeaderStatus]), `["ok", "error"]`) {
-		t.Errorf("status values in the schema are not %q and %q", schemas.StatusOK, schemas.StatusError)
+	if !strings.Contains(string(doc.Defs["result"].Properties[schemas.HeaderStatus]), `["ok", "error", "heartbeat"]`) {
+		t.Errorf("status values in the schema are not %q, %q and %q", schemas.StatusOK, schemas.StatusError, schemas.StatusHeartbeat)
 	}
 	if doc.Defs["requestId"].Pattern != schemas.RequestIDPattern {
 		t.Errorf("request id pattern %q, constant %q", doc.Defs["requestId"].Pattern, schemas.RequestIDPattern)

@@ -55,6 +55,7 @@ func compileWorkflow(file string, w *workflowSpec, namespace string, transports 
 		c.tasks[t.name.val].Graph = c.graph(t.steps)
 	}
 	return &Workflow{
+		Deadline:  w.deadline.val,
 		Retention: w.retention.val,
 		Name:      qualify(namespace, w.name.val),
 		Namespace: namespace,
@@ -97,6 +98,10 @@ func (c *compiler) graph(specs []*stepSpec) *Graph {
 		}
 		if s.task.set {
 			st.Task = c.tasks[s.task.val]
+		} else if s.wait != nil {
+			compileWait(st, s)
+		} else if s.sleep.set {
+			st.Sleep = s.sleep.val
 		} else {
 			queue := st.Name
 			if s.queue.set {
@@ -109,6 +114,7 @@ func (c *compiler) graph(specs []*stepSpec) *Graph {
 			if s.timeout.set {
 				st.Timeout = s.timeout.val
 			}
+			st.HeartbeatTimeout = s.heartbeat.val
 		}
 		g.Steps = append(g.Steps, st)
 		g.ByName[st.Name] = st

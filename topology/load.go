@@ -123,7 +123,7 @@ var Keys = map[string][]string{
 	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention"},
 	"defaults": {"retry", "timeout"},
 	"task":     {"name", "itemListKey", "steps"},
-	"step":     {"name", "depends", "task", "queue", "retry", "timeout"},
+	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "wait"},
 	"queue":    {"name", "transport"},
 	"retry":    {"maxAttempts", "initial", "max", "multiplier"},
 }
@@ -247,6 +247,8 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 			w.defaults = l.defaults(f.val, p)
 		case "retention":
 			w.retention = l.duration(f.val, p)
+		case "deadline":
+			w.deadline = l.duration(f.val, p)
 		}
 	}
 	return w
@@ -319,6 +321,12 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 			s.retry = l.retry(f.val, p)
 		case "timeout":
 			s.timeout = l.duration(f.val, p)
+		case "wait":
+			s.wait = l.wait(f.val, p)
+		case "sleep":
+			s.sleep = l.duration(f.val, p)
+		case "heartbeatTimeout":
+			s.heartbeat = l.duration(f.val, p)
 		}
 	}
 	return s

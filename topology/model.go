@@ -41,6 +41,8 @@ type Workflow struct {
 	// remembered (status, idempotent start, retry); 0: the processors'
 	// default (stepwise run --retention).
 	Retention time.Duration
+	// Deadline bounds a whole run of a request (timers.go); 0: none.
+	Deadline time.Duration
 	// Source is a definition file holding this workflow's entry alone, in
 	// a canonical form (keys sorted, no comments or anchors) that Parse
 	// reads back to the same workflow. It is what `stepwise apply`
@@ -81,6 +83,15 @@ type Step struct {
 	Transport string
 	Retry     RetryPolicy
 	Timeout   time.Duration // 0: no timeout
+	// Wait is set for a wait step (wait.go): it is never dispatched, it
+	// completes with the data of a signal. Queue and Transport are "".
+	Wait *Wait
+	// Sleep is set for a sleep step (timers.go): it is never dispatched,
+	// it succeeds Sleep after it starts, passing its input on.
+	Sleep time.Duration
+	// HeartbeatTimeout fails an attempt whose worker sent no heartbeat
+	// (nor result) for this long (heartbeat.go); 0: none.
+	HeartbeatTimeout time.Duration
 }
 
 // RetryPolicy says how often a failed step is tried again and how long to
@@ -153,6 +164,9 @@ func (s *Set) queues(keep func(*Step) bool) []string {
 					walk(st.Task.Graph)
 				}
 				continue
+			}
+			if st.Queue == "" {
+				continue // not dispatched (wait)
 			}
 			if !seen[st.Queue] && keep(st) {
 				seen[st.Queue] = true

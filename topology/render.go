@@ -175,7 +175,11 @@ func (d *drawing) graph(g *Graph, c *cluster, namespace, start, end string) {
 	for _, st := range g.Steps {
 		if st.Task == nil {
 			label := st.Name
-			if st.Queue != qualifyQueue(namespace, st.Name) {
+			if st.Wait != nil {
+				label += "\nwaits for signal " + st.Wait.Signal
+			} else if st.Sleep > 0 {
+				label += "\nsleeps " + st.Sleep.String()
+			} else if st.Queue != qualifyQueue(namespace, st.Name) {
 				label += "\nqueue: " + st.Queue
 			}
 			id := d.node(c, label, kindStep)

@@ -47,6 +47,7 @@ type workflowSpec struct {
 	tasks     []*taskSpec
 	defaults  *defaultsSpec
 	retention duration
+	deadline  duration // timers.go
 }
 
 type defaultsSpec struct {
@@ -78,6 +79,9 @@ type stepSpec struct {
 	transport str
 	retry     *retrySpec
 	timeout   duration
+	wait      *waitSpec // wait.go
+	sleep     duration  // timers.go
+	heartbeat duration  // heartbeat.go
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

@@ -52,6 +52,9 @@ const nameRule = "a letter, then at most 99 letters, digits, '_' or '-'"
 //     task's steps are);
 //   - retry: maxAttempts >= 1, initial > 0, max > 0, multiplier >= 1;
 //     timeout > 0. The same holds for the workflow's defaults.
+//   - a wait step (wait:) follows the rules listed on checkWait, a sleep
+//     step (sleep:) those on checkSleep, heartbeatTimeout those on
+//     checkHeartbeat; a workflow's deadline, when set, is positive.
 //
 // Tasks:
 //   - a task has a name matching NamePattern, unique in the workflow;
@@ -208,6 +211,7 @@ func validateWorkflow(w *workflowSpec, l *errorList) {
 		vhosts[v.val] = true
 	}
 
+	checkDeadline(w, l)
 	if w.retention.set && w.retention.val <= 0 {
 		l.add(w.retention.at, w.path+".retention", "must be positive, got %s (leave it out for the processors' default)", w.retention.val)
 	}
@@ -337,6 +341,15 @@ func validateGraph(steps []*stepSpec, w *workflowSpec, l *errorList) {
 		} else {
 			checkRetry(s.retry, l)
 			checkTimeout(s.timeout, s.path+".timeout", l)
+		}
+		if s.wait != nil {
+			checkWait(s, l)
+		}
+		if s.sleep.set {
+			checkSleep(s, l)
+		}
+		if s.heartbeat.set {
+			checkHeartbeat(s, l)
 		}
 	}
 	checkStepCycles(steps, index, l)

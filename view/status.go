@@ -44,6 +44,9 @@ type Status struct {
 	// Nodes is the progress of every node of the workflow's DAG, by node
 	// ID (see DAG): fan-out tasks' steps summed over their instances.
 	Nodes map[string]*NodeProgress `json:"nodes"`
+	// Signals are the signals the request keeps, in arrival order.
+	Signals []SignalView `json:"signals,omitempty"`
+
 	// Seq grows with every change the view saw of this request.
 	Seq uint64 `json:"seq"`
 }
@@ -75,6 +78,20 @@ type StepView struct {
 	Children    int        `json:"children,omitempty"`
 	Done        int        `json:"done,omitempty"`
 	Output      *Payload   `json:"output,omitempty"`
+	// WaitsFor is the signal a wait step waits for; HeartbeatDue and
+	// Heartbeat the heartbeat due time and last details of a running
+	// attempt with a heartbeat timeout.
+	WaitsFor     string          `json:"waitsFor,omitempty"`
+	HeartbeatDue *time.Time      `json:"heartbeatDue,omitempty"`
+	Heartbeat    json.RawMessage `json:"heartbeat,omitempty"`
+}
+
+// SignalView is a signal the request received and keeps (first per name
+// and step): the data is the output of the steps that took it.
+type SignalView struct {
+	Name     string    `json:"name"`
+	Step     string    `json:"step,omitempty"` // "": for every step waiting for Name
+	Received time.Time `json:"received"`
 }
 
 // Instance is one live fan-out child.
@@ -146,6 +163,9 @@ func BuildStatus(r *Request, defs Definitions, o StatusOptions) *Status {
 	s.Input = bound(root.Input, o.PreviewLimit, base+"?part=input")
 	s.Output = bound(root.Output, o.PreviewLimit, base+"?part=output")
 	s.Error = root.Error
+	for _, sig := range root.Signals {
+		s.Signals = append(s.Signals, SignalView{Name: sig.Name, Step: sig.Step, Received: sig.Received})
+	}
 
 	s.Version = root.DefinitionVersion()
 	var g *topology.Graph
@@ -202,6 +222,9 @@ func stepViews(inst *schemas.Record, g *topology.Graph, nodePrefix string, limit
 			if st := g.ByName[name]; st.Task == nil {
 				sv.MaxAttempts = st.Retry.MaxAttempts
 			}
+			if st := g.ByName[name]; st.Wait != nil {
+				sv.WaitsFor = st.Wait.Signal
+			}
 		}
 		if ss := inst.Steps[name]; ss != nil {
 			sv.Status, sv.Attempt, sv.Error = string(ss.Status), ss.Attempt, ss.Error
@@ -211,6 +234,7 @@ func stepViews(inst *schemas.Record, g *topology.Graph, nodePrefix string, limit
 				sv.DurationMS = float64(ss.Ended.Sub(ss.Started).Microseconds()) / 1000
 			}
 			sv.Children, sv.Done = ss.Children, ss.Done
+			sv.HeartbeatDue, sv.Heartbeat = timePtr(ss.HeartbeatDue), ss.Heartbeat
 			sv.Output = bound(ss.Output, limit, base+"?step="+url.QueryEscape(path))
 		} else if inst.Status == schemas.StatusSucceeded {
 			sv.Status = string(schemas.StepSucceeded) // details dropped when the instance finished

@@ -44,6 +44,14 @@
 // cancelled, context.Cause(ctx) being ErrCancelled; a task not started yet
 // is skipped. No result is sent for either, and both are committed.
 //
+// # Heartbeats
+//
+// A task whose step has a heartbeat timeout states an interval
+// (Task.HeartbeatInterval). While its handler runs, the worker sends a
+// heartbeat every interval on its own; Task.Heartbeat sends one at once
+// with progress details. An attempt silent for the whole timeout fails,
+// retryable (schemas/PROTOCOL.md, Heartbeats).
+//
 // # Shutdown
 //
 // Run returns when its context is cancelled, after a drain: no new task

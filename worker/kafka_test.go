@@ -706,6 +706,9 @@ func validResult(t testing.TB, r *kgo.Record) {
 	if h[schemas.HeaderStatus] == schemas.StatusError {
 		schema = "result-error.schema.json"
 	}
+	if h[schemas.HeaderStatus] == schemas.StatusHeartbeat {
+		schema = "heartbeat.schema.json"
+	}
 	schematest.Valid(t, schema, r.Value)
 }
 

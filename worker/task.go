@@ -36,6 +36,9 @@ type Task struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+
+	beatEvery time.Duration // heartbeat.go
+	beat      *beater       // set while the handler runs, when beatEvery > 0
 }
 
 // Decode unmarshals the task's input into v, as json.Unmarshal does. Wrap
@@ -119,6 +122,7 @@ func parseTask(rec *kgo.Record, queue string) (*reply, *Task, error) {
 		return r, t, fmt.Errorf("%w: %s %q is not an attempt number", errMalformed, schemas.HeaderAttempt, r.attempt)
 	}
 	t.Attempt = attempt
+	t.beatEvery = heartbeatInterval(h)
 	if d, ok := h[schemas.HeaderDeadline]; ok {
 		if t.Deadline, err = time.Parse(time.RFC3339Nano, d); err != nil {
 			return r, t, fmt.Errorf("%w: %s %q is not an RFC 3339 time", errMalformed, schemas.HeaderDeadline, d)

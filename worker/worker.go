@@ -489,7 +489,9 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 			return nil // cancelled before it started: nothing to answer
 		}
 		done := c.w.cfg.metrics.Started(c.q.name, rp.step, rec.Timestamp)
+		stopBeats := c.startBeats(ctx, rp, t)
 		out, err := c.h(ctx, t)
+		stopBeats()
 		cancelled := errors.Is(context.Cause(ctx), ErrCancelled)
 		end()
 		res.task = t

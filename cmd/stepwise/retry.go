@@ -89,6 +89,17 @@ func retryMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // requestRecord reads the state record of request id; an id that names
 // no request is an error with exit status exitUnknown.
 func requestRecord(ctx context.Context, cl *client.Client, id string, timeout time.Duration) (*schemas.Record, error) {
+	st, err := requestStatus(ctx, cl, id, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return st.Request, nil
+}
+
+// requestStatus reads the state records of request id and its fan-out
+// children; an id that names no request is an error with exit status
+// exitUnknown.
+func requestStatus(ctx context.Context, cl *client.Client, id string, timeout time.Duration) (*client.Status, error) {
 	st, err := cl.Get(ctx, id)
 	if errors.Is(err, client.ErrExpired) {
 		return nil, &exitError{code: exitUnknown, msg: fmt.Sprintf("request %q expired: it finished and was forgotten after its retention", id)}
@@ -99,5 +110,5 @@ func requestRecord(ctx context.Context, cl *client.Client, id string, timeout ti
 	if err != nil {
 		return nil, timeoutHint(ctx, err, timeout)
 	}
-	return st.Request, nil
+	return st, nil
 }

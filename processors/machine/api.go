@@ -16,6 +16,11 @@ const (
 	EventCancel                      // a client asked to cancel a request
 	EventTimer                       // a timer set by an earlier transition fell due
 	EventRetry                       // a client asked to run a failed or cancelled request again
+	EventSignal                      // a client sent a signal to a request (signals.go)
+
+	// EventHeartbeat: a worker said a running attempt is alive
+	// (heartbeat.go).
+	EventHeartbeat
 )
 
 // Event is the one input of the state machine.
@@ -44,6 +49,10 @@ type Event struct {
 	// Timer.
 	Timer TimerKind
 
+	// Signal: its name; Step is the step path it is for ("": every
+	// step waiting for it) and Output its data (nil: {}).
+	Signal string
+
 	// Cancel: why, in the client's words (optional).
 	Reason string
 
@@ -67,6 +76,13 @@ const (
 	TimerTimeout                      // the attempt took too long: a retryable failure
 	TimerExpire                       // a finished request's record may be forgotten
 	TimerSpawn                        // create the next slice of a wide fan-out's children (spawn.go)
+
+	// TimerDeadline: the workflow's deadline passed, the run fails
+	// (sleep.go).
+	TimerDeadline
+	// TimerHeartbeat: a running attempt's heartbeat is due; without one
+	// since, it fails (heartbeat.go).
+	TimerHeartbeat
 )
 
 // Timer is a due time kept in state. The runtime indexes timers in memory
@@ -76,8 +92,8 @@ const (
 // an optimisation, not a requirement.
 type Timer struct {
 	Request string
-	Step    string // step path; "" for TimerExpire
-	Attempt int
+	Step    string // step path; "" for TimerExpire and TimerDeadline
+	Attempt int    // TimerDeadline: the run of the request
 	Kind    TimerKind
 	At      time.Time
 }
@@ -143,6 +159,9 @@ type Dispatch struct {
 	Input     json.RawMessage
 	Deadline  time.Time // zero: none
 	Partition int32     // home partition: the worker replies there
+	// Heartbeat is the interval the worker is asked to send heartbeats
+	// at while it runs the task; 0: none.
+	Heartbeat time.Duration
 }
 
 // Revoke tells the workers of Queue that a task they may be running is no

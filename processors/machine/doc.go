@@ -47,4 +47,13 @@
 // the whole request fails at once, naming the step path, attempt and
 // message. Results that do not match the current attempt of a running step
 // (duplicates, stale attempts, unknown or finished requests) change nothing.
+//
+// # Steps that are not dispatched, and timers of the definition
+//
+// A wait step completes with the data of a signal sent to its request; a
+// signal that comes before its step waits is kept on the request's record
+// (signals.go). A sleep step succeeds when its time has passed; a
+// workflow's deadline fails a run still running (sleep.go). A step with a
+// heartbeat timeout fails an attempt whose worker went silent (heartbeat.go).
+// Each file's comment lists its rules.
 package machine

@@ -79,6 +79,10 @@ func (m *Machine) Apply(st Store, ev Event, now time.Time) Effects {
 		t.timer(ev)
 	case EventRetry:
 		t.retry(ev)
+	case EventSignal:
+		t.signal(ev)
+	case EventHeartbeat:
+		t.heartbeat(ev)
 	default:
 		t.ignore(ReasonUnknownEventKind, fmt.Sprintf("unknown event kind %d", ev.Kind))
 	}

@@ -19,6 +19,9 @@ func TimersOf(r *schemas.Record) []Timer {
 	if r.Status != schemas.Running {
 		return out
 	}
+	if r.Path == "" && !r.Deadline.IsZero() {
+		out = append(out, Timer{Request: r.Request, Attempt: r.Run(), Kind: TimerDeadline, At: r.Deadline})
+	}
 	if r.Kind == schemas.KindFanout {
 		return spawnTimers(r)
 	}
@@ -29,6 +32,9 @@ func TimersOf(r *schemas.Record) []Timer {
 			out = append(out, Timer{Request: r.Request, Step: statekey.StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerRetry, At: s.RetryAt})
 		case s.Status == schemas.StepRunning && !s.Deadline.IsZero():
 			out = append(out, Timer{Request: r.Request, Step: statekey.StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerTimeout, At: s.Deadline})
+		}
+		if s.Status == schemas.StepRunning && !s.HeartbeatDue.IsZero() {
+			out = append(out, Timer{Request: r.Request, Step: statekey.StepPath(r.Path, name), Attempt: s.Attempt, Kind: TimerHeartbeat, At: s.HeartbeatDue})
 		}
 	}
 	return out

@@ -49,6 +49,7 @@ func (t *transition) start(ev Event) {
 		return
 	}
 	root.Input = ev.Input
+	t.setDeadline(root, wf)
 	t.advance(root, wf.Graph)
 }
 
@@ -57,6 +58,10 @@ func (t *transition) result(ev Event) {
 	inst, step, ss, reason, why := t.locate(ev.Request, ev.Step)
 	if reason != "" {
 		t.ignore(reason, why)
+		return
+	}
+	if step.Wait != nil || step.Sleep > 0 {
+		t.ignore(ReasonUnknownStep, "step "+ev.Step+" is not dispatched (wait or sleep); no worker answers it")
 		return
 	}
 	if ss.Status != schemas.StepRunning || ss.Attempt != ev.Attempt {
@@ -132,6 +137,7 @@ func (t *transition) retry(ev Event) {
 	t.eff.ClearTimers = append(t.eff.ClearTimers, TimersOf(root)...) // the expiry
 	root.Status, root.Output, root.Error, root.ExpireAt = schemas.Running, nil, nil, time.Time{}
 	root.Retries++
+	t.setDeadline(root, nil) // each run has the whole deadline
 	for name := range again {
 		if ss := root.Steps[name]; ss != nil {
 			root.Steps[name] = &schemas.StepState{Status: schemas.StepPending, Attempt: ss.Attempt}
@@ -211,6 +217,10 @@ func (t *transition) timer(ev Event) {
 		t.put(ev.Request, nil)
 		return
 	}
+	if ev.Timer == TimerDeadline {
+		t.deadlinePassed(ev)
+		return
+	}
 	inst, step, ss, reason, why := t.locate(ev.Request, ev.Step)
 	if reason != "" {
 		t.ignore(ReasonStaleTimer, string(reason)+": "+why)
@@ -220,6 +230,19 @@ func (t *transition) timer(ev Event) {
 	case ev.Timer == TimerRetry && ss.Status == schemas.StepWaiting && ss.Attempt == ev.Attempt:
 		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		t.dispatch(inst, step, ss.Attempt+1)
+		if inst.Steps[step.Name].Status == schemas.StepSucceeded { // a wait step that found its signal
+			t.advance(inst, t.mustGraphOf(inst))
+		}
+	case ev.Timer == TimerHeartbeat && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt && heartbeatMissed(ss, t.now):
+		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
+		ss = inst.Steps[step.Name]
+		t.fail(inst, step, ss, fmt.Sprintf("no heartbeat for %s", step.HeartbeatTimeout), true)
+	case ev.Timer == TimerTimeout && step.Sleep > 0 && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
+		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
+		t.slept(inst, step, inst.Steps[step.Name])
+	case ev.Timer == TimerTimeout && step.Wait != nil && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
+		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
+		t.waitTimedOut(inst, step, inst.Steps[step.Name])
 	case ev.Timer == TimerTimeout && ss.Status == schemas.StepRunning && ss.Attempt == ev.Attempt:
 		inst = t.mutable(statekey.Format(inst.Request, inst.Path))
 		ss = inst.Steps[step.Name]
@@ -488,6 +511,14 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 	}
 	inst.Steps[step.Name] = ss
 	path := statekey.StepPath(inst.Path, step.Name)
+	if step.Wait != nil {
+		t.wait(inst, step, ss, path)
+		return
+	}
+	if step.Sleep > 0 {
+		t.sleep(inst, step, ss, path)
+		return
+	}
 	if len(input) > t.m.maxPayload {
 		ss.Status, ss.Ended = schemas.StepFailed, t.now
 		t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: attempt,
@@ -502,6 +533,7 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 		Queue: step.Queue, Request: inst.Request, Workflow: inst.Workflow,
 		Step: path, Attempt: attempt, Instance: inst.ID, Input: input,
 		Deadline: ss.Deadline, Partition: inst.Partition,
+		Heartbeat: t.armHeartbeat(inst, step, ss, path),
 	})
 }
 
@@ -616,7 +648,7 @@ func (t *transition) interrupt(inst *schemas.Record, f *schemas.Failure, reason 
 		path := statekey.StepPath(inst.Path, name)
 		switch ss.Status {
 		case schemas.StepRunning:
-			if g != nil && g.ByName[name] != nil && g.ByName[name].Task == nil && !unsent[path] {
+			if g != nil && g.ByName[name] != nil && g.ByName[name].Task == nil && g.ByName[name].Queue != "" && !unsent[path] {
 				t.eff.Revokes = append(t.eff.Revokes, Revoke{Queue: g.ByName[name].Queue, Request: inst.Request, Workflow: inst.Workflow,
 					Step: path, Attempt: ss.Attempt, Reason: reason})
 			}

@@ -3,9 +3,9 @@
 // or threw. It touches no broker, so the conformance vectors run against it
 // directly; the Kafka transport (worker.ts) only moves records.
 
-import { CancelledError, errorMessage, isNonRetryable } from "./errors.js";
+import { CancelledError, errorMessage, isNonRetryable, StepwiseError } from "./errors.js";
 import { Control, Header, Status } from "./protocol.js";
-import { describeValue, parseTask, type Reply, type Task, type TaskRecord } from "./task.js";
+import { describeValue, isJsonObject, parseTask, type JsonObject, type Reply, type Task, type TaskRecord } from "./task.js";
 
 /**
  * Runs one task and returns the step's output: a JSON object, or nothing
@@ -56,6 +56,8 @@ export interface RunOptions {
   cancel?: AbortSignal;
   /** sent on the result as stepwise-worker (default: none) */
   workerId?: string;
+  /** sends a heartbeat record of a task that asks for heartbeats, while its handler runs (the worker's producer) */
+  beat?: (r: ResultRecord) => void;
 }
 
 /** The key of one attempt of one step of one request. */
@@ -112,13 +114,30 @@ export async function runTask(rec: TaskRecord, handler: Handler, opts: RunOption
   if (opts.cancel?.aborted) return { kind: "cancelled", reply };
   opts.cancel?.addEventListener("abort", onCancel, { once: true });
 
+  // Heartbeats: every interval while the handler runs, and when it calls
+  // task.heartbeat; later automatic ones repeat the last details.
+  let details: JsonObject | undefined;
+  let running = true;
+  const beat = (): void => {
+    if (running && opts.beat !== undefined) opts.beat(record(reply, Status.Heartbeat, details === undefined ? "{}" : JSON.stringify({ details })));
+  };
+  const beats = task.heartbeatInterval > 0 && opts.beat !== undefined ? setInterval(beat, task.heartbeatInterval) : undefined;
+  const heartbeat = (d?: JsonObject): void => {
+    if (beats === undefined) return;
+    if (d !== undefined && !isJsonObject(d)) throw new StepwiseError("heartbeat details must be a JSON object");
+    details = d;
+    beat();
+  };
+
   let out: unknown;
   let thrown: { err: unknown } | undefined;
   try {
-    out = await handler({ ...task, signal: ac.signal });
+    out = await handler({ ...task, signal: ac.signal, heartbeat });
   } catch (err) {
     thrown = { err };
   } finally {
+    running = false;
+    if (beats !== undefined) clearInterval(beats);
     if (timer !== undefined) clearTimeout(timer);
     opts.hardStop?.removeEventListener("abort", onHardStop);
     opts.cancel?.removeEventListener("abort", onCancel);

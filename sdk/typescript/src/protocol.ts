@@ -19,7 +19,9 @@ export const Header = {
   ReplyPartition: "stepwise-reply-partition",
   /** optional RFC 3339 time after which the attempt counts as timed out; tasks */
   Deadline: "stepwise-deadline",
-  /** "ok" or "error"; results */
+  /** optional on a task: send a heartbeat every this many milliseconds (decimal) while the handler runs */
+  Heartbeat: "stepwise-heartbeat-interval",
+  /** "ok", "error" or "heartbeat"; results */
   Status: "stepwise-status",
   /** optional id of the worker instance that answers, kept in the step's history; results */
   Worker: "stepwise-worker",
@@ -39,6 +41,8 @@ export const Status = {
   OK: "ok",
   /** the value is {"message": ..., "retryable": ...} */
   Error: "error",
+  /** not a result: the attempt is alive; the value is {} or {"details": {...}} */
+  Heartbeat: "heartbeat",
 } as const;
 
 /** The topic prefix every Stepwise program uses unless told otherwise. */

@@ -37,6 +37,15 @@ export interface Task {
    * out; a long handler should watch it and give up.
    */
   readonly signal: AbortSignal;
+  /** milliseconds between heartbeats the task asks for; 0 unless its step has a heartbeat timeout */
+  readonly heartbeatInterval: number;
+  /**
+   * Sends a heartbeat now, with details (a JSON object, kept up to 4 KiB in
+   * the request's state and repeated by the automatic heartbeats after it).
+   * The worker also sends one every heartbeatInterval while the handler
+   * runs. Does nothing for a task whose step has no heartbeat timeout.
+   */
+  heartbeat(details?: JsonObject): void;
   /** where the task was read from, for logs */
   readonly topic: string;
   readonly partition: number;
@@ -69,7 +78,7 @@ export interface Reply {
 }
 
 /** The fields of a task, read but not yet bound to a signal. */
-export type ParsedTask = Omit<Task, "signal">;
+export type ParsedTask = Omit<Task, "signal" | "heartbeat">;
 
 /** parseTask's answer. */
 export type Parsed =
@@ -143,6 +152,7 @@ export function parseTask(rec: TaskRecord, queue: string): Parsed {
       input,
       rawInput: text,
       headers: { ...h },
+      heartbeatInterval: decimal.test(h[Header.Heartbeat] ?? "") && Number(h[Header.Heartbeat]) > 0 ? Number(h[Header.Heartbeat]) : 0,
       queue,
       topic: rec.topic,
       partition: rec.partition,

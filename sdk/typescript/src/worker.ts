@@ -390,7 +390,10 @@ export class Worker {
     const done = this.#metrics?.started(q.name, rec.headers["stepwise-step"] ?? "", rec.timestamp);
     let outcome: Outcome;
     try {
-      outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal, cancel, workerId: this.#opts.workerId });
+      const beat = (r: ResultRecord): void => {
+        producer.send(r).catch((err: unknown) => q.log.warn("heartbeat not sent", { [LogKey.Request]: r.key, [LogKey.Error]: errorMessage(err) }));
+      };
+      outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal, cancel, beat, workerId: this.#opts.workerId });
     } catch (err) {
       // runTask catches the handler's errors; this is a bug, not a task failure.
       this.#fail(err);

@@ -33,6 +33,9 @@ HEADER_STATUS = "stepwise-status"
 # The id of the worker instance that answers (results; optional): kept in
 # the step's history.
 HEADER_WORKER = "stepwise-worker"
+# Optional on a task: send a heartbeat every this many milliseconds while
+# the handler runs (PROTOCOL.md, Heartbeats).
+HEADER_HEARTBEAT = "stepwise-heartbeat-interval"
 # A record of a task topic with this header is a control message, not a
 # task: CONTROL_CANCEL stops the task of the same request, step and attempt.
 HEADER_CONTROL = "stepwise-control"
@@ -40,6 +43,7 @@ CONTROL_CANCEL = "cancel"
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+STATUS_HEARTBEAT = "heartbeat"  # not a result: the attempt is alive
 
 DEFAULT_PREFIX = "stepwise."
 DEFAULT_MAX_RESULT_BYTES = 1 << 20  # Kafka's default max.message.bytes
@@ -120,6 +124,20 @@ class Task:
     # since no result is wanted any more. Poll ``cancelled.is_set()`` or
     # wait on it.
     cancelled: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    # Seconds between heartbeats the task asks for; 0 when its step has no
+    # heartbeat timeout. The worker sends them while the handler runs.
+    heartbeat_interval: float = 0.0
+    beats: "Heartbeats" = field(default_factory=lambda: Heartbeats(), compare=False, repr=False)
+
+    def heartbeat(self, details: dict[str, Any] | None = None) -> None:
+        """Tells the processors the task is alive now, with ``details`` (a
+        dict that encodes to JSON; kept, up to 4 KiB, in the request's
+        state, and repeated by the automatic heartbeats after it). Does
+        nothing for a task whose step has no heartbeat timeout."""
+        if details is not None and not isinstance(details, dict):
+            raise TypeError(f"stepwise: heartbeat details must be a dict, got {type(details).__name__}")
+        if self.heartbeat_interval > 0:
+            self.beats.beat(details, keep=True)
 
     @property
     def step_name(self) -> str:
@@ -131,6 +149,25 @@ class Task:
         """``<instance id>:<step name>``, the correlation id handlers of the
         original workflow manager received."""
         return f"{self.instance}:{self.step_name}"
+
+
+class Heartbeats:
+    """The heartbeats of one running task: the last details given and the
+    function that sends one (set by the worker while the handler runs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._details: dict[str, Any] | None = None
+        self.send: Any = None  # Callable[[dict | None], None]
+
+    def beat(self, details: dict[str, Any] | None = None, keep: bool = False) -> None:
+        with self._lock:
+            if keep:
+                self._details = details
+            details = self._details
+            send = self.send
+        if send is not None:
+            send(details)
 
 
 def control_key(rec: Record) -> str | None:
@@ -187,6 +224,11 @@ class Reply:
         """An error result."""
         body = json.dumps({"message": message, "retryable": retryable}, ensure_ascii=False)
         return self.record(STATUS_ERROR, body.encode("utf-8", "surrogatepass"))
+
+    def heartbeat(self, details: dict[str, Any] | None = None) -> ResultRecord:
+        """A heartbeat (heartbeat.schema.json): ``{}`` or ``{"details": ...}``."""
+        body = "{}" if details is None else json.dumps({"details": details}, ensure_ascii=False)
+        return self.record(STATUS_HEARTBEAT, body.encode("utf-8", "surrogatepass"))
 
 
 class NoReplyError(ValueError):
@@ -368,7 +410,15 @@ def parse_task(rec: Record, h: Mapping[str, str], queue: str, cancelled: threadi
         partition=rec.partition,
         offset=rec.offset,
         cancelled=cancelled if cancelled is not None else threading.Event(),
+        heartbeat_interval=_heartbeat_interval(h),
     )
+
+
+def _heartbeat_interval(h: Mapping[str, str]) -> float:
+    """The task's stepwise-heartbeat-interval in seconds; 0 when absent or
+    unreadable (a task is never refused for it)."""
+    ms = _parse_int(h.get(HEADER_HEARTBEAT, ""), _INT64_MAX)
+    return ms / 1000.0 if ms is not None and ms > 0 else 0.0
 
 
 def encode_output(output: Any, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> tuple[bool, bytes | str, bool]:

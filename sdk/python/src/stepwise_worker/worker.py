@@ -619,7 +619,11 @@ class _QueueRunner:
             assert p.task is not None
             start = time.monotonic()
             done = self._observe(rec, p)
-            out, err = core.call_sync(self.q.handler, p.task)
+            stop_beats = self._start_beats(p)
+            try:
+                out, err = core.call_sync(self.q.handler, p.task)
+            finally:
+                stop_beats()
             self._finish(rec, e, p, out, err, start, done)
         except BaseException as exc:  # noqa: BLE001 - the consumer must hear back
             # A defect of the SDK, not of the handler: stop rather than
@@ -637,7 +641,11 @@ class _QueueRunner:
             assert p.task is not None
             start = time.monotonic()
             done = self._observe(rec, p)
-            out, err = await core.call_async(self.q.handler, p.task)
+            stop_beats = self._start_beats(p)
+            try:
+                out, err = await core.call_async(self.q.handler, p.task)
+            finally:
+                stop_beats()
             self._finish(rec, e, p, out, err, start, done)
         except BaseException as exc:  # noqa: BLE001 - the consumer must hear back
             # A defect of the SDK, not of the handler: stop rather than
@@ -645,6 +653,39 @@ class _QueueRunner:
             log.exception("task processing failed", extra={**self.extra, LOG_ERROR: str(exc)})
             self.events.put(_Done(e, delivered=False))
             self.w._fail(exc)
+
+    def _start_beats(self, p: core.Prepared) -> Callable[[], None]:
+        """Sends the task's heartbeats while its handler runs, when the
+        task asks for them: every interval from a thread of its own, and
+        when the handler calls ``task.heartbeat``. Returns the function
+        that stops them."""
+        t, reply = p.task, p.reply
+        if t is None or reply is None or t.heartbeat_interval <= 0:
+            return lambda: None
+
+        def send(details: dict[str, Any] | None) -> None:
+            def delivered(err: Any) -> None:
+                if err is not None:
+                    log.warning("heartbeat not sent", extra={**self.extra, LOG_REQUEST: t.request, LOG_STEP: t.step, LOG_ERROR: str(err)})
+
+            self.producer.produce(reply.heartbeat(details), delivered)
+
+        t.beats.send = send
+        stopped = threading.Event()
+
+        def loop() -> None:
+            while not stopped.wait(t.heartbeat_interval):
+                t.beats.beat()
+
+        beater = threading.Thread(target=loop, name="stepwise-heartbeat", daemon=True)
+        beater.start()
+
+        def stop() -> None:
+            t.beats.send = None
+            stopped.set()
+            beater.join()
+
+        return stop
 
     def _observe(self, rec: Record, p: core.Prepared) -> Callable[[str], None] | None:
         """Starts the metrics of one handler run, when metrics are on."""
