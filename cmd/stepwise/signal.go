@@ -57,12 +57,9 @@ func signalMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return &exitError{code: 2, msg: "give a request ID and a signal NAME"}
 	}
 	id, name := pos[0], pos[1]
-	raw, source, err := readInput(data, stdin)
+	raw, source, err := readInput("--data", data, stdin)
 	if err != nil {
 		return err
-	}
-	if source == "--input" {
-		source = "--data"
 	}
 	if err := client.ValidateInput(raw); err != nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("%s: signal data: %s", source, strings.TrimPrefix(err.Error(), "stepwise: "))}

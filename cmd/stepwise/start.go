@@ -67,7 +67,7 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	workflow := pos[0]
 
-	raw, source, err := readInput(input, stdin)
+	raw, source, err := readInput("--input", input, stdin)
 	if err != nil {
 		return err
 	}
@@ -128,13 +128,14 @@ func existsExit(err error) error {
 		"; a start of an existing id is ignored: choose another --id, or look at this one with 'stepwise get'"}
 }
 
-// readInput resolves --input: inline JSON, @FILE, or @- for stdin. It
-// returns the bytes and a name for messages.
-func readInput(input string, stdin io.Reader) ([]byte, string, error) {
+// readInput resolves the JSON value of flag (named for messages, e.g.
+// "--input"): inline JSON, @FILE, or @- for stdin. It returns the bytes
+// and where they came from.
+func readInput(flag, input string, stdin io.Reader) ([]byte, string, error) {
 	name, ok := strings.CutPrefix(input, "@")
 	switch {
 	case !ok:
-		return []byte(input), "--input", nil
+		return []byte(input), flag, nil
 	case name == "-":
 		b, err := io.ReadAll(stdin)
 		if err != nil {
