@@ -127,6 +127,10 @@ const (
 	// StepPending: to run again (a retry from an earlier step), not
 	// started yet; Attempt keeps the last attempt so numbers count on.
 	StepPending StepStatus = "pending"
+	// StepSkipped: not run, because its when: was false or every one of
+	// its dependencies was skipped (docs/expressions.md); it counts as
+	// done and has no output.
+	StepSkipped StepStatus = "skipped"
 )
 
 // ErrRecordVersion means a state record was written by a newer Stepwise.

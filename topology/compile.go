@@ -52,13 +52,13 @@ func compileWorkflow(file string, w *workflowSpec, namespace string, transports 
 		}
 	}
 	for _, t := range w.tasks {
-		c.tasks[t.name.val].Graph = c.graph(t.steps)
+		c.tasks[t.name.val].Graph = c.graph(t.steps, nil, "")
 	}
 	return &Workflow{
 		Retention: w.retention.val,
 		Name:      qualify(namespace, w.name.val),
 		Namespace: namespace,
-		Graph:     c.graph(w.steps),
+		Graph:     c.graph(w.steps, w.output, w.path+".output"),
 		Tasks:     c.tasks,
 		File:      file,
 	}
@@ -85,8 +85,9 @@ func fileTransports(f *fileSpec) map[string]string {
 	return out
 }
 
-func (c *compiler) graph(specs []*stepSpec) *Graph {
+func (c *compiler) graph(specs []*stepSpec, output []mappingSpec, outputPath string) *Graph {
 	g := &Graph{Steps: make([]*Step, 0, len(specs)), ByName: make(map[string]*Step, len(specs))}
+	g.Output = compileMappings(output, outputPath)
 	for _, s := range specs {
 		st := &Step{Name: s.name.val, Depends: []string{Start}}
 		if len(s.depends) > 0 {
@@ -110,6 +111,8 @@ func (c *compiler) graph(specs []*stepSpec) *Graph {
 				st.Timeout = s.timeout.val
 			}
 		}
+		st.When = compileExprSpec(s.when, s.path+".when")
+		st.Input = compileMappings(s.input, s.path+".input")
 		g.Steps = append(g.Steps, st)
 		g.ByName[st.Name] = st
 	}

@@ -120,10 +120,10 @@ func canonicalWorkflows(data []byte) [][]byte {
 // key as unknown.
 var Keys = map[string][]string{
 	"file":     {"workflows"},
-	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention"},
+	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention", "output"},
 	"defaults": {"retry", "timeout"},
 	"task":     {"name", "itemListKey", "steps"},
-	"step":     {"name", "depends", "task", "queue", "retry", "timeout"},
+	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "when", "input"},
 	"queue":    {"name", "transport"},
 	"retry":    {"maxAttempts", "initial", "max", "multiplier"},
 }
@@ -247,6 +247,8 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 			w.defaults = l.defaults(f.val, p)
 		case "retention":
 			w.retention = l.duration(f.val, p)
+		case "output":
+			w.output = l.mapping(f.val, p)
 		}
 	}
 	return w
@@ -319,6 +321,11 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 			s.retry = l.retry(f.val, p)
 		case "timeout":
 			s.timeout = l.duration(f.val, p)
+		case "when":
+			s.when = l.expr(f.val, p)
+			s.when.str = exprDefault(s.when.str, at(f.key))
+		case "input":
+			s.input = l.mapping(f.val, p)
 		}
 	}
 	return s

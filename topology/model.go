@@ -62,6 +62,9 @@ type Graph struct {
 	Steps    []*Step
 	ByName   map[string]*Step
 	Terminal []*Step // the steps __end__ depends on, in declaration order
+	// Output, set on a workflow's top-level graph only, replaces the
+	// merge of the terminal steps' outputs as the request's output.
+	Output []Mapping
 }
 
 // Step is one node of a Graph: either a task dispatched to a queue, or a
@@ -81,6 +84,12 @@ type Step struct {
 	Transport string
 	Retry     RetryPolicy
 	Timeout   time.Duration // 0: no timeout
+	// When, when set, decides whether the step runs: false skips it
+	// (docs/expressions.md has the rule of skips). Input, when set,
+	// replaces the merge of the dependencies' outputs as the step's
+	// input: one key per mapping, in file order.
+	When  *Expr
+	Input []Mapping
 }
 
 // RetryPolicy says how often a failed step is tried again and how long to

@@ -47,6 +47,7 @@ type workflowSpec struct {
 	tasks     []*taskSpec
 	defaults  *defaultsSpec
 	retention duration
+	output    []mappingSpec // expressions (expr.go)
 }
 
 type defaultsSpec struct {
@@ -78,6 +79,8 @@ type stepSpec struct {
 	transport str
 	retry     *retrySpec
 	timeout   duration
+	when      exprSpec      // expr.go
+	input     []mappingSpec // expr.go
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

@@ -146,7 +146,7 @@ func (t *transition) retry(ev Event) {
 func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 	for _, step := range g.Steps {
 		ss := inst.Steps[step.Name]
-		if ss == nil || ss.Status == schemas.StepSucceeded || ss.Status == schemas.StepPending {
+		if ss == nil || done(ss) || ss.Status == schemas.StepPending {
 			continue
 		}
 		if step.Task == nil {
@@ -168,7 +168,8 @@ func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 			child := t.get(key)
 			if child == nil {
 				if elems == nil {
-					fields = decodeObject(t.inputOf(inst, step))
+					in, _, _ := t.stepInput(inst, step) // it evaluated when the fan-out began
+					fields = decodeObject(in)
 					_ = json.Unmarshal(fields[step.Task.ItemListKey], &elems)
 					delete(fields, step.Task.ItemListKey)
 				}
@@ -290,12 +291,12 @@ func (t *transition) mustGraphOf(inst *schemas.Record) *topology.Graph {
 func (t *transition) advance(inst *schemas.Record, g *topology.Graph) {
 	for progressed := true; progressed && inst.Status == schemas.Running; {
 		progressed = false
-		done := 0
+		finished := 0
 		for _, step := range g.Steps {
 			ss := inst.Steps[step.Name]
 			if ss != nil && ss.Status != schemas.StepPending {
-				if ss.Status == schemas.StepSucceeded {
-					done++
+				if done(ss) {
+					finished++
 				}
 				continue
 			}
@@ -306,16 +307,25 @@ func (t *transition) advance(inst *schemas.Record, g *topology.Graph) {
 			if inst.Status != schemas.Running || t.rootFinished(inst.Request) {
 				return // the step failed the request (input too large, not a list)
 			}
-			if inst.Steps[step.Name].Status == schemas.StepSucceeded {
+			if done(inst.Steps[step.Name]) {
 				progressed = true
 			}
 		}
-		if done == len(g.Steps) {
+		if finished == len(g.Steps) {
 			outs := make([]json.RawMessage, 0, len(g.Terminal))
 			for _, s := range g.Terminal {
-				outs = append(outs, t.outputOf(inst, s))
+				if !skipped(inst, s.Name) {
+					outs = append(outs, t.outputOf(inst, s))
+				}
 			}
 			out := merge(outs)
+			if g.Output != nil {
+				var err error
+				if out, err = t.workflowOutput(inst, g); err != nil {
+					t.finish(inst, schemas.Failed, nil, &schemas.Failure{Message: err.Error()})
+					return
+				}
+			}
 			if inst.Path == "" && len(out) > t.m.maxPayload {
 				t.finish(inst, schemas.Failed, nil, &schemas.Failure{Message: fmt.Sprintf("output of %d bytes is over the %d-byte limit", len(out), t.m.maxPayload)})
 				return
@@ -331,7 +341,7 @@ func (t *transition) ready(inst *schemas.Record, step *topology.Step) bool {
 		if d == topology.Start {
 			continue
 		}
-		if ds := inst.Steps[d]; ds == nil || ds.Status != schemas.StepSucceeded {
+		if !done(inst.Steps[d]) {
 			return false
 		}
 	}
@@ -345,6 +355,9 @@ func (t *transition) inputOf(inst *schemas.Record, step *topology.Step) json.Raw
 		if d == topology.Start {
 			parts = append(parts, inst.Input)
 			continue
+		}
+		if skipped(inst, d) {
+			continue // absent, as if it had answered nothing
 		}
 		parts = append(parts, t.outputOf(inst, t.mustGraphOf(inst).ByName[d]))
 	}
@@ -391,6 +404,9 @@ func (t *transition) outputOf(inst *schemas.Record, step *topology.Step) json.Ra
 // begin starts one step: dispatches a plain step, or starts the children of
 // a fan-out step.
 func (t *transition) begin(inst *schemas.Record, step *topology.Step) {
+	if !t.gate(inst, step) {
+		return
+	}
 	if step.Task == nil {
 		attempt := 1
 		if prev := inst.Steps[step.Name]; prev != nil {
@@ -399,9 +415,13 @@ func (t *transition) begin(inst *schemas.Record, step *topology.Step) {
 		t.dispatch(inst, step, attempt)
 		return
 	}
+	input, e, err := t.stepInput(inst, step)
+	if err != nil {
+		t.failStepExpr(inst, step, e, err)
+		return
+	}
 	ss := &schemas.StepState{Status: schemas.StepRunning, Started: t.now}
 	inst.Steps[step.Name] = ss
-	input := t.inputOf(inst, step)
 	fields := decodeObject(input)
 	raw, ok := fields[step.Task.ItemListKey]
 	if !ok {
@@ -465,7 +485,7 @@ func (t *transition) rootFinished(request string) bool {
 
 // dispatch sends attempt n of a plain step.
 func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt int) {
-	input := t.inputOf(inst, step)
+	input, e, evalErr := t.stepInput(inst, step)
 	ss := &schemas.StepState{Status: schemas.StepRunning, Attempt: attempt, Started: t.now}
 	if attempt != 1 {
 		ss.First = attempt // a new run's first attempt
@@ -487,6 +507,11 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 	}
 	inst.Steps[step.Name] = ss
 	path := statekey.StepPath(inst.Path, step.Name)
+	if evalErr != nil {
+		ss.Status, ss.Ended, ss.Error = schemas.StepFailed, t.now, exprFailure(e, evalErr)
+		t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: attempt, Message: ss.Error})
+		return
+	}
 	if len(input) > t.m.maxPayload {
 		ss.Status, ss.Ended = schemas.StepFailed, t.now
 		t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: attempt,

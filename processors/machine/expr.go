@@ -1,0 +1,183 @@
+package machine
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/statekey"
+	"github.com/stepwise-run/stepwise/topology"
+)
+
+// Conditions and mappings. The topology compiled every expression at load;
+// here they only run, over the instance's input and the outputs of the
+// succeeded steps they may see. The rules (docs/expressions.md):
+//
+//   - A step whose when: is false is skipped. A step all of whose
+//     dependencies were skipped is skipped too, without evaluating its own
+//     when:. A step with at least one succeeded dependency runs (when its
+//     when: allows), its skipped dependencies absent from its input and
+//     from steps.
+//   - A skipped step counts as done: an instance whose steps all succeeded
+//     or were skipped finishes, its output the merge of its succeeded
+//     terminal steps (or the workflow's output: mapping); a skipped fan-out
+//     step has no output, not an empty list.
+//   - An expression that fails to evaluate (a missing field used in
+//     arithmetic, a type mismatch, over its memory budget) fails the step
+//     at once, without retries (it would fail the same way again), with
+//     the expression and the reason; the request fails.
+
+// gate decides whether step, ready to begin, runs. It returns false when
+// the step was skipped or failed (then recorded in inst).
+func (t *transition) gate(inst *schemas.Record, step *topology.Step) bool {
+	skip := !dependsOnStart(step)
+	if skip {
+		for _, d := range step.Depends {
+			if ds := inst.Steps[d]; ds != nil && ds.Status == schemas.StepSucceeded {
+				skip = false
+				break
+			}
+		}
+	}
+	if !skip && step.When != nil {
+		v, err := runExpr(step.When, t.exprEnv(inst, step.Depends))
+		if err != nil {
+			t.failStepExpr(inst, step, step.When, err)
+			return false
+		}
+		ok, isBool := v.(bool)
+		if !isBool {
+			t.failStepExpr(inst, step, step.When, fmt.Errorf("expected a boolean, got %s", describeValue(v)))
+			return false
+		}
+		skip = !ok
+	}
+	if !skip {
+		return true
+	}
+	ss := &schemas.StepState{Status: schemas.StepSkipped, Started: t.now, Ended: t.now}
+	if prev := inst.Steps[step.Name]; prev != nil {
+		ss.Attempt, ss.Earlier, ss.EarlierDropped = prev.Attempt, prev.Earlier, prev.EarlierDropped
+	}
+	inst.Steps[step.Name] = ss
+	return false
+}
+
+func dependsOnStart(step *topology.Step) bool {
+	for _, d := range step.Depends {
+		if d == topology.Start {
+			return true
+		}
+	}
+	return false
+}
+
+func skipped(inst *schemas.Record, name string) bool {
+	ss := inst.Steps[name]
+	return ss != nil && ss.Status == schemas.StepSkipped
+}
+
+// done says whether a step's state counts as finished for its instance.
+func done(ss *schemas.StepState) bool {
+	return ss != nil && (ss.Status == schemas.StepSucceeded || ss.Status == schemas.StepSkipped)
+}
+
+// stepInput is the input step is given: its input: mapping evaluated, or
+// the merge of its dependencies' outputs.
+func (t *transition) stepInput(inst *schemas.Record, step *topology.Step) (json.RawMessage, *topology.Expr, error) {
+	if step.Input == nil {
+		return t.inputOf(inst, step), nil, nil
+	}
+	return t.evalMappings(step.Input, t.exprEnv(inst, step.Depends))
+}
+
+// evalMappings builds the JSON object of a mapping, or names the
+// expression that failed.
+func (t *transition) evalMappings(ms []topology.Mapping, env map[string]any) (json.RawMessage, *topology.Expr, error) {
+	out := make(object, len(ms))
+	for _, m := range ms {
+		v, err := runExpr(m.Expr, env)
+		if err != nil {
+			return nil, m.Expr, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, m.Expr, fmt.Errorf("result is not JSON: %v", err)
+		}
+		out[m.Key] = b
+	}
+	return encodeObject(out), nil, nil
+}
+
+// exprEnv is what an expression of inst sees: its input, and the outputs
+// of the succeeded steps among names.
+func (t *transition) exprEnv(inst *schemas.Record, names []string) map[string]any {
+	var input any = map[string]any{}
+	if len(inst.Input) > 0 {
+		_ = json.Unmarshal(inst.Input, &input)
+	}
+	steps := map[string]any{}
+	var g *topology.Graph
+	for _, d := range names {
+		ss := inst.Steps[d]
+		if d == topology.Start || ss == nil || ss.Status != schemas.StepSucceeded {
+			continue
+		}
+		if g == nil {
+			g = t.mustGraphOf(inst)
+		}
+		var v any = map[string]any{}
+		_ = json.Unmarshal(t.outputOf(inst, g.ByName[d]), &v)
+		steps[d] = v
+	}
+	return map[string]any{"input": input, "steps": steps}
+}
+
+// runExpr runs a compiled expression within its memory budget.
+func runExpr(e *topology.Expr, env map[string]any) (any, error) {
+	m := vm.VM{MemoryBudget: topology.ExprMemoryBudget}
+	return m.Run(e.Program, env)
+}
+
+// failStepExpr fails step of inst (mutable) because e could not be
+// evaluated, and with it the request.
+func (t *transition) failStepExpr(inst *schemas.Record, step *topology.Step, e *topology.Expr, err error) {
+	attempt := 0
+	if step.Task == nil {
+		attempt = 1
+		if prev := inst.Steps[step.Name]; prev != nil {
+			attempt = prev.Attempt + 1
+		}
+	}
+	msg := exprFailure(e, err)
+	inst.Steps[step.Name] = &schemas.StepState{Status: schemas.StepFailed, Attempt: attempt, Started: t.now, Ended: t.now, Error: msg}
+	t.failRequest(inst.Request, &schemas.Failure{Step: statekey.StepPath(inst.Path, step.Name), Attempt: attempt, Message: msg})
+}
+
+func exprFailure(e *topology.Expr, err error) string {
+	return fmt.Sprintf("%s %q: %v", e.Path, e.Source, err)
+}
+
+// workflowOutput evaluates g's output: mapping over the root's input and
+// every succeeded top-level step.
+func (t *transition) workflowOutput(inst *schemas.Record, g *topology.Graph) (json.RawMessage, error) {
+	names := make([]string, 0, len(g.Steps))
+	for _, s := range g.Steps {
+		names = append(names, s.Name)
+	}
+	out, e, err := t.evalMappings(g.Output, t.exprEnv(inst, names))
+	if err != nil {
+		return nil, fmt.Errorf("%s", exprFailure(e, err))
+	}
+	return out, nil
+}
+
+func describeValue(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%T", v)
+	}
+	return describeJSON(b)
+}
