@@ -123,7 +123,7 @@ func exprDefault(s str, key pos) str {
 // visible; problems are reported at the expression's position. asBool
 // requires a boolean result.
 func compileExpr(e *exprSpec, path string, visible []string, asBool bool, l *errorList) {
-	if !e.set {
+	if !e.set || strings.TrimSpace(e.val) == "" {
 		if !e.bad {
 			l.add(e.at, path, "empty expression")
 		}

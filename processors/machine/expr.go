@@ -1,8 +1,10 @@
 package machine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/expr-lang/expr/vm"
 
@@ -114,10 +116,7 @@ func (t *transition) evalMappings(ms []topology.Mapping, env map[string]any) (js
 // exprEnv is what an expression of inst sees: its input, and the outputs
 // of the succeeded steps among names.
 func (t *transition) exprEnv(inst *schemas.Record, names []string) map[string]any {
-	var input any = map[string]any{}
-	if len(inst.Input) > 0 {
-		_ = json.Unmarshal(inst.Input, &input)
-	}
+	input := jsonValue(inst.Input)
 	steps := map[string]any{}
 	var g *topology.Graph
 	for _, d := range names {
@@ -128,11 +127,42 @@ func (t *transition) exprEnv(inst *schemas.Record, names []string) map[string]an
 		if g == nil {
 			g = t.mustGraphOf(inst)
 		}
-		var v any = map[string]any{}
-		_ = json.Unmarshal(t.outputOf(inst, g.ByName[d]), &v)
-		steps[d] = v
+		steps[d] = jsonValue(t.outputOf(inst, g.ByName[d]))
 	}
 	return map[string]any{"input": input, "steps": steps}
+}
+
+// jsonValue decodes an object for expressions: whole numbers become int,
+// so that %, integer division and indexing work on them; other numbers
+// float64. Anything unreadable is the empty object.
+func jsonValue(raw json.RawMessage) any {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if len(raw) == 0 || dec.Decode(&v) != nil {
+		return map[string]any{}
+	}
+	return numbers(v)
+}
+
+func numbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 0); err == nil {
+			return int(i)
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	}
+	return v
 }
 
 // runExpr runs a compiled expression within its memory budget.
