@@ -3,9 +3,11 @@ package machine
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/stepwise-run/stepwise/schemas"
@@ -31,6 +33,16 @@ import (
 //     at once, without retries (it would fail the same way again), with
 //     the expression and the reason; the request fails.
 
+// exprScratch is what one transition reuses across expressions: one
+// virtual machine, and the environment of the step it last built one for
+// (a step's when: and input: see the same one).
+type exprScratch struct {
+	vm      vm.VM
+	envKey  string
+	env     map[string]any
+	envInst *schemas.Record
+}
+
 // gate decides whether step, ready to begin, runs. It returns false when
 // the step was skipped or failed (then recorded in inst).
 func (t *transition) gate(inst *schemas.Record, step *topology.Step) bool {
@@ -44,7 +56,7 @@ func (t *transition) gate(inst *schemas.Record, step *topology.Step) bool {
 		}
 	}
 	if !skip && step.When != nil {
-		v, err := runExpr(step.When, t.exprEnv(inst, step.Depends))
+		v, err := t.runExpr(step.When, t.stepEnv(inst, step))
 		if err != nil {
 			t.failStepExpr(inst, step, step.When, err)
 			return false
@@ -92,7 +104,18 @@ func (t *transition) stepInput(inst *schemas.Record, step *topology.Step) (json.
 	if step.Input == nil {
 		return t.inputOf(inst, step), nil, nil
 	}
-	return t.evalMappings(step.Input, t.exprEnv(inst, step.Depends))
+	return t.evalMappings(step.Input, t.stepEnv(inst, step))
+}
+
+// stepEnv is the environment of step's expressions, built once per
+// transition: a step's dependencies do not change while it begins.
+func (t *transition) stepEnv(inst *schemas.Record, step *topology.Step) map[string]any {
+	s := &t.exprs
+	if s.env != nil && s.envInst == inst && s.envKey == step.Name {
+		return s.env
+	}
+	s.env, s.envInst, s.envKey = t.exprEnv(inst, step.Depends), inst, step.Name
+	return s.env
 }
 
 // evalMappings builds the JSON object of a mapping, or names the
@@ -100,7 +123,7 @@ func (t *transition) stepInput(inst *schemas.Record, step *topology.Step) (json.
 func (t *transition) evalMappings(ms []topology.Mapping, env map[string]any) (json.RawMessage, *topology.Expr, error) {
 	out := make(object, len(ms))
 	for _, m := range ms {
-		v, err := runExpr(m.Expr, env)
+		v, err := t.runExpr(m.Expr, env)
 		if err != nil {
 			return nil, m.Expr, err
 		}
@@ -166,9 +189,9 @@ func numbers(v any) any {
 }
 
 // runExpr runs a compiled expression within its memory budget.
-func runExpr(e *topology.Expr, env map[string]any) (any, error) {
-	m := vm.VM{MemoryBudget: topology.ExprMemoryBudget}
-	return m.Run(e.Program, env)
+func (t *transition) runExpr(e *topology.Expr, env map[string]any) (any, error) {
+	t.exprs.vm.MemoryBudget = topology.ExprMemoryBudget
+	return t.exprs.vm.Run(e.Program, env)
 }
 
 // failStepExpr fails step of inst (mutable) because e could not be
@@ -187,6 +210,11 @@ func (t *transition) failStepExpr(inst *schemas.Record, step *topology.Step, e *
 }
 
 func exprFailure(e *topology.Expr, err error) string {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		// Its Error() adds a multi-line snippet; the source is quoted.
+		return fmt.Sprintf("%s %q: %s (column %d)", e.Path, e.Source, fe.Message, fe.Column+1)
+	}
 	return fmt.Sprintf("%s %q: %v", e.Path, e.Source, err)
 }
 
