@@ -79,6 +79,19 @@ func (t *transition) gate(inst *schemas.Record, step *topology.Step) bool {
 	return false
 }
 
+// regate makes a step with expressions that a retry resumes, and that
+// never started children, pending, so that advance begins it again through
+// gate (its when: and input: are evaluated again) rather than dispatching
+// it or declaring an empty fan-out done. It says whether it did.
+func (t *transition) regate(inst *schemas.Record, step *topology.Step, ss *schemas.StepState) bool {
+	if ss.Children != 0 || (step.When == nil && step.Input == nil) {
+		return false
+	}
+	inst.Steps[step.Name] = &schemas.StepState{Status: schemas.StepPending, Attempt: ss.Attempt,
+		Error: ss.Error, Earlier: ss.Earlier, EarlierDropped: ss.EarlierDropped}
+	return true
+}
+
 func dependsOnStart(step *topology.Step) bool {
 	for _, d := range step.Depends {
 		if d == topology.Start {

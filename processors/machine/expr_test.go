@@ -382,3 +382,33 @@ func wantDone(t *testing.T, h *harness, status schemas.CompletionStatus, output 
 	}
 	return c
 }
+
+// TestRetryEvaluatesConditionsAgain: a retry of a request whose step
+// failed on its when: begins that step again through its when:, and a
+// fan-out that failed on its input: mapping is not taken for done.
+func TestRetryEvaluatesConditionsAgain(t *testing.T) {
+	h := newHarness(t, parsed(t, `
+workflows:
+  - name: w
+    tasks:
+      - {name: t, itemListKey: items, steps: [{name: x}]}
+    steps:
+      - name: a
+        when: input.flag + 1 > 0
+      - name: f
+        task: t
+        input: {items: "input.list[3]"}
+`))
+	h.start("r", "w", `{"flag":true,"list":[]}`)
+	c := wantDone(t, h, schemas.Failed, "")
+	h.apply(Event{Kind: EventRetry, Request: "r", Run: h.store["r"].Run()})
+	if len(h.dispatches) != 0 {
+		t.Fatalf("the retry dispatched %v without evaluating when:", h.stepsDispatched())
+	}
+	if len(h.completions) != 2 || h.completions[1].Status != schemas.Failed || h.completions[1].Error.Message != c.Error.Message {
+		t.Fatalf("completions after retry = %+v, want the same failure again", h.completions)
+	}
+	if s := stepStatus(h, "r", "f"); s == schemas.StepSucceeded {
+		t.Fatal("the fan-out that failed on its input was taken for done")
+	}
+}

@@ -158,9 +158,14 @@ func (d *driver) checkJoined(disp Dispatch) {
 	instPath, name := statekey.SplitStep(disp.Step)
 	inst := d.h.store[statekey.Format(disp.Request, instPath)]
 	g := (&transition{m: d.h.m}).mustGraphOf(inst)
+	if st := g.ByName[name]; !dependsOnStart(st) && !slices.ContainsFunc(st.Depends, func(dep string) bool {
+		return inst.Steps[dep].Status == schemas.StepSucceeded
+	}) {
+		d.t.Fatalf("%s dispatched though every one of its dependencies was skipped", disp.Step)
+	}
 	for _, dep := range g.ByName[name].Depends {
 		ss := inst.Steps[dep]
-		if dep == topology.Start || g.ByName[dep].Task == nil {
+		if dep == topology.Start || g.ByName[dep].Task == nil || ss.Status == schemas.StepSkipped {
 			continue
 		}
 		if ss.Status != schemas.StepSucceeded {
@@ -264,23 +269,34 @@ func encodeStore(s mapStore) map[string]string {
 }
 
 // TestPropertyEveryRequestCompletesExactlyOnce drives random workflows
-// with duplicated, reordered and replayed results, timers, cancels and
-// retries: every run of a request completes exactly once, a retry never
+// (every other seed with when: conditions, input: mappings and
+// expressions that fail, so steps are skipped, skips propagate and steps
+// fail on evaluation) with duplicated, reordered and replayed results,
+// timers, cancels and retries: no step is dispatched whose dependencies
+// were all skipped; every run of a request completes exactly once, a retry never
 // runs a step (or fan-out child) that had succeeded, and the same events
 // always give the same state.
 func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
-	totalRetries := 0
-	defer func() { t.Logf("retries applied across seeds: %d", totalRetries) }()
+	totalRetries, skips, exprFailures := 0, 0, 0
+	defer func() {
+		t.Logf("retries applied across seeds: %d; skipped steps %d; evaluation failures %d", totalRetries, skips, exprFailures)
+		if !t.Failed() && (skips == 0 || exprFailures == 0) {
+			t.Errorf("the seeds never skipped a step (%d) or failed one on evaluation (%d): the conditions are not exercised", skips, exprFailures)
+		}
+	}()
 	for seed := range uint64(300) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 7))
 			wf, keys := randomWorkflow(r)
+			if seed%2 == 1 {
+				withConditions(r, wf)
+			}
 			d := &driver{t: t, r: r, h: newHarness(t, wf), listKeys: keys, done: map[string]int{},
 				ran: map[string]map[int]int{}, succeeded: map[string]map[string]bool{}}
 			requests := 1 + r.IntN(3)
 			for i := range requests {
 				list := make([]int, r.IntN(4))
-				in := map[string]any{}
+				in := map[string]any{"flip": r.IntN(2) == 0}
 				for _, k := range keys {
 					in[k] = list
 				}
@@ -300,6 +316,16 @@ func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
 				}
 			}
 			totalRetries += d.retries
+			for _, rec := range d.h.store {
+				for _, ss := range rec.Steps {
+					if ss.Status == schemas.StepSkipped {
+						skips++
+					}
+				}
+				if rec.Error != nil && strings.Contains(rec.Error.Message, `property "input.flip + 1 > 0"`) {
+					exprFailures++
+				}
+			}
 			for k, rec := range d.h.store {
 				if root := d.h.store[rec.Request]; rec.Path != "" && (root == nil || root.Status == schemas.StatusSucceeded) {
 					t.Fatalf("child record %s left after its request succeeded", k)

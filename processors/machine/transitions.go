@@ -146,7 +146,7 @@ func (t *transition) retry(ev Event) {
 func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 	for _, step := range g.Steps {
 		ss := inst.Steps[step.Name]
-		if ss == nil || done(ss) || ss.Status == schemas.StepPending {
+		if ss == nil || done(ss) || ss.Status == schemas.StepPending || t.regate(inst, step, ss) {
 			continue
 		}
 		if step.Task == nil {
