@@ -89,10 +89,13 @@ type StepState struct {
 	Children int             `json:"children,omitempty"` // fan-out: number of children
 	Done     int             `json:"done,omitempty"`     // fan-out: children finished
 	Error    string          `json:"error,omitempty"`    // last failure message
-	Started  time.Time       `json:"started,omitzero"`
-	Ended    time.Time       `json:"ended,omitzero"`
-	RetryAt  time.Time       `json:"retryAt,omitzero"`  // waiting for a retry
-	Deadline time.Time       `json:"deadline,omitzero"` // running with a timeout
+	// Continued: the step failed for good but has continueOnFailure, so
+	// the request went on without its output (status failed).
+	Continued bool      `json:"continued,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	Ended     time.Time `json:"ended,omitzero"`
+	RetryAt   time.Time `json:"retryAt,omitzero"`  // waiting for a retry
+	Deadline  time.Time `json:"deadline,omitzero"` // running with a timeout
 	// Earlier are the step's earlier attempts that did not succeed, oldest
 	// first, at most MaxEarlierAttempts; EarlierDropped counts those left
 	// out beyond. The current attempt is the step itself. A step that

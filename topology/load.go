@@ -123,7 +123,7 @@ var Keys = map[string][]string{
 	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention", "output"},
 	"defaults": {"retry", "timeout"},
 	"task":     {"name", "itemListKey", "steps"},
-	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "when", "input"},
+	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "when", "input", "continueOnFailure"},
 	"queue":    {"name", "transport"},
 	"retry":    {"maxAttempts", "initial", "max", "multiplier"},
 }
@@ -326,6 +326,8 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 			s.when.str = exprDefault(s.when.str, at(f.key))
 		case "input":
 			s.input = l.mapping(f.val, p)
+		case "continueOnFailure":
+			s.continueOnFailure = l.boolean(f.val, p)
 		}
 	}
 	return s

@@ -90,6 +90,10 @@ type Step struct {
 	// input: one key per mapping, in file order.
 	When  *Expr
 	Input []Mapping
+	// ContinueOnFailure: when the step fails for good (its retries spent
+	// or the error not retryable), the request goes on without its
+	// output instead of failing. Plain steps only.
+	ContinueOnFailure bool
 }
 
 // RetryPolicy says how often a failed step is tried again and how long to

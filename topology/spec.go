@@ -81,6 +81,8 @@ type stepSpec struct {
 	timeout   duration
 	when      exprSpec      // expr.go
 	input     []mappingSpec // expr.go
+	// continueOnFailure: failure.go
+	continueOnFailure boolField
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

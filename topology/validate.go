@@ -339,6 +339,7 @@ func validateGraph(steps []*stepSpec, w *workflowSpec, l *errorList) {
 			checkRetry(s.retry, l)
 			checkTimeout(s.timeout, s.path+".timeout", l)
 		}
+		validateFailureKeys(s, l)
 	}
 	checkStepCycles(steps, index, l)
 }

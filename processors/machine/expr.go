@@ -49,8 +49,8 @@ func (t *transition) gate(inst *schemas.Record, step *topology.Step) bool {
 	skip := !dependsOnStart(step)
 	if skip {
 		for _, d := range step.Depends {
-			if ds := inst.Steps[d]; ds != nil && ds.Status == schemas.StepSucceeded {
-				skip = false
+			if !skipped(inst, d) {
+				skip = false // succeeded, or failed and continued past (failure.go)
 				break
 			}
 		}
@@ -106,9 +106,16 @@ func skipped(inst *schemas.Record, name string) bool {
 	return ss != nil && ss.Status == schemas.StepSkipped
 }
 
-// done says whether a step's state counts as finished for its instance.
+func succeeded(inst *schemas.Record, name string) bool {
+	ss := inst.Steps[name]
+	return ss != nil && ss.Status == schemas.StepSucceeded
+}
+
+// done says whether a step's state counts as finished for its instance:
+// succeeded, skipped, or failed and continued past (failure.go).
 func done(ss *schemas.StepState) bool {
-	return ss != nil && (ss.Status == schemas.StepSucceeded || ss.Status == schemas.StepSkipped)
+	return ss != nil && (ss.Status == schemas.StepSucceeded || ss.Status == schemas.StepSkipped ||
+		(ss.Status == schemas.StepFailed && ss.Continued))
 }
 
 // stepInput is the input step is given: its input: mapping evaluated, or

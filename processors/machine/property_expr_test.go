@@ -16,7 +16,8 @@ var propertyConditions = []string{"input.flip", "!input.flip", "false", "true", 
 // withConditions puts a when: on about a third of the steps of every graph
 // of wf (nested tasks too), and an input: mapping on about a fifth of its
 // plain steps, so that the property test sees skips, skips propagating to
-// dependents and joins, mappings and evaluation errors.
+// dependents and joins, mappings and evaluation errors; and
+// continueOnFailure on about a fifth of the plain steps.
 func withConditions(r *rand.Rand, wf *topology.Workflow) {
 	compile := func(src string, asBool bool) *topology.Expr {
 		opts := []expr.Option{expr.Env(map[string]any{"input": map[string]any{}, "steps": map[string]any{}})}
@@ -50,6 +51,9 @@ func withConditions(r *rand.Rand, wf *topology.Workflow) {
 					{Key: "flip", Expr: compile("input.flip", false)},
 					{Key: "seen", Expr: compile("len(steps)", false)},
 				}
+			}
+			if st.Task == nil && r.IntN(5) == 0 {
+				st.ContinueOnFailure = true
 			}
 			if st.Task != nil {
 				walk(st.Task.Graph)

@@ -314,7 +314,7 @@ func (t *transition) advance(inst *schemas.Record, g *topology.Graph) {
 		if finished == len(g.Steps) {
 			outs := make([]json.RawMessage, 0, len(g.Terminal))
 			for _, s := range g.Terminal {
-				if !skipped(inst, s.Name) {
+				if succeeded(inst, s.Name) {
 					outs = append(outs, t.outputOf(inst, s))
 				}
 			}
@@ -356,8 +356,8 @@ func (t *transition) inputOf(inst *schemas.Record, step *topology.Step) json.Raw
 			parts = append(parts, inst.Input)
 			continue
 		}
-		if skipped(inst, d) {
-			continue // absent, as if it had answered nothing
+		if !succeeded(inst, d) {
+			continue // skipped or a continued failure: absent, as if it had answered nothing
 		}
 		parts = append(parts, t.outputOf(inst, t.mustGraphOf(inst).ByName[d]))
 	}
@@ -544,6 +544,9 @@ func (t *transition) fail(inst *schemas.Record, step *topology.Step, ss *schemas
 	ss.Status = schemas.StepFailed
 	if retryable {
 		msg = fmt.Sprintf("%s (attempt %d of %d)", msg, ss.Attempt-ss.FirstAttempt()+1, step.Retry.MaxAttempts)
+	}
+	if ss.Error = msg; t.continueAfter(inst, step, ss) {
+		return
 	}
 	t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: ss.Attempt, Message: msg})
 }
