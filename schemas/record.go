@@ -51,6 +51,9 @@ type Record struct {
 	Retries   int                   `json:"retries,omitempty"`  // the request: retries asked for so far (Run - 1)
 	Children  int                   `json:"children,omitempty"` // fan-out progress: children started
 	Done      int                   `json:"done,omitempty"`     // fan-out progress: children finished
+	// Failed: fan-out progress: children that failed within the step's
+	// tolerate bound (counted in Done too).
+	Failed int `json:"failed,omitempty"`
 }
 
 // Run is the run of the request a root record is in: 1, then one more per

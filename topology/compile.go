@@ -114,6 +114,7 @@ func (c *compiler) graph(specs []*stepSpec, output []mappingSpec, outputPath str
 		st.When = compileExprSpec(s.when, s.path+".when")
 		st.Input = compileMappings(s.input, s.path+".input")
 		st.ContinueOnFailure = s.continueOnFailure.val
+		st.Tolerate = compileTolerance(s.tolerate)
 		g.Steps = append(g.Steps, st)
 		g.ByName[st.Name] = st
 	}

@@ -24,3 +24,28 @@ func TestContinueOnFailureKey(t *testing.T) {
 		}
 	}
 }
+
+// TestTolerateKey: a count or a percentage, on fan-out steps only.
+func TestTolerateKey(t *testing.T) {
+	const head = "workflows:\n  - name: w\n    tasks: [{name: t, itemListKey: xs, steps: [{name: x}]}]\n    steps:\n"
+	set, err := Parse("t.yaml", []byte(head+"      - {name: a, task: t, tolerate: {failures: 5%}}\n      - {name: b, task: t, tolerate: {failures: 3}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := set.Lookup("w").Graph
+	if a, b := g.ByName["a"].Tolerate, g.ByName["b"].Tolerate; a == nil || a.Percent != 5 || b == nil || b.Count != 3 || a.Bound(100) != 5 || a.Bound(19) != 0 || b.Bound(1) != 3 {
+		t.Fatalf("tolerate compiled to %+v, %+v", a, b)
+	}
+	for yaml, want := range map[string]string{
+		head + "      - {name: a, tolerate: {failures: 1}}\n":             `t.yaml:5:29: workflows[0].steps[0].tolerate: only a fan-out step (task:) tolerates failures`,
+		head + "      - {name: a, task: t, tolerate: {failures: 0%}}\n":   `t.yaml:5:49: workflows[0].steps[0].tolerate.failures: must be a whole number >= 0 or a percentage above 0% and at most 100%, got "0%"`,
+		head + "      - {name: a, task: t, tolerate: {failures: -1}}\n":   `got "-1"`,
+		head + "      - {name: a, task: t, tolerate: {failures: 101%}}\n": `got "101%"`,
+		head + "      - {name: a, task: t, tolerate: {}}\n":               `workflows[0].steps[0].tolerate.failures: missing failures`,
+		head + "      - {name: a, task: t, tolerate: {failure: 1}}\n":     `unknown field "failure"; did you mean "failures"?`,
+	} {
+		if _, err := Parse("t.yaml", []byte(yaml)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant %s", err, want)
+		}
+	}
+}

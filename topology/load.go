@@ -123,9 +123,10 @@ var Keys = map[string][]string{
 	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention", "output"},
 	"defaults": {"retry", "timeout"},
 	"task":     {"name", "itemListKey", "steps"},
-	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "when", "input", "continueOnFailure"},
+	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "when", "input", "continueOnFailure", "tolerate"},
 	"queue":    {"name", "transport"},
 	"retry":    {"maxAttempts", "initial", "max", "multiplier"},
+	"tolerate": {"failures"},
 }
 
 // maxNodes bounds the work of walking one document. YAML aliases let a
@@ -328,6 +329,8 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 			s.input = l.mapping(f.val, p)
 		case "continueOnFailure":
 			s.continueOnFailure = l.boolean(f.val, p)
+		case "tolerate":
+			s.tolerate = l.tolerate(f.val, p)
 		}
 	}
 	return s

@@ -94,6 +94,9 @@ type Step struct {
 	// or the error not retryable), the request goes on without its
 	// output instead of failing. Plain steps only.
 	ContinueOnFailure bool
+	// Tolerate, on a fan-out step, is how many children may fail while
+	// the join still runs (failure.go); nil: none.
+	Tolerate *Tolerance
 }
 
 // RetryPolicy says how often a failed step is tried again and how long to

@@ -83,6 +83,7 @@ type stepSpec struct {
 	input     []mappingSpec // expr.go
 	// continueOnFailure: failure.go
 	continueOnFailure boolField
+	tolerate          *toleranceSpec
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -25,4 +26,76 @@ func (t *transition) continueAfter(inst *schemas.Record, step *topology.Step, ss
 	ss.Status, ss.Continued = schemas.StepFailed, true
 	t.advance(inst, t.mustGraphOf(inst))
 	return true
+}
+
+// Tolerated failures. A plain step of a fan-out child that fails for good
+// fails only its child when the child's fan-out step has tolerate: and
+// the failed children, this one included, stay within its bound: the
+// child's running tasks are revoked, it finishes failed (counted in the
+// progress record's Done and Failed), and the join runs once every child
+// has finished. The join's input has the succeeded children's outputs
+// gathered as usual and the failed ones under topology.FailedKey. One
+// failure beyond the bound fails the request.
+
+// tolerated applies a for-good failure of step in child instance inst
+// (mutable) as a tolerated one when it may be, and reports whether it was.
+func (t *transition) tolerated(inst *schemas.Record, stepPath string, attempt int, msg string) bool {
+	parentPath, stepName, _, ok := statekey.ParentOf(inst.Path)
+	if !ok {
+		return false
+	}
+	parent := t.get(statekey.Format(inst.Request, parentPath))
+	if parent == nil {
+		return false
+	}
+	g, err := t.graphOf(parent)
+	if err != nil || g.ByName[stepName] == nil || g.ByName[stepName].Tolerate == nil {
+		return false
+	}
+	progressKey := statekey.Format(inst.Request, statekey.StepPath(parentPath, stepName))
+	progress := t.get(progressKey)
+	if progress == nil || progress.Kind != schemas.KindFanout || progress.Failed+1 > g.ByName[stepName].Tolerate.Bound(progress.Children) {
+		return false
+	}
+	t.mutable(progressKey).Failed++
+	f := &schemas.Failure{Step: stepPath, Attempt: attempt, Message: msg}
+	t.interrupt(inst, f, "fan-out child failed (tolerated): "+msg, map[string]bool{})
+	t.finish(inst, schemas.Failed, nil, f)
+	return true
+}
+
+// failedChild is one entry of a join's list of failed children.
+type failedChild struct {
+	Index   int    `json:"index"`
+	ID      string `json:"id"`
+	Step    string `json:"step,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	Error   string `json:"error"`
+}
+
+func failedEntry(i int, child *schemas.Record) failedChild {
+	e := failedChild{Index: i, ID: child.ID}
+	if f := child.Error; f != nil {
+		e.Step, e.Attempt, e.Error = f.Step, f.Attempt, f.Message
+	}
+	return e
+}
+
+// reopenTolerated prepares a child that failed within its fan-out's bound
+// (finished: no step states) for a retry of its request, which runs it
+// again from the start: it is no longer counted as finished or failed in
+// the progress record. Other children are left alone. child is mutable.
+func (t *transition) reopenTolerated(child *schemas.Record) {
+	if child.Status != schemas.StatusFailed || child.Steps != nil {
+		return
+	}
+	child.Steps = map[string]*schemas.StepState{}
+	parentPath, stepName, _, ok := statekey.ParentOf(child.Path)
+	if !ok {
+		return
+	}
+	if progress := t.mutable(statekey.Format(child.Request, statekey.StepPath(parentPath, stepName))); progress != nil && progress.Kind == schemas.KindFanout {
+		progress.Done--
+		progress.Failed--
+	}
 }

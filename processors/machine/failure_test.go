@@ -1,6 +1,9 @@
 package machine
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stepwise-run/stepwise/schemas"
@@ -82,5 +85,105 @@ workflows:
 			}
 		}
 		h.dispatched("audit")
+	})
+}
+
+// TestTolerateFailures has one case per rule of tolerated failures.
+func TestTolerateFailures(t *testing.T) {
+	wf := func(bound string) string {
+		return `
+workflows:
+  - name: w
+    tasks:
+      - name: t
+        itemListKey: pages
+        steps:
+          - {name: ocr, retry: {maxAttempts: 1}}
+          - {name: side, retry: {maxAttempts: 1}}
+    steps:
+      - name: split
+      - name: fan
+        task: t
+        depends: [split]
+        tolerate: {failures: ` + bound + `}
+      - name: join
+        depends: [fan]
+`
+	}
+	run := func(t *testing.T, bound string, fail ...int) *harness {
+		h := newHarness(t, parsed(t, wf(bound)))
+		h.start("r", "w", `{}`)
+		h.ok(h.dispatched("split"), `{"pages":[1,2,3,4]}`)
+		for i := range 4 {
+			ocr := h.dispatched(fmt.Sprintf("fan[%d]/ocr", i))
+			if slices.Contains(fail, i) {
+				h.fail(ocr, fmt.Sprintf("page %d unreadable", i), false)
+				continue
+			}
+			h.ok(ocr, fmt.Sprintf(`{"page":"p%d"}`, i))
+			h.ok(h.dispatched(fmt.Sprintf("fan[%d]/side", i)), `{"s":1}`)
+		}
+		return h
+	}
+	t.Run("within a count the join runs with the failed children under pagesFailed", func(t *testing.T) {
+		h := run(t, "2", 1, 3)
+		jsonEq(t, "input of join", h.dispatched("join").Input, `{"pages":["p0","p2"],"s":1,"pagesFailed":[
+			{"index":1,"id":"r/fan[1]","step":"fan[1]/ocr","attempt":1,"error":"page 1 unreadable"},
+			{"index":3,"id":"r/fan[3]","step":"fan[3]/ocr","attempt":1,"error":"page 3 unreadable"}]}`)
+		h.ok(h.dispatched("join"), `{"done":true}`)
+		wantDone(t, h, schemas.Succeeded, `{"done":true}`)
+	})
+	t.Run("a failed child's other running tasks are revoked", func(t *testing.T) {
+		h := newHarness(t, parsed(t, wf("1")))
+		h.start("r", "w", `{}`)
+		h.ok(h.dispatched("split"), `{"pages":[1]}`)
+		eff := h.fail(h.dispatched("fan[0]/ocr"), "bad", false)
+		if len(eff.Revokes) != 1 || eff.Revokes[0].Step != "fan[0]/side" {
+			t.Fatalf("revokes = %+v, want fan[0]/side", eff.Revokes)
+		}
+		// The late answer of the revoked task changes nothing.
+		if eff := h.ok(h.dispatched("fan[0]/side"), `{"s":1}`); eff.Reason == "" {
+			t.Fatalf("late answer applied: %+v", eff)
+		}
+		jsonEq(t, "input of join", h.dispatched("join").Input, `{"pages":[],"pagesFailed":[{"index":0,"id":"r/fan[0]","step":"fan[0]/ocr","attempt":1,"error":"bad"}]}`)
+	})
+	t.Run("a percentage is of the children, rounded down", func(t *testing.T) {
+		h := run(t, "50%", 0, 2) // 2 of 4
+		h.dispatched("join")
+		h = run(t, "49%", 0) // 1 of 4 is 25%, the bound is 1
+		h.dispatched("join")
+		h = run(t, "20%", 0) // the bound is 0
+		if c := wantDone(t, h, schemas.Failed, ""); c.Error.Step != "fan[0]/ocr" {
+			t.Fatalf("failure = %+v", c.Error)
+		}
+	})
+	t.Run("one failure beyond the bound fails the request", func(t *testing.T) {
+		h := run(t, "1", 0, 2)
+		if c := wantDone(t, h, schemas.Failed, ""); c.Error.Step != "fan[2]/ocr" || c.Error.Message != "page 2 unreadable" {
+			t.Fatalf("failure = %+v", c.Error)
+		}
+		for _, d := range h.dispatches {
+			if d.Step == "join" {
+				t.Fatal("join dispatched")
+			}
+		}
+	})
+	t.Run("a retry runs the tolerated and the interrupted children again", func(t *testing.T) {
+		h := run(t, "1", 0, 2)
+		n := len(h.dispatches)
+		h.apply(Event{Kind: EventRetry, Request: "r", Run: h.store["r"].Run()})
+		var again []string
+		for _, d := range h.dispatches[n:] {
+			again = append(again, d.Step)
+		}
+		// 0 failed within the bound, 2 beyond it, 3 was interrupted by the failure.
+		if strings.Join(again, " ") != "fan[0]/ocr fan[0]/side fan[2]/ocr fan[2]/side fan[3]/ocr fan[3]/side" {
+			t.Fatalf("the retry dispatched %v", again)
+		}
+		for _, i := range []int{0, 2, 3} {
+			h.ok(h.dispatched(fmt.Sprintf("fan[%d]/ocr", i)), fmt.Sprintf(`{"page":"p%d"}`, i))
+			h.ok(h.dispatched(fmt.Sprintf("fan[%d]/side", i)), `{"s":1}`)
+		}
+		jsonEq(t, "input of join", h.dispatched("join").Input, `{"pages":["p0","p1","p2","p3"],"s":1,"pagesFailed":[]}`)
 	})
 }

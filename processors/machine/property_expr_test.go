@@ -17,7 +17,8 @@ var propertyConditions = []string{"input.flip", "!input.flip", "false", "true", 
 // of wf (nested tasks too), and an input: mapping on about a fifth of its
 // plain steps, so that the property test sees skips, skips propagating to
 // dependents and joins, mappings and evaluation errors; and
-// continueOnFailure on about a fifth of the plain steps.
+// continueOnFailure on about a fifth of the plain steps, tolerate: on half
+// of the fan-out steps.
 func withConditions(r *rand.Rand, wf *topology.Workflow) {
 	compile := func(src string, asBool bool) *topology.Expr {
 		opts := []expr.Option{expr.Env(map[string]any{"input": map[string]any{}, "steps": map[string]any{}})}
@@ -54,6 +55,12 @@ func withConditions(r *rand.Rand, wf *topology.Workflow) {
 			}
 			if st.Task == nil && r.IntN(5) == 0 {
 				st.ContinueOnFailure = true
+			}
+			if st.Task != nil && r.IntN(2) == 0 {
+				st.Tolerate = &topology.Tolerance{Count: r.IntN(3)}
+				if r.IntN(2) == 0 {
+					st.Tolerate = &topology.Tolerance{Percent: 50}
+				}
 			}
 			if st.Task != nil {
 				walk(st.Task.Graph)

@@ -178,6 +178,7 @@ func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 				}
 			} else if child.Status != schemas.StatusSucceeded {
 				child = t.mutable(key)
+				t.reopenTolerated(child)
 				child.Status, child.Error = schemas.Running, nil
 				t.resume(child, step.Task.Graph)
 			}
@@ -381,9 +382,14 @@ func (t *transition) outputOf(inst *schemas.Record, step *topology.Step) json.Ra
 	task := step.Task
 	gathered := make([]json.RawMessage, 0, ss.Children)
 	out := object{}
+	var failed []failedChild // failure.go
 	for i := range ss.Children {
 		child := t.get(statekey.Format(inst.Request, statekey.ChildPath(inst.Path, step.Name, i)))
 		if child == nil {
+			continue
+		}
+		if step.Tolerate != nil && child.Status == schemas.StatusFailed {
+			failed = append(failed, failedEntry(i, child))
 			continue
 		}
 		for k, v := range decodeObject(child.Output) {
@@ -398,6 +404,12 @@ func (t *transition) outputOf(inst *schemas.Record, step *topology.Step) json.Ra
 	}
 	list, _ := json.Marshal(gathered)
 	out[task.ItemListKey] = list
+	if step.Tolerate != nil {
+		if failed == nil {
+			failed = []failedChild{}
+		}
+		out[topology.FailedKey(task.ItemListKey)], _ = json.Marshal(failed)
+	}
 	return encodeObject(out)
 }
 
@@ -545,7 +557,7 @@ func (t *transition) fail(inst *schemas.Record, step *topology.Step, ss *schemas
 	if retryable {
 		msg = fmt.Sprintf("%s (attempt %d of %d)", msg, ss.Attempt-ss.FirstAttempt()+1, step.Retry.MaxAttempts)
 	}
-	if ss.Error = msg; t.continueAfter(inst, step, ss) {
+	if ss.Error = msg; t.continueAfter(inst, step, ss) || t.tolerated(inst, path, ss.Attempt, msg) {
 		return
 	}
 	t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: ss.Attempt, Message: msg})
