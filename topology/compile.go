@@ -54,11 +54,13 @@ func compileWorkflow(file string, w *workflowSpec, namespace string, transports 
 	for _, t := range w.tasks {
 		c.tasks[t.name.val].Graph = c.graph(t.steps, nil, "")
 	}
+	g := c.graph(w.steps, w.output, w.path+".output")
+	g.OnFailure = c.onFailureStep(w)
 	return &Workflow{
 		Retention: w.retention.val,
 		Name:      qualify(namespace, w.name.val),
 		Namespace: namespace,
-		Graph:     c.graph(w.steps, w.output, w.path+".output"),
+		Graph:     g,
 		Tasks:     c.tasks,
 		File:      file,
 	}

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 
@@ -126,4 +127,25 @@ func compileTolerance(t *toleranceSpec) *Tolerance {
 		return nil
 	}
 	return &tol
+}
+
+// OnFailureStep is the step name of a workflow's failure handler in a
+// request's state: not a valid step name, so never one of the graph's.
+const OnFailureStep = "__onFailure__"
+
+// validateOnFailure checks a workflow's onFailure: a queue name.
+func validateOnFailure(w *workflowSpec, l *errorList) {
+	if w.onFailure.set && !NamePattern.MatchString(w.onFailure.val) {
+		l.add(w.onFailure.at, w.path+".onFailure", "invalid queue name %q: must be %s", w.onFailure.val, nameRule)
+	}
+}
+
+// onFailureStep compiles a workflow's handler: a plain step on its queue,
+// with the workflow's default retry and timeout.
+func (c *compiler) onFailureStep(w *workflowSpec) *Step {
+	if !w.onFailure.set {
+		return nil
+	}
+	return &Step{Name: OnFailureStep, Queue: qualifyQueue(c.namespace, w.onFailure.val),
+		Transport: cmp.Or(c.transports[w.onFailure.val], TransportKafka), Retry: c.retry, Timeout: c.timeout}
 }

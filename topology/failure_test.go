@@ -49,3 +49,22 @@ func TestTolerateKey(t *testing.T) {
 		}
 	}
 }
+
+// TestOnFailureKey: a queue name; the handler's queue is in the topic plan.
+func TestOnFailureKey(t *testing.T) {
+	set, err := Parse("f.yaml", []byte("workflows:\n  - name: w\n    onFailure: release\n    defaults: {retry: {maxAttempts: 5}}\n    steps: [{name: a}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := set.Lookup("w").Graph.OnFailure
+	if h == nil || h.Name != OnFailureStep || h.Queue != "release" || h.Retry.MaxAttempts != 5 || set.Lookup("w").Graph.ByName[OnFailureStep] != nil {
+		t.Fatalf("handler = %+v", h)
+	}
+	if q := set.Queues(); strings.Join(q, ",") != "a,release" {
+		t.Fatalf("queues = %v", q)
+	}
+	_, err = Parse("f.yaml", []byte("workflows:\n  - name: w\n    onFailure: bad/queue\n    steps: [{name: a}]\n"))
+	if err == nil || !strings.Contains(err.Error(), `f.yaml:3:16: workflows[0].onFailure: invalid queue name "bad/queue"`) {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -120,7 +120,7 @@ func canonicalWorkflows(data []byte) [][]byte {
 // key as unknown.
 var Keys = map[string][]string{
 	"file":     {"workflows"},
-	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention", "output"},
+	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention", "output", "onFailure"},
 	"defaults": {"retry", "timeout"},
 	"task":     {"name", "itemListKey", "steps"},
 	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "when", "input", "continueOnFailure", "tolerate"},
@@ -250,6 +250,8 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 			w.retention = l.duration(f.val, p)
 		case "output":
 			w.output = l.mapping(f.val, p)
+		case "onFailure":
+			w.onFailure = l.str(f.val, p)
 		}
 	}
 	return w

@@ -65,6 +65,10 @@ type Graph struct {
 	// Output, set on a workflow's top-level graph only, replaces the
 	// merge of the terminal steps' outputs as the request's output.
 	Output []Mapping
+	// OnFailure, set on a workflow's top-level graph only, is the step
+	// run with the failure before a request fails (onFailure: <queue>);
+	// it is not one of Steps.
+	OnFailure *Step
 }
 
 // Step is one node of a Graph: either a task dispatched to a queue, or a
@@ -174,6 +178,10 @@ func (s *Set) queues(keep func(*Step) bool) []string {
 				seen[st.Queue] = true
 				out = append(out, st.Queue)
 			}
+		}
+		if st := g.OnFailure; st != nil && !seen[st.Queue] && keep(st) {
+			seen[st.Queue] = true
+			out = append(out, st.Queue)
 		}
 	}
 	for _, name := range s.Order {

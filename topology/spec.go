@@ -48,6 +48,7 @@ type workflowSpec struct {
 	defaults  *defaultsSpec
 	retention duration
 	output    []mappingSpec // expressions (expr.go)
+	onFailure str           // failure.go
 }
 
 type defaultsSpec struct {

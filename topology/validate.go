@@ -245,6 +245,7 @@ func validateWorkflow(w *workflowSpec, l *errorList) {
 	validateGraph(w.steps, w, l)
 	checkTaskCycles(w, tasks, l)
 	validateExprs(w, l)
+	validateOnFailure(w, l)
 }
 
 // checkName reports a missing or malformed name of kind ("workflow",

@@ -121,6 +121,9 @@ func done(ss *schemas.StepState) bool {
 // stepInput is the input step is given: its input: mapping evaluated, or
 // the merge of its dependencies' outputs.
 func (t *transition) stepInput(inst *schemas.Record, step *topology.Step) (json.RawMessage, *topology.Expr, error) {
+	if step.Name == topology.OnFailureStep {
+		return t.handlerInput(inst), nil, nil // failure.go
+	}
 	if step.Input == nil {
 		return t.inputOf(inst, step), nil, nil
 	}

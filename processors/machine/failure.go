@@ -1,6 +1,9 @@
 package machine
 
 import (
+	"encoding/json"
+	"slices"
+
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
@@ -98,4 +101,87 @@ func (t *transition) reopenTolerated(child *schemas.Record) {
 		progress.Done--
 		progress.Failed--
 	}
+}
+
+// The failure handler. When a request of a workflow with onFailure would
+// fail (failRequest), it does not finish: the steps still running are
+// stopped (revoked), the failure is kept in the root's Error, and the
+// handler runs as plain step topology.OnFailureStep of the root, with the
+// failure, the request's input and the outputs of the succeeded top-level
+// steps as its input. Nothing else runs while it does (rootFinished says
+// so). When it answers, the request fails with the kept failure; when it
+// fails for good, with both errors. A failure while it runs, or of a
+// request whose definition is gone, fails the request at once.
+
+// handling says whether root's failure handler is running or waiting.
+func handling(root *schemas.Record) bool {
+	ss := root.Steps[topology.OnFailureStep]
+	return ss != nil && (ss.Status == schemas.StepRunning || ss.Status == schemas.StepWaiting)
+}
+
+// handleFailure starts root's failure handler for f and reports whether it
+// did. root must be running and not handling already.
+func (t *transition) handleFailure(root *schemas.Record, f *schemas.Failure) bool {
+	g, err := t.graphOf(root)
+	if err != nil || g.OnFailure == nil || root.Path != "" {
+		return false
+	}
+	root = t.mutable(root.Request)
+	unsent := map[string]bool{}
+	t.eff.Dispatches = slices.DeleteFunc(t.eff.Dispatches, func(d Dispatch) bool {
+		if d.Request == root.Request {
+			unsent[d.Step] = true
+			return true
+		}
+		return false
+	})
+	t.eff.SetTimers = slices.DeleteFunc(t.eff.SetTimers, func(tm Timer) bool { return tm.Request == root.Request })
+	t.interrupt(root, f, "request failing: "+f.Message, unsent)
+	root.Error = f
+	attempt := 1
+	if prev := root.Steps[topology.OnFailureStep]; prev != nil {
+		attempt = prev.Attempt + 1
+	}
+	t.dispatch(root, g.OnFailure, attempt)
+	return true
+}
+
+// handlerInput is the failure handler's input.
+func (t *transition) handlerInput(root *schemas.Record) json.RawMessage {
+	outputs := object{}
+	g := t.mustGraphOf(root)
+	for _, s := range g.Steps {
+		if succeeded(root, s.Name) {
+			outputs[s.Name] = t.outputOf(root, s)
+		}
+	}
+	var failure struct {
+		Step    string `json:"step,omitempty"`
+		Attempt int    `json:"attempt,omitempty"`
+		Error   string `json:"error"`
+	}
+	if f := root.Error; f != nil {
+		failure.Step, failure.Attempt, failure.Error = f.Step, f.Attempt, f.Message
+	}
+	fb, _ := json.Marshal(failure)
+	input := root.Input
+	if len(input) == 0 {
+		input = emptyObject
+	}
+	return encodeObject(object{"failure": fb, "input": input, "outputs": encodeObject(outputs)})
+}
+
+// handlerDone ends a request whose failure handler finished: answered
+// (handlerErr "") or failed for good.
+func (t *transition) handlerDone(root *schemas.Record, handlerErr string) {
+	f := root.Error
+	if f == nil {
+		f = &schemas.Failure{Message: "failed"}
+	}
+	if handlerErr != "" {
+		c := *f
+		c.Message = f.Message + "; onFailure handler failed: " + handlerErr
+		f = &c
+	}
+	t.finish(root, schemas.Failed, nil, f)
 }

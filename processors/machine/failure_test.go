@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/topology"
 )
 
 // TestContinueOnFailure has one case per rule of failure.go's comment.
@@ -185,5 +186,82 @@ workflows:
 			h.ok(h.dispatched(fmt.Sprintf("fan[%d]/side", i)), `{"s":1}`)
 		}
 		jsonEq(t, "input of join", h.dispatched("join").Input, `{"pages":["p0","p1","p2","p3"],"s":1,"pagesFailed":[]}`)
+	})
+}
+
+// TestOnFailureHandler has one case per rule of the failure handler.
+func TestOnFailureHandler(t *testing.T) {
+	const wf = `
+workflows:
+  - name: w
+    onFailure: release
+    defaults: {retry: {maxAttempts: 2, initial: 1s}}
+    steps:
+      - name: reserve
+      - name: charge
+        depends: [reserve]
+        retry: {maxAttempts: 1}
+      - name: mail
+        depends: [reserve]
+`
+	failCharge := func(t *testing.T) *harness {
+		h := newHarness(t, parsed(t, wf))
+		h.start("r", "w", `{"user":"u"}`)
+		h.ok(h.dispatched("reserve"), `{"seat":7}`)
+		eff := h.fail(h.dispatched("charge"), "card declined", false)
+		if len(eff.Completions) != 0 {
+			t.Fatalf("completed before the handler ran: %+v", eff.Completions)
+		}
+		if len(eff.Revokes) != 1 || eff.Revokes[0].Step != "mail" {
+			t.Fatalf("revokes = %+v, want mail", eff.Revokes)
+		}
+		return h
+	}
+	t.Run("the handler gets the failure, the input and the outputs so far; then the request fails", func(t *testing.T) {
+		h := failCharge(t)
+		hd := h.dispatched(topology.OnFailureStep)
+		if hd.Queue != "release" || hd.Attempt != 1 {
+			t.Fatalf("handler dispatch = %+v", hd)
+		}
+		jsonEq(t, "handler input", hd.Input, `{"failure":{"step":"charge","attempt":1,"error":"card declined"},"input":{"user":"u"},"outputs":{"reserve":{"seat":7}}}`)
+		// A late result of the revoked step runs nothing.
+		if eff := h.ok(h.dispatched("mail"), `{}`); eff.Reason == "" || len(eff.Dispatches) != 0 {
+			t.Fatalf("late result applied: %+v", eff)
+		}
+		h.ok(hd, `{"released":true}`)
+		c := wantDone(t, h, schemas.Failed, "")
+		if c.Error.Step != "charge" || c.Error.Message != "card declined" {
+			t.Fatalf("failure = %+v", c.Error)
+		}
+	})
+	t.Run("a handler that fails for good adds its error", func(t *testing.T) {
+		h := failCharge(t)
+		h.fail(h.dispatched(topology.OnFailureStep), "release service down", true)
+		h.fireDue()
+		h.fail(h.dispatched(topology.OnFailureStep), "release service down", true)
+		c := wantDone(t, h, schemas.Failed, "")
+		if c.Error.Step != "charge" || c.Error.Message != "card declined; onFailure handler failed: release service down (attempt 2 of 2)" {
+			t.Fatalf("failure = %+v", c.Error)
+		}
+	})
+	t.Run("a cancel does not run the handler", func(t *testing.T) {
+		h := newHarness(t, parsed(t, wf))
+		h.start("r", "w", `{}`)
+		h.apply(Event{Kind: EventCancel, Request: "r"})
+		wantDone(t, h, schemas.Cancelled, "")
+		for _, d := range h.dispatches {
+			if d.Step == topology.OnFailureStep {
+				t.Fatal("handler dispatched on cancel")
+			}
+		}
+	})
+	t.Run("a retry after the handler runs it again on the next failure", func(t *testing.T) {
+		h := failCharge(t)
+		h.ok(h.dispatched(topology.OnFailureStep), `{}`)
+		h.apply(Event{Kind: EventRetry, Request: "r", Run: h.store["r"].Run()})
+		h.fail(h.dispatched("charge"), "declined again", false)
+		if hd := h.dispatched(topology.OnFailureStep); hd.Attempt != 2 {
+			t.Fatalf("second handler dispatch = %+v", hd)
+		}
 	})
 }

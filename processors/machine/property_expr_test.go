@@ -2,6 +2,7 @@ package machine
 
 import (
 	"math/rand/v2"
+	"time"
 
 	"github.com/expr-lang/expr"
 
@@ -18,7 +19,7 @@ var propertyConditions = []string{"input.flip", "!input.flip", "false", "true", 
 // plain steps, so that the property test sees skips, skips propagating to
 // dependents and joins, mappings and evaluation errors; and
 // continueOnFailure on about a fifth of the plain steps, tolerate: on half
-// of the fan-out steps.
+// of the fan-out steps, and a failure handler on half of the workflows.
 func withConditions(r *rand.Rand, wf *topology.Workflow) {
 	compile := func(src string, asBool bool) *topology.Expr {
 		opts := []expr.Option{expr.Env(map[string]any{"input": map[string]any{}, "steps": map[string]any{}})}
@@ -68,4 +69,8 @@ func withConditions(r *rand.Rand, wf *topology.Workflow) {
 		}
 	}
 	walk(wf.Graph)
+	if r.IntN(2) == 0 {
+		wf.Graph.OnFailure = &topology.Step{Name: topology.OnFailureStep, Queue: "handler",
+			Retry: topology.RetryPolicy{MaxAttempts: 2, Initial: time.Second, Max: time.Second, Multiplier: 1}}
+	}
 }

@@ -133,7 +133,7 @@ func (d *driver) succeededOf(request string) map[string]bool {
 			continue
 		}
 		for name, ss := range rec.Steps {
-			if ss.Status == schemas.StepSucceeded && ss.Children == 0 {
+			if ss.Status == schemas.StepSucceeded && ss.Children == 0 && name != topology.OnFailureStep {
 				out[statekey.StepPath(rec.Path, name)] = true
 			}
 		}
@@ -158,6 +158,12 @@ func (d *driver) checkJoined(disp Dispatch) {
 	instPath, name := statekey.SplitStep(disp.Step)
 	inst := d.h.store[statekey.Format(disp.Request, instPath)]
 	g := (&transition{m: d.h.m}).mustGraphOf(inst)
+	if name == topology.OnFailureStep {
+		if root := d.h.store[disp.Request]; root.Error == nil {
+			d.t.Fatalf("failure handler of %s dispatched without a failure", disp.Request)
+		}
+		return
+	}
 	if st := g.ByName[name]; !dependsOnStart(st) && !slices.ContainsFunc(st.Depends, func(dep string) bool {
 		return inst.Steps[dep].Status != schemas.StepSkipped
 	}) {
@@ -285,11 +291,11 @@ func encodeStore(s mapStore) map[string]string {
 // runs a step (or fan-out child) that had succeeded, and the same events
 // always give the same state.
 func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
-	totalRetries, skips, exprFailures, continued, toleratedChildren := 0, 0, 0, 0, 0
+	totalRetries, skips, exprFailures, continued, toleratedChildren, handlers := 0, 0, 0, 0, 0, 0
 	defer func() {
-		t.Logf("retries applied across seeds: %d; skipped steps %d; evaluation failures %d; continued failures %d; tolerated failed children %d",
-			totalRetries, skips, exprFailures, continued, toleratedChildren)
-		if !t.Failed() && (skips == 0 || exprFailures == 0 || continued == 0 || toleratedChildren == 0) {
+		t.Logf("retries applied across seeds: %d; skipped steps %d; evaluation failures %d; continued failures %d; tolerated failed children %d; failure handlers run %d",
+			totalRetries, skips, exprFailures, continued, toleratedChildren, handlers)
+		if !t.Failed() && (skips == 0 || exprFailures == 0 || continued == 0 || toleratedChildren == 0 || handlers == 0) {
 			t.Errorf("the seeds never skipped a step (%d), failed one on evaluation (%d), continued past a failure (%d) or tolerated a failed child (%d): the rules are not exercised",
 				skips, exprFailures, continued, toleratedChildren)
 		}
@@ -333,6 +339,9 @@ func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
 					}
 					if ss.Continued {
 						continued++
+					}
+					if ss.Attempt > 0 && rec.Path == "" && rec.Steps[topology.OnFailureStep] == ss {
+						handlers++
 					}
 				}
 				if rec.Kind == "" && rec.Path != "" && rec.Status == schemas.StatusFailed && rec.Steps == nil {

@@ -75,6 +75,10 @@ func (t *transition) result(ev Event) {
 	}
 	t.clearTimeout(inst, step.Name, ss)
 	ss.Status, ss.Output, ss.Ended, ss.Error = schemas.StepSucceeded, ev.Output, t.now, ""
+	if step.Name == topology.OnFailureStep {
+		t.handlerDone(inst, "") // failure.go
+		return
+	}
 	t.advance(inst, t.mustGraphOf(inst))
 }
 
@@ -252,6 +256,9 @@ func (t *transition) locate(request, stepPath string) (*schemas.Record, *topolog
 		return nil, nil, nil, ReasonWorkflowGone, "definition missing: " + err.Error()
 	}
 	step := g.ByName[name]
+	if name == topology.OnFailureStep && instPath == "" {
+		step = g.OnFailure // failure.go
+	}
 	ss := inst.Steps[name]
 	if step == nil || step.Task != nil || ss == nil {
 		return nil, nil, nil, ReasonUnknownStep, "unknown step " + stepPath
@@ -492,7 +499,7 @@ func (t *transition) startChild(inst *schemas.Record, step *topology.Step, field
 
 func (t *transition) rootFinished(request string) bool {
 	r := t.get(request)
-	return r == nil || r.Status != schemas.Running
+	return r == nil || r.Status != schemas.Running || handling(r)
 }
 
 // dispatch sends attempt n of a plain step.
@@ -572,7 +579,15 @@ func (t *transition) clearTimeout(inst *schemas.Record, name string, ss *schemas
 }
 
 func (t *transition) failRequest(request string, f *schemas.Failure) {
-	if root := t.get(request); root == nil || root.Status != schemas.Running {
+	root := t.get(request)
+	if root == nil || root.Status != schemas.Running {
+		return
+	}
+	if handling(root) || f.Step == topology.OnFailureStep {
+		t.handlerDone(t.mutable(request), f.Message) // failure.go
+		return
+	}
+	if t.handleFailure(root, f) {
 		return
 	}
 	t.finish(t.mutable(request), schemas.Failed, nil, f)
