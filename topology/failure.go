@@ -17,7 +17,7 @@ type boolField struct {
 	set bool
 }
 
-// boolean reads a boolean: true or false (YAML's other spellings of them too).
+// boolean reads a boolean: true or false, as strconv.ParseBool spells them.
 func (l *loader) boolean(n *yaml.Node, path string) boolField {
 	v := l.scalar(n, path)
 	if v == nil {
