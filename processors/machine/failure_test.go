@@ -255,6 +255,14 @@ workflows:
 			}
 		}
 	})
+	t.Run("a cancel while the handler runs revokes it", func(t *testing.T) {
+		h := failCharge(t)
+		eff := h.apply(Event{Kind: EventCancel, Request: "r"})
+		if len(eff.Revokes) != 1 || eff.Revokes[0].Step != topology.OnFailureStep || eff.Revokes[0].Queue != "release" {
+			t.Fatalf("revokes = %+v", eff.Revokes)
+		}
+		wantDone(t, h, schemas.Cancelled, "")
+	})
 	t.Run("a retry after the handler runs it again on the next failure", func(t *testing.T) {
 		h := failCharge(t)
 		h.ok(h.dispatched(topology.OnFailureStep), `{}`)

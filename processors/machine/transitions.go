@@ -673,6 +673,10 @@ func (t *transition) interrupt(inst *schemas.Record, f *schemas.Failure, reason 
 			if g != nil && g.ByName[name] != nil && g.ByName[name].Task == nil && !unsent[path] {
 				t.eff.Revokes = append(t.eff.Revokes, Revoke{Queue: g.ByName[name].Queue, Request: inst.Request, Workflow: inst.Workflow,
 					Step: path, Attempt: ss.Attempt, Reason: reason})
+			} else if g != nil && name == topology.OnFailureStep && inst.Path == "" && g.OnFailure != nil && !unsent[path] {
+				// The failure handler (failure.go), cancelled while it ran.
+				t.eff.Revokes = append(t.eff.Revokes, Revoke{Queue: g.OnFailure.Queue, Request: inst.Request, Workflow: inst.Workflow,
+					Step: path, Attempt: ss.Attempt, Reason: reason})
 			}
 		case schemas.StepWaiting, schemas.StepPending:
 		default:
