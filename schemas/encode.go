@@ -90,6 +90,10 @@ func EncodeRecord(r *Record) []byte {
 	}
 	b = appendSignals(b, r.Signals)
 	b = appendTimeFieldOmit(b, "deadline", r.Deadline)
+	if r.Failed != 0 {
+		b = append(b, `,"failed":`...)
+		b = strconv.AppendInt(b, int64(r.Failed), 10)
+	}
 	return append(b, '}')
 }
 
@@ -115,6 +119,9 @@ func appendStep(b []byte, s *StepState) []byte {
 	}
 	b = appendStringFieldOmit(b, "error", s.Error)
 	b = appendStringFieldOmit(b, "worker", s.Worker)
+	if s.Continued {
+		b = append(b, `,"continued":true`...)
+	}
 	b = appendTimeFieldOmit(b, "started", s.Started)
 	b = appendTimeFieldOmit(b, "ended", s.Ended)
 	b = appendTimeFieldOmit(b, "retryAt", s.RetryAt)

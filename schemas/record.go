@@ -60,6 +60,9 @@ type Record struct {
 	// Deadline is when the current run fails if it still runs (the
 	// request's record only, when its workflow has a deadline).
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Failed: fan-out progress: children that failed within the step's
+	// tolerate bound (counted in Done too).
+	Failed int `json:"failed,omitempty"`
 }
 
 // Run is the run of the request a root record is in: 1, then one more per
@@ -99,10 +102,13 @@ type StepState struct {
 	Done     int             `json:"done,omitempty"`     // fan-out: children finished
 	Error    string          `json:"error,omitempty"`    // last failure message
 	Worker   string          `json:"worker,omitempty"`   // who answered the attempt (HeaderWorker)
-	Started  time.Time       `json:"started,omitzero"`
-	Ended    time.Time       `json:"ended,omitzero"`
-	RetryAt  time.Time       `json:"retryAt,omitzero"`  // waiting for a retry
-	Deadline time.Time       `json:"deadline,omitzero"` // running with a timeout
+	// Continued: the step failed for good but has continueOnFailure, so
+	// the request went on without its output (status failed).
+	Continued bool      `json:"continued,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	Ended     time.Time `json:"ended,omitzero"`
+	RetryAt   time.Time `json:"retryAt,omitzero"`  // waiting for a retry
+	Deadline  time.Time `json:"deadline,omitzero"` // running with a timeout
 	// Earlier are the step's earlier attempts that did not succeed, oldest
 	// first, at most MaxEarlierAttempts; EarlierDropped counts those left
 	// out beyond. The current attempt is the step itself. A step that
@@ -143,6 +149,10 @@ const (
 	// StepPending: to run again (a retry from an earlier step), not
 	// started yet; Attempt keeps the last attempt so numbers count on.
 	StepPending StepStatus = "pending"
+	// StepSkipped: not run, because its when: was false or every one of
+	// its dependencies was skipped (docs/expressions.md); it counts as
+	// done and has no output.
+	StepSkipped StepStatus = "skipped"
 )
 
 // ErrRecordVersion means a state record was written by a newer Stepwise.

@@ -52,14 +52,16 @@ func compileWorkflow(file string, w *workflowSpec, namespace string, transports 
 		}
 	}
 	for _, t := range w.tasks {
-		c.tasks[t.name.val].Graph = c.graph(t.steps)
+		c.tasks[t.name.val].Graph = c.graph(t.steps, nil, "")
 	}
+	g := c.graph(w.steps, w.output, w.path+".output")
+	g.OnFailure = c.onFailureStep(w)
 	return &Workflow{
 		Deadline:  w.deadline.val,
 		Retention: w.retention.val,
 		Name:      qualify(namespace, w.name.val),
 		Namespace: namespace,
-		Graph:     c.graph(w.steps),
+		Graph:     g,
 		Tasks:     c.tasks,
 		File:      file,
 	}
@@ -86,8 +88,9 @@ func fileTransports(f *fileSpec) map[string]string {
 	return out
 }
 
-func (c *compiler) graph(specs []*stepSpec) *Graph {
+func (c *compiler) graph(specs []*stepSpec, output []mappingSpec, outputPath string) *Graph {
 	g := &Graph{Steps: make([]*Step, 0, len(specs)), ByName: make(map[string]*Step, len(specs))}
+	g.Output = compileMappings(output, outputPath)
 	for _, s := range specs {
 		st := &Step{Name: s.name.val, Depends: []string{Start}}
 		if len(s.depends) > 0 {
@@ -116,6 +119,10 @@ func (c *compiler) graph(specs []*stepSpec) *Graph {
 			}
 			st.HeartbeatTimeout = s.heartbeat.val
 		}
+		st.When = compileExprSpec(s.when, s.path+".when")
+		st.Input = compileMappings(s.input, s.path+".input")
+		st.ContinueOnFailure = s.continueOnFailure.val
+		st.Tolerate = compileTolerance(s.tolerate)
 		g.Steps = append(g.Steps, st)
 		g.ByName[st.Name] = st
 	}

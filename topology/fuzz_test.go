@@ -9,7 +9,8 @@ import (
 
 // FuzzParse checks that Parse never panics, that a failure is always a
 // non-empty, position-sorted ValidationErrors, and that a success always
-// yields a set whose invariants hold and that can be drawn. The seed corpus
+// yields a set whose invariants hold, whose expressions (when:, input:,
+// output:) are all compiled, and that can be drawn. The seed corpus
 // is in testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -49,6 +50,7 @@ func FuzzParse(f *testing.F) {
 			if !acyclic(w.Graph, map[*Task]bool{}) {
 				t.Fatalf("workflow %q has a cycle", name)
 			}
+			checkCompiledExprs(t, w)
 		}
 		var buf bytes.Buffer
 		if err := WriteDot(&buf, set.Workflows[set.Order[0]]); err != nil && !errors.Is(err, ErrTooLarge) {
@@ -96,4 +98,32 @@ func acyclic(g *Graph, seen map[*Task]bool) bool {
 		}
 	}
 	return done == len(g.Steps)
+}
+
+// checkCompiledExprs fails unless every expression of w was compiled at
+// load, with its source and path.
+func checkCompiledExprs(t *testing.T, w *Workflow) {
+	t.Helper()
+	check := func(e *Expr) {
+		if e == nil || e.Program == nil || e.Path == "" {
+			t.Fatalf("workflow %q: expression %+v not compiled", w.Name, e)
+		}
+	}
+	graphs := []*Graph{w.Graph}
+	for _, task := range w.Tasks {
+		graphs = append(graphs, task.Graph)
+	}
+	for _, g := range graphs {
+		for _, m := range g.Output {
+			check(m.Expr)
+		}
+		for _, s := range g.Steps {
+			if s.When != nil {
+				check(s.When)
+			}
+			for _, m := range s.Input {
+				check(m.Expr)
+			}
+		}
+	}
 }

@@ -120,12 +120,13 @@ func canonicalWorkflows(data []byte) [][]byte {
 // key as unknown.
 var Keys = map[string][]string{
 	"file":     {"workflows"},
-	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention"},
+	"workflow": {"name", "vhosts", "steps", "tasks", "defaults", "retention", "output", "onFailure"},
 	"defaults": {"retry", "timeout"},
 	"task":     {"name", "itemListKey", "steps"},
-	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "wait"},
+	"step":     {"name", "depends", "task", "queue", "retry", "timeout", "wait", "when", "input", "continueOnFailure", "tolerate"},
 	"queue":    {"name", "transport"},
 	"retry":    {"maxAttempts", "initial", "max", "multiplier"},
+	"tolerate": {"failures"},
 }
 
 // maxNodes bounds the work of walking one document. YAML aliases let a
@@ -249,6 +250,10 @@ func (l *loader) workflow(n *yaml.Node, path string) *workflowSpec {
 			w.retention = l.duration(f.val, p)
 		case "deadline":
 			w.deadline = l.duration(f.val, p)
+		case "output":
+			w.output = l.mapping(f.val, p)
+		case "onFailure":
+			w.onFailure = l.str(f.val, p)
 		}
 	}
 	return w
@@ -327,6 +332,15 @@ func (l *loader) step(n *yaml.Node, path string) *stepSpec {
 			s.sleep = l.duration(f.val, p)
 		case "heartbeatTimeout":
 			s.heartbeat = l.duration(f.val, p)
+		case "when":
+			s.when = l.expr(f.val, p)
+			s.when.str = exprDefault(s.when.str, at(f.key))
+		case "input":
+			s.input = l.mapping(f.val, p)
+		case "continueOnFailure":
+			s.continueOnFailure = l.boolean(f.val, p)
+		case "tolerate":
+			s.tolerate = l.tolerate(f.val, p)
 		}
 	}
 	return s

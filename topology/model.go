@@ -64,6 +64,13 @@ type Graph struct {
 	Steps    []*Step
 	ByName   map[string]*Step
 	Terminal []*Step // the steps __end__ depends on, in declaration order
+	// Output, set on a workflow's top-level graph only, replaces the
+	// merge of the terminal steps' outputs as the request's output.
+	Output []Mapping
+	// OnFailure, set on a workflow's top-level graph only, is the step
+	// run with the failure before a request fails (onFailure: <queue>);
+	// it is not one of Steps.
+	OnFailure *Step
 }
 
 // Step is one node of a Graph: either a task dispatched to a queue, or a
@@ -92,6 +99,19 @@ type Step struct {
 	// HeartbeatTimeout fails an attempt whose worker sent no heartbeat
 	// (nor result) for this long (heartbeat.go); 0: none.
 	HeartbeatTimeout time.Duration
+	// When, when set, decides whether the step runs: false skips it
+	// (docs/expressions.md has the rule of skips). Input, when set,
+	// replaces the merge of the dependencies' outputs as the step's
+	// input: one key per mapping, in file order.
+	When  *Expr
+	Input []Mapping
+	// ContinueOnFailure: when the step fails for good (its retries spent
+	// or the error not retryable), the request goes on without its
+	// output instead of failing. Plain steps only.
+	ContinueOnFailure bool
+	// Tolerate, on a fan-out step, is how many children may fail while
+	// the join still runs (failure.go); nil: none.
+	Tolerate *Tolerance
 }
 
 // RetryPolicy says how often a failed step is tried again and how long to
@@ -172,6 +192,10 @@ func (s *Set) queues(keep func(*Step) bool) []string {
 				seen[st.Queue] = true
 				out = append(out, st.Queue)
 			}
+		}
+		if st := g.OnFailure; st != nil && !seen[st.Queue] && keep(st) {
+			seen[st.Queue] = true
+			out = append(out, st.Queue)
 		}
 	}
 	for _, name := range s.Order {

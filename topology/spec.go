@@ -47,7 +47,9 @@ type workflowSpec struct {
 	tasks     []*taskSpec
 	defaults  *defaultsSpec
 	retention duration
-	deadline  duration // timers.go
+	deadline  duration      // timers.go
+	output    []mappingSpec // expressions (expr.go)
+	onFailure str           // failure.go
 }
 
 type defaultsSpec struct {
@@ -79,9 +81,14 @@ type stepSpec struct {
 	transport str
 	retry     *retrySpec
 	timeout   duration
-	wait      *waitSpec // wait.go
-	sleep     duration  // timers.go
-	heartbeat duration  // heartbeat.go
+	wait      *waitSpec     // wait.go
+	sleep     duration      // timers.go
+	heartbeat duration      // heartbeat.go
+	when      exprSpec      // expr.go
+	input     []mappingSpec // expr.go
+	// continueOnFailure: failure.go
+	continueOnFailure boolField
+	tolerate          *toleranceSpec
 }
 
 // retrySpec is a possibly partial retry block; unset fields are taken from

@@ -248,6 +248,8 @@ func validateWorkflow(w *workflowSpec, l *errorList) {
 	}
 	validateGraph(w.steps, w, l)
 	checkTaskCycles(w, tasks, l)
+	validateExprs(w, l)
+	validateOnFailure(w, l)
 }
 
 // checkName reports a missing or malformed name of kind ("workflow",
@@ -342,6 +344,7 @@ func validateGraph(steps []*stepSpec, w *workflowSpec, l *errorList) {
 			checkRetry(s.retry, l)
 			checkTimeout(s.timeout, s.path+".timeout", l)
 		}
+		validateFailureKeys(s, l)
 		if s.wait != nil {
 			checkWait(s, l)
 		}

@@ -80,3 +80,49 @@ func BenchmarkFanout1000(b *testing.B) {
 	b.ReportMetric(float64(stateBytes), "state-B/inflight-req")
 	b.ReportMetric(float64(written), "state-B-written/req")
 }
+
+// linear3Expr is linear3 with a when: and an input: mapping on every step.
+const linear3Expr = `
+workflows:
+  - name: linear3
+    steps:
+      - name: a
+        when: input.lang == "en"
+        input: {doc: input.doc, lang: input.lang}
+      - name: b
+        depends: [a]
+        when: steps.a.score > 0.5
+        input: {label: steps.a.label, score: steps.a.score}
+      - name: c
+        depends: [b]
+        when: steps.b.label != ""
+        input: {label: steps.b.label, high: steps.b.score > 0.9}
+`
+
+// BenchmarkLinear3Expressions is BenchmarkLinear3 with a when: and an
+// input: mapping on every step, for the cost of evaluating them; run both
+// in the same run to compare (-bench 'Linear3').
+func BenchmarkLinear3Expressions(b *testing.B) {
+	h := newHarness(b, parsed(b, linear3Expr))
+	in := json.RawMessage(`{"doc":"d-1","lang":"en"}`)
+	out := json.RawMessage(`{"score":0.93,"label":"invoice"}`)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		id := fmt.Sprintf("req-%d", i)
+		d := h.m.Apply(h.store, Event{Kind: EventStart, Request: id, Workflow: "linear3", Input: in}, h.now)
+		h.commit(d)
+		for range 3 {
+			if len(d.Dispatches) != 1 {
+				b.Fatalf("dispatches %+v, completions %+v", d.Dispatches, d.Completions)
+			}
+			disp := d.Dispatches[0]
+			d = h.m.Apply(h.store, Event{Kind: EventResult, Request: id, Step: disp.Step, Attempt: 1, Output: out}, h.now)
+			h.commit(d)
+		}
+		if len(d.Completions) != 1 || d.Completions[0].Status != schemas.Succeeded {
+			b.Fatalf("completion %+v", d.Completions)
+		}
+		delete(h.store, id)
+	}
+	b.ReportMetric(float64(4*b.N)/b.Elapsed().Seconds(), "transitions/s")
+}

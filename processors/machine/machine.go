@@ -99,6 +99,7 @@ type transition struct {
 	staged map[string]*schemas.Record // records written by this transition (nil: tombstone)
 	order  []string                   // keys of staged, in first-write order
 	eff    Effects
+	exprs  exprScratch // expr.go
 }
 
 func (t *transition) ignore(reason Reason, why string) {

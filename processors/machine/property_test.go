@@ -135,7 +135,7 @@ func (d *driver) succeededOf(request string) map[string]bool {
 			continue
 		}
 		for name, ss := range rec.Steps {
-			if ss.Status == schemas.StepSucceeded && ss.Children == 0 {
+			if ss.Status == schemas.StepSucceeded && ss.Children == 0 && name != topology.OnFailureStep {
 				out[statekey.StepPath(rec.Path, name)] = true
 			}
 		}
@@ -160,19 +160,38 @@ func (d *driver) checkJoined(disp Dispatch) {
 	instPath, name := statekey.SplitStep(disp.Step)
 	inst := d.h.store[statekey.Format(disp.Request, instPath)]
 	g := (&transition{m: d.h.m}).mustGraphOf(inst)
+	if name == topology.OnFailureStep {
+		if root := d.h.store[disp.Request]; root.Error == nil {
+			d.t.Fatalf("failure handler of %s dispatched without a failure", disp.Request)
+		}
+		return
+	}
+	if st := g.ByName[name]; !dependsOnStart(st) && !slices.ContainsFunc(st.Depends, func(dep string) bool {
+		return inst.Steps[dep].Status != schemas.StepSkipped
+	}) {
+		d.t.Fatalf("%s dispatched though every one of its dependencies was skipped", disp.Step)
+	}
 	for _, dep := range g.ByName[name].Depends {
 		ss := inst.Steps[dep]
-		if dep == topology.Start || g.ByName[dep].Task == nil {
+		if dep == topology.Start || g.ByName[dep].Task == nil || ss.Status == schemas.StepSkipped || ss.Continued {
 			continue
 		}
 		if ss.Status != schemas.StepSucceeded {
 			d.t.Fatalf("%s dispatched before fan-out %s finished", disp.Step, dep)
 		}
+		failed := 0
 		for i := range ss.Children {
 			child := d.h.store[statekey.Format(disp.Request, statekey.ChildPath(instPath, dep, i))]
-			if child == nil || child.Status != schemas.StatusSucceeded {
+			tolerated := g.ByName[dep].Tolerate != nil && child != nil && child.Status == schemas.StatusFailed && child.Steps == nil
+			if child == nil || (child.Status != schemas.StatusSucceeded && !tolerated) {
 				d.t.Fatalf("%s dispatched before child %d of %s finished", disp.Step, i, dep)
 			}
+			if tolerated {
+				failed++
+			}
+		}
+		if failed > 0 && failed > g.ByName[dep].Tolerate.Bound(ss.Children) {
+			d.t.Fatalf("%s dispatched after %d failed children of %s, over its bound %+v", disp.Step, failed, dep, *g.ByName[dep].Tolerate)
 		}
 	}
 }
@@ -266,17 +285,30 @@ func encodeStore(s mapStore) map[string]string {
 }
 
 // TestPropertyEveryRequestCompletesExactlyOnce drives random workflows
-// with duplicated, reordered and replayed results, timers, cancels and
-// retries: every run of a request completes exactly once, a retry never
+// (every other seed with when: conditions, input: mappings and
+// expressions that fail, so steps are skipped, skips propagate and steps
+// fail on evaluation) with duplicated, reordered and replayed results,
+// timers, cancels and retries: no step is dispatched whose dependencies
+// were all skipped; every run of a request completes exactly once, a retry never
 // runs a step (or fan-out child) that had succeeded, and the same events
 // always give the same state.
 func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
-	totalRetries := 0
-	defer func() { t.Logf("retries applied across seeds: %d", totalRetries) }()
+	totalRetries, skips, exprFailures, continued, toleratedChildren, handlers := 0, 0, 0, 0, 0, 0
+	defer func() {
+		t.Logf("retries applied across seeds: %d; skipped steps %d; evaluation failures %d; continued failures %d; tolerated failed children %d; failure handlers run %d",
+			totalRetries, skips, exprFailures, continued, toleratedChildren, handlers)
+		if !t.Failed() && (skips == 0 || exprFailures == 0 || continued == 0 || toleratedChildren == 0 || handlers == 0) {
+			t.Errorf("the seeds never skipped a step (%d), failed one on evaluation (%d), continued past a failure (%d) or tolerated a failed child (%d): the rules are not exercised",
+				skips, exprFailures, continued, toleratedChildren)
+		}
+	}()
 	for seed := range uint64(300) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 7))
 			wf, keys := randomWorkflow(r)
+			if seed%2 == 1 {
+				withConditions(r, wf)
+			}
 			d := &driver{t: t, r: r, h: newHarness(t, wf), listKeys: keys, done: map[string]int{},
 				ran: map[string]map[int]int{}, succeeded: map[string]map[string]bool{}}
 			// Fan-outs of up to three children: slices of one or two make
@@ -285,7 +317,7 @@ func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
 			requests := 1 + r.IntN(3)
 			for i := range requests {
 				list := make([]int, r.IntN(4))
-				in := map[string]any{}
+				in := map[string]any{"flip": r.IntN(2) == 0}
 				for _, k := range keys {
 					in[k] = list
 				}
@@ -305,6 +337,25 @@ func TestPropertyEveryRequestCompletesExactlyOnce(t *testing.T) {
 				}
 			}
 			totalRetries += d.retries
+			for _, rec := range d.h.store {
+				for _, ss := range rec.Steps {
+					if ss.Status == schemas.StepSkipped {
+						skips++
+					}
+					if ss.Continued {
+						continued++
+					}
+					if ss.Attempt > 0 && rec.Path == "" && rec.Steps[topology.OnFailureStep] == ss {
+						handlers++
+					}
+				}
+				if rec.Kind == "" && rec.Path != "" && rec.Status == schemas.StatusFailed && rec.Steps == nil {
+					toleratedChildren++
+				}
+				if rec.Error != nil && strings.Contains(rec.Error.Message, `property "input.flip + 1 > 0"`) {
+					exprFailures++
+				}
+			}
 			for k, rec := range d.h.store {
 				if root := d.h.store[rec.Request]; rec.Path != "" && (root == nil || root.Status == schemas.StatusSucceeded) {
 					t.Fatalf("child record %s left after its request succeeded", k)
@@ -349,6 +400,10 @@ func (d *driver) checkSpawnTimers() {
 		}
 		if root := d.h.store[rec.Request]; root == nil || root.Status != schemas.Running {
 			continue // the request ended mid-spawn: the timer is stale, a retry creates the rest
+		}
+		instPath, name := statekey.SplitStep(rec.Path)
+		if inst := d.h.store[statekey.Format(rec.Request, instPath)]; inst == nil || inst.Steps[name] == nil || inst.Steps[name].Status != schemas.StepRunning {
+			continue // the fan-out was stopped (its request is failing, its failure handler runs): spawnNext ignores the timer
 		}
 		for _, tm := range TimersOf(rec) {
 			if _, ok := d.h.timers[timerID(tm)]; !ok {

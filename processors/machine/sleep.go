@@ -28,8 +28,9 @@ func (t *transition) sleep(inst *schemas.Record, step *topology.Step, ss *schema
 
 // slept ends sleep step of inst (mutable; ss its running state).
 func (t *transition) slept(inst *schemas.Record, step *topology.Step, ss *schemas.StepState) {
-	ss.Deadline = time.Time{} // the timer that fired
-	ss.Status, ss.Output, ss.Ended = schemas.StepSucceeded, t.inputOf(inst, step), t.now
+	ss.Deadline = time.Time{}            // the timer that fired
+	out, _, _ := t.stepInput(inst, step) // an input: mapping that fails failed the step when it began
+	ss.Status, ss.Output, ss.Ended = schemas.StepSucceeded, out, t.now
 	t.advance(inst, t.mustGraphOf(inst))
 }
 

@@ -77,7 +77,12 @@ func (t *transition) spawnNext(ev Event) {
 		t.ignore(ReasonStaleTimer, "spawn timer of a fan-out step that is not running: "+ev.Step)
 		return
 	}
-	fields := decodeObject(t.inputOf(inst, step))
+	in, e, evalErr := t.stepInput(inst, step) // as when the step began: mapped by its input:, if any
+	if evalErr != nil {
+		t.failRequest(ev.Request, &schemas.Failure{Step: ev.Step, Message: exprFailure(e, evalErr)})
+		return
+	}
+	fields := decodeObject(in)
 	var elems []json.RawMessage
 	_ = json.Unmarshal(fields[step.Task.ItemListKey], &elems)
 	if len(elems) != progress.Children {

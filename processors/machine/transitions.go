@@ -81,6 +81,10 @@ func (t *transition) result(ev Event) {
 	}
 	t.clearTimeout(inst, step.Name, ss)
 	ss.Status, ss.Output, ss.Ended, ss.Error = schemas.StepSucceeded, ev.Output, t.now, ""
+	if step.Name == topology.OnFailureStep {
+		t.handlerDone(inst, "") // failure.go
+		return
+	}
 	t.advance(inst, t.mustGraphOf(inst))
 }
 
@@ -153,7 +157,7 @@ func (t *transition) retry(ev Event) {
 func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 	for _, step := range g.Steps {
 		ss := inst.Steps[step.Name]
-		if ss == nil || ss.Status == schemas.StepSucceeded || ss.Status == schemas.StepPending {
+		if ss == nil || done(ss) || ss.Status == schemas.StepPending || t.regate(inst, step, ss) {
 			continue
 		}
 		if step.Task == nil {
@@ -175,7 +179,8 @@ func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 			child := t.get(key)
 			if child == nil {
 				if elems == nil {
-					fields = decodeObject(t.inputOf(inst, step))
+					in, _, _ := t.stepInput(inst, step) // it evaluated when the fan-out began
+					fields = decodeObject(in)
 					_ = json.Unmarshal(fields[step.Task.ItemListKey], &elems)
 					delete(fields, step.Task.ItemListKey)
 				}
@@ -184,6 +189,7 @@ func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 				}
 			} else if child.Status != schemas.StatusSucceeded {
 				child = t.mutable(key)
+				t.reopenTolerated(child)
 				child.Status, child.Error = schemas.Running, nil
 				t.resume(child, step.Task.Graph)
 			}
@@ -279,6 +285,9 @@ func (t *transition) locate(request, stepPath string) (*schemas.Record, *topolog
 		return nil, nil, nil, ReasonWorkflowGone, "definition missing: " + err.Error()
 	}
 	step := g.ByName[name]
+	if name == topology.OnFailureStep && instPath == "" {
+		step = g.OnFailure // failure.go
+	}
 	ss := inst.Steps[name]
 	if step == nil || step.Task != nil || ss == nil {
 		return nil, nil, nil, ReasonUnknownStep, "unknown step " + stepPath
@@ -319,12 +328,12 @@ func (t *transition) mustGraphOf(inst *schemas.Record) *topology.Graph {
 func (t *transition) advance(inst *schemas.Record, g *topology.Graph) {
 	for progressed := true; progressed && inst.Status == schemas.Running; {
 		progressed = false
-		done := 0
+		finished := 0
 		for _, step := range g.Steps {
 			ss := inst.Steps[step.Name]
 			if ss != nil && ss.Status != schemas.StepPending {
-				if ss.Status == schemas.StepSucceeded {
-					done++
+				if done(ss) {
+					finished++
 				}
 				continue
 			}
@@ -335,16 +344,25 @@ func (t *transition) advance(inst *schemas.Record, g *topology.Graph) {
 			if inst.Status != schemas.Running || t.rootFinished(inst.Request) {
 				return // the step failed the request (input too large, not a list)
 			}
-			if inst.Steps[step.Name].Status == schemas.StepSucceeded {
+			if done(inst.Steps[step.Name]) {
 				progressed = true
 			}
 		}
-		if done == len(g.Steps) {
+		if finished == len(g.Steps) {
 			outs := make([]json.RawMessage, 0, len(g.Terminal))
 			for _, s := range g.Terminal {
-				outs = append(outs, t.outputOf(inst, s))
+				if succeeded(inst, s.Name) {
+					outs = append(outs, t.outputOf(inst, s))
+				}
 			}
 			out := merge(outs)
+			if g.Output != nil {
+				var err error
+				if out, err = t.workflowOutput(inst, g); err != nil {
+					t.finish(inst, schemas.Failed, nil, &schemas.Failure{Message: err.Error()})
+					return
+				}
+			}
 			if inst.Path == "" && len(out) > t.m.maxPayload {
 				t.finish(inst, schemas.Failed, nil, &schemas.Failure{Message: fmt.Sprintf("output of %d bytes is over the %d-byte limit", len(out), t.m.maxPayload)})
 				return
@@ -360,7 +378,7 @@ func (t *transition) ready(inst *schemas.Record, step *topology.Step) bool {
 		if d == topology.Start {
 			continue
 		}
-		if ds := inst.Steps[d]; ds == nil || ds.Status != schemas.StepSucceeded {
+		if !done(inst.Steps[d]) {
 			return false
 		}
 	}
@@ -374,6 +392,9 @@ func (t *transition) inputOf(inst *schemas.Record, step *topology.Step) json.Raw
 		if d == topology.Start {
 			parts = append(parts, inst.Input)
 			continue
+		}
+		if !succeeded(inst, d) {
+			continue // skipped or a continued failure: absent, as if it had answered nothing
 		}
 		parts = append(parts, t.outputOf(inst, t.mustGraphOf(inst).ByName[d]))
 	}
@@ -397,9 +418,14 @@ func (t *transition) outputOf(inst *schemas.Record, step *topology.Step) json.Ra
 	task := step.Task
 	gathered := make([]json.RawMessage, 0, ss.Children)
 	out := object{}
+	var failed []failedChild // failure.go
 	for i := range ss.Children {
 		child := t.get(statekey.Format(inst.Request, statekey.ChildPath(inst.Path, step.Name, i)))
 		if child == nil {
+			continue
+		}
+		if step.Tolerate != nil && child.Status == schemas.StatusFailed {
+			failed = append(failed, failedEntry(i, child))
 			continue
 		}
 		for k, v := range decodeObject(child.Output) {
@@ -414,12 +440,21 @@ func (t *transition) outputOf(inst *schemas.Record, step *topology.Step) json.Ra
 	}
 	list, _ := json.Marshal(gathered)
 	out[task.ItemListKey] = list
+	if step.Tolerate != nil {
+		if failed == nil {
+			failed = []failedChild{}
+		}
+		out[topology.FailedKey(task.ItemListKey)], _ = json.Marshal(failed)
+	}
 	return encodeObject(out)
 }
 
 // begin starts one step: dispatches a plain step, or starts the children of
 // a fan-out step.
 func (t *transition) begin(inst *schemas.Record, step *topology.Step) {
+	if !t.gate(inst, step) {
+		return
+	}
 	if step.Task == nil {
 		attempt := 1
 		if prev := inst.Steps[step.Name]; prev != nil {
@@ -428,9 +463,13 @@ func (t *transition) begin(inst *schemas.Record, step *topology.Step) {
 		t.dispatch(inst, step, attempt)
 		return
 	}
+	input, e, err := t.stepInput(inst, step)
+	if err != nil {
+		t.failStepExpr(inst, step, e, err)
+		return
+	}
 	ss := &schemas.StepState{Status: schemas.StepRunning, Started: t.now}
 	inst.Steps[step.Name] = ss
-	input := t.inputOf(inst, step)
 	fields := decodeObject(input)
 	raw, ok := fields[step.Task.ItemListKey]
 	if !ok {
@@ -484,12 +523,12 @@ func (t *transition) startChild(inst *schemas.Record, step *topology.Step, field
 
 func (t *transition) rootFinished(request string) bool {
 	r := t.get(request)
-	return r == nil || r.Status != schemas.Running
+	return r == nil || r.Status != schemas.Running || handling(r)
 }
 
 // dispatch sends attempt n of a plain step.
 func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt int) {
-	input := t.inputOf(inst, step)
+	input, e, evalErr := t.stepInput(inst, step)
 	ss := &schemas.StepState{Status: schemas.StepRunning, Attempt: attempt, Started: t.now}
 	if attempt != 1 {
 		ss.First = attempt // a new run's first attempt
@@ -511,6 +550,11 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 	}
 	inst.Steps[step.Name] = ss
 	path := statekey.StepPath(inst.Path, step.Name)
+	if evalErr != nil {
+		ss.Status, ss.Ended, ss.Error = schemas.StepFailed, t.now, exprFailure(e, evalErr)
+		t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: attempt, Message: ss.Error})
+		return
+	}
 	if step.Wait != nil {
 		t.wait(inst, step, ss, path)
 		return
@@ -553,6 +597,9 @@ func (t *transition) fail(inst *schemas.Record, step *topology.Step, ss *schemas
 	if retryable {
 		msg = fmt.Sprintf("%s (attempt %d of %d)", msg, ss.Attempt-ss.FirstAttempt()+1, step.Retry.MaxAttempts)
 	}
+	if ss.Error = msg; t.continueAfter(inst, step, ss) || t.tolerated(inst, path, ss.Attempt, msg) {
+		return
+	}
 	t.failRequest(inst.Request, &schemas.Failure{Step: path, Attempt: ss.Attempt, Message: msg})
 }
 
@@ -565,7 +612,15 @@ func (t *transition) clearTimeout(inst *schemas.Record, name string, ss *schemas
 }
 
 func (t *transition) failRequest(request string, f *schemas.Failure) {
-	if root := t.get(request); root == nil || root.Status != schemas.Running {
+	root := t.get(request)
+	if root == nil || root.Status != schemas.Running {
+		return
+	}
+	if handling(root) || f.Step == topology.OnFailureStep {
+		t.handlerDone(t.mutable(request), f.Message) // failure.go
+		return
+	}
+	if t.handleFailure(root, f) {
 		return
 	}
 	t.finish(t.mutable(request), schemas.Failed, nil, f)
@@ -650,6 +705,10 @@ func (t *transition) interrupt(inst *schemas.Record, f *schemas.Failure, reason 
 		case schemas.StepRunning:
 			if g != nil && g.ByName[name] != nil && g.ByName[name].Task == nil && g.ByName[name].Queue != "" && !unsent[path] {
 				t.eff.Revokes = append(t.eff.Revokes, Revoke{Queue: g.ByName[name].Queue, Request: inst.Request, Workflow: inst.Workflow,
+					Step: path, Attempt: ss.Attempt, Reason: reason})
+			} else if g != nil && name == topology.OnFailureStep && inst.Path == "" && g.OnFailure != nil && !unsent[path] {
+				// The failure handler (failure.go), cancelled while it ran.
+				t.eff.Revokes = append(t.eff.Revokes, Revoke{Queue: g.OnFailure.Queue, Request: inst.Request, Workflow: inst.Workflow,
 					Step: path, Attempt: ss.Attempt, Reason: reason})
 			}
 		case schemas.StepWaiting, schemas.StepPending:
