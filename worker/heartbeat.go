@@ -109,8 +109,13 @@ func (b *beater) send(ctx context.Context, details json.RawMessage, keep bool) e
 			Details json.RawMessage `json:"details"`
 		}{details})
 	}
+	// The record's context is never cancelled: the beats stop when the
+	// handler returns, and a heartbeat cut short then must not fail a
+	// record the producer may be sending already, on the partition the
+	// result goes to next. Only the wait for the broker's answer ends
+	// with ctx.
 	done := make(chan error, 1)
-	b.c.producer.Produce(ctx, b.rp.record(schemas.StatusHeartbeat, v), func(_ *kgo.Record, err error) { done <- err })
+	b.c.producer.Produce(context.WithoutCancel(ctx), b.rp.record(schemas.StatusHeartbeat, v), func(_ *kgo.Record, err error) { done <- err })
 	select {
 	case err := <-done:
 		return err
