@@ -23,6 +23,7 @@ import (
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/tracing"
 )
 
 // maxPollWait caps how long the loop waits for records when no timer is due
@@ -82,6 +83,7 @@ type Processor struct {
 	drops   dropCounts
 	ready   readiness
 	metrics *metrics.Processor // nil: metrics off
+	tracer  *tracing.Recorder  // nil: tracing off
 	hooks   []kgo.Opt          // the group session client's metric hooks, if any (kprom serves one client at a time)
 }
 
@@ -168,7 +170,8 @@ func New(cfg Config) (*Processor, error) {
 		log:    cfg.Logger.With("replica", cfg.ReplicaID),
 		defs:   defs,
 		m:      machine.New(defs, opts...),
-		enc:    newEncoder(cfg.Conn.Prefix),
+		enc:    newEncoder(cfg.Conn.Prefix, cfg.Tracer != nil),
+		tracer: tracing.NewRecorder(cfg.Tracer),
 		prefix: cfg.Conn.Prefix,
 		poison: map[string]bool{},
 	}
@@ -490,6 +493,7 @@ type batch struct {
 	failed error          // set: the batch must abort
 	drops  []drop         // reported once the batch commits
 	obs    *metrics.Batch // what to count if it commits; nil: metrics off
+	spans  []span         // what to trace if it commits; always empty when tracing is off
 
 	mu         sync.Mutex // guards the fields below, set by produce promises
 	produceErr error
@@ -686,8 +690,11 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 	}
 	p.st.events.Add(1)
 	var started time.Time // of the attempt a result answers, for its duration
-	if b.obs != nil && ev.Kind == machine.EventResult {
+	if (b.obs != nil && ev.Kind == machine.EventResult) || (p.tracer != nil && (ev.Kind == machine.EventResult || ev.Kind == machine.EventTimer)) {
 		started = attemptStarted(st, ev)
+	}
+	if p.tracer != nil && ev.Kind == machine.EventStart {
+		ev.Trace, ev.TraceParent = p.tracer.Begin(ev.Trace)
 	}
 	eff := p.m.Apply(st, ev, b.now)
 	recs := p.enc.records(part, &eff)
@@ -722,6 +729,9 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 	}
 	if b.obs != nil && eff.Ignored == "" {
 		observe(b.obs, st, ev, &eff, started, b.now)
+	}
+	if p.tracer != nil && eff.Ignored == "" {
+		b.spans = traceSpans(b.spans, st, ev, &eff, started, b.now)
 	}
 }
 
@@ -801,6 +811,7 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	p.st.committed.Add(1)
 	p.reportDrops(b)
 	p.metrics.Committed(b.obs, b.n, time.Since(endStart))
+	p.emitSpans(b)
 	p.merge(b)
 	return nil
 }

@@ -84,6 +84,8 @@ func EncodeRecord(r *Record) []byte {
 		b = append(b, `,"done":`...)
 		b = strconv.AppendInt(b, int64(r.Done), 10)
 	}
+	b = appendStringFieldOmit(b, "trace", r.Trace)
+	b = appendStringFieldOmit(b, "traceParent", r.TraceParent)
 	return append(b, '}')
 }
 

@@ -13,6 +13,12 @@ const (
 	HeaderDeadline       = "stepwise-deadline"        // optional RFC 3339 time; tasks
 	HeaderStatus         = "stepwise-status"          // StatusOK or StatusError; results
 	HeaderControl        = "stepwise-control"         // ControlCancel on a control message of a task topic
+
+	// W3C trace context (PROTOCOL.md, "Tracing"): optional on starts,
+	// tasks and results. On a start, the caller's span; on a task, the
+	// span of the step attempt; on a result, the worker's handler span.
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
 )
 
 // Values of HeaderControl. A record of a task topic with this header is

@@ -51,6 +51,12 @@ type Record struct {
 	Retries   int                   `json:"retries,omitempty"`  // the request: retries asked for so far (Run - 1)
 	Children  int                   `json:"children,omitempty"` // fan-out progress: children started
 	Done      int                   `json:"done,omitempty"`     // fan-out progress: children finished
+	// Trace is the request's W3C traceparent, on the request's record
+	// only: the request span when the processor traces, else the
+	// caller's span passed on. TraceParent is the caller's span id when
+	// the request span is its child. Both empty: not traced.
+	Trace       string `json:"trace,omitempty"`
+	TraceParent string `json:"traceParent,omitempty"`
 }
 
 // Run is the run of the request a root record is in: 1, then one more per

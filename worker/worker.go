@@ -12,8 +12,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/tracing"
 )
 
 // Worker consumes the tasks of the queues it has handlers for and produces
@@ -488,9 +492,16 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 			return nil // cancelled before it started: nothing to answer
 		}
 		done := c.w.cfg.metrics.Started(c.q.name, rp.step, rec.Timestamp)
+		var span trace.Span
+		if c.w.cfg.tracer != nil {
+			ctx, span = c.startSpan(ctx, t)
+		}
 		out, err := c.h(ctx, t)
 		cancelled := errors.Is(context.Cause(ctx), ErrCancelled)
 		end()
+		if span != nil {
+			defer func() { c.endSpan(span, res, cancelled) }()
+		}
 		res.task = t
 		if hardCtx.Err() != nil {
 			res.abandoned = true
@@ -505,6 +516,41 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 		done(resultOutcome(res.record))
 	}
 	return res
+}
+
+// startSpan starts the handler span of task t, a child of the task's
+// traceparent (the processor's attempt span) when it has one.
+func (c *consumer) startSpan(ctx context.Context, t *Task) (context.Context, trace.Span) {
+	if sc, ok := tracing.Parse(t.Headers[schemas.HeaderTraceparent]); ok {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	return c.w.cfg.tracer.Start(ctx, "handle "+t.Step, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+		attribute.String(tracing.KeyRequest, t.Request), attribute.String(tracing.KeyWorkflow, t.Workflow),
+		attribute.String(tracing.KeyStep, t.Step), attribute.Int(tracing.KeyAttempt, t.Attempt),
+		attribute.String(tracing.KeyQueue, t.Queue), attribute.String(tracing.KeyWorker, c.w.cfg.workerID),
+	))
+}
+
+// endSpan ends a handler span with the outcome of res and puts the span's
+// traceparent on the result.
+func (c *consumer) endSpan(span trace.Span, res *result, cancelled bool) {
+	outcome := "cancelled"
+	switch {
+	case res.abandoned:
+		outcome = "abandoned"
+	case res.record != nil:
+		outcome = resultOutcome(res.record)
+		if tp := tracing.Format(span.SpanContext()); tp != "" {
+			res.record.Headers = append(res.record.Headers, kgo.RecordHeader{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
+		}
+	case !cancelled:
+		outcome = "none"
+	}
+	span.SetAttributes(attribute.String(tracing.KeyOutcome, outcome))
+	if outcome != "succeeded" {
+		span.SetStatus(codes.Error, outcome)
+	}
+	span.End()
 }
 
 // resultOutcome names a result record's outcome for metrics: succeeded,
