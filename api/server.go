@@ -28,6 +28,7 @@ import (
 
 	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/internal/probe"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/metrics"
@@ -668,7 +669,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, strings.TrimPrefix(err.Error(), "stepwise: "))
 			return
 		}
-		s.log.Error("start not produced", "request", id, "workflow", wf.Name, "err", err)
+		s.log.Error("start not produced", logkey.Request, id, logkey.Workflow, wf.Name, logkey.Err, err)
 		writeError(w, http.StatusServiceUnavailable, "the start could not be written to Kafka: "+err.Error())
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/schemas"
@@ -296,7 +297,7 @@ func (p *Processor) waitTopics(ctx context.Context, set *topology.Set) error {
 		if err == nil || !errors.As(err, &drift) || !drift.Passing {
 			return err
 		}
-		p.log.Warn("waiting for the topics of the plan", "problems", drift.Problems, "retry_in", wait)
+		p.log.Warn("waiting for the topics of the plan", "problems", drift.Problems, logkey.RetryIn, wait)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("stepwise: stopped while waiting for topics: %w", err)
@@ -316,7 +317,7 @@ func (p *Processor) followDefinitions(ctx context.Context) (stop func(), err err
 			return nil, err
 		}
 		for _, o := range out {
-			p.log.Info("definition applied", "workflow", o.Workflow, "version", o.Version, "unchanged", o.Unchanged)
+			p.log.Info("definition applied", logkey.Workflow, o.Workflow, logkey.Version, o.Version, "unchanged", o.Unchanged)
 		}
 	}
 	f, err := definitions.NewFollower(p.connOpts(), p.prefix, p.defs, p.log)
@@ -366,7 +367,7 @@ func (p *Processor) catchUpDefinitions(ctx context.Context, ev machine.Event, wr
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := p.follow.Sync(sctx); err != nil {
-		p.log.Warn("reading the definitions topic to its end failed", "workflow", ev.Workflow, "err", err)
+		p.log.Warn("reading the definitions topic to its end failed", logkey.Request, ev.Request, logkey.Workflow, ev.Workflow, logkey.Err, err)
 	}
 }
 
@@ -654,7 +655,7 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 				continue
 			}
 			if problem != "" {
-				p.log.Warn("malformed request", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "request", ev.Request, "problem", problem)
+				p.log.Warn("malformed request", logkey.Topic, r.Topic, logkey.Partition, r.Partition, logkey.Offset, r.Offset, logkey.Request, ev.Request, logkey.Problem, problem)
 			}
 			if ev.Kind == machine.EventStart {
 				p.catchUpDefinitions(b.ctx, ev, r.Timestamp)
@@ -663,7 +664,7 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 			var problem string
 			ev, problem = decodeResult(r)
 			if problem != "" {
-				p.log.Warn("malformed result", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "request", ev.Request, "problem", problem)
+				p.log.Warn("malformed result", logkey.Topic, r.Topic, logkey.Partition, r.Partition, logkey.Offset, r.Offset, logkey.Request, ev.Request, logkey.Problem, problem)
 			}
 		default:
 			continue
@@ -715,7 +716,7 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 			}
 			return
 		}
-		p.log.Warn("effects exceed the payload limit; failing the step instead", "partition", part, "request", ev.Request, "step", ev.Step, "source", src, "bytes", size, "limit", p.cfg.MaxPayload)
+		p.log.Warn("effects exceed the payload limit; failing the step instead", logkey.Partition, part, logkey.Request, ev.Request, logkey.Step, ev.Step, logkey.Attempt, ev.Attempt, logkey.Source, src, "bytes", size, "limit", p.cfg.MaxPayload)
 	}
 	if eff.Reason != "" {
 		b.drops = append(b.drops, p.dropOf(ev, eff, src, part))

@@ -428,7 +428,7 @@ func (c *consumer) produce(ctx context.Context, r *kgo.Record) error {
 			c.producer.ForceMetadataRefresh()
 		default:
 			c.log.Warn("producing a result failed; retrying", slog.String(logRequest, string(r.Key)), slog.String(logTopic, r.Topic),
-				slog.Int(logPartition, int(r.Partition)), slog.String(logError, err.Error()), slog.Duration("retry_in", wait))
+				slog.Int(logPartition, int(r.Partition)), slog.String(logError, err.Error()), slog.Duration(logRetryIn, wait))
 		}
 		select {
 		case <-ctx.Done():
@@ -475,7 +475,7 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 	res := &result{step: rp.step}
 	switch {
 	case err != nil:
-		c.log.Error("malformed task", slog.String(logRequest, rp.request), slog.String(logStep, rp.step),
+		c.log.Error("malformed task", slog.String(logRequest, rp.request), slog.String(logStep, rp.step), slog.String(logAttempt, rp.attempt),
 			slog.Int64(logOffset, rec.Offset), slog.String(logError, err.Error()))
 		res.record = rp.failure(err.Error(), false)
 	case !t.Deadline.IsZero() && !time.Now().Before(t.Deadline):
@@ -576,7 +576,7 @@ func (c *consumer) answer(rp *reply, out json.RawMessage, err error) *kgo.Record
 	if err != nil {
 		var pe *PanicError
 		if errors.As(err, &pe) {
-			c.log.Error("handler panicked", slog.String(logRequest, rp.request), slog.String(logStep, rp.step),
+			c.log.Error("handler panicked", slog.String(logRequest, rp.request), slog.String(logStep, rp.step), slog.String(logAttempt, rp.attempt),
 				slog.String(logError, pe.Error()), slog.String("stack", string(pe.Stack)))
 		}
 		return rp.failure(err.Error(), !IsPermanent(err))
