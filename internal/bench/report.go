@@ -20,8 +20,10 @@ type Report struct {
 	Settings  map[string]string `json:"settings"`
 	Scenarios []*ScenarioReport `json:"scenarios"`
 	Scaling   *Scaling          `json:"scaling,omitempty"`
-	Targets   []Target          `json:"targets"`
-	Errors    []string          `json:"errors,omitempty"`
+	// Observability: linear3 with metrics and tracing on and off.
+	Observability *Observability `json:"observability,omitempty"`
+	Targets       []Target       `json:"targets"`
+	Errors        []string       `json:"errors,omitempty"`
 }
 
 // Machine describes where the figures come from.
@@ -359,6 +361,16 @@ func WriteMarkdown(w io.Writer, rep *Report) {
 			s.LatencyRatio.P50, s.LatencyRatio.P99, s.StateBytesPerInFlight, written, s.MaxRecordBytes)
 	}
 	fmt.Fprintln(w)
+	if o := rep.Observability; o != nil && len(o.Points) > 0 {
+		fmt.Fprintf(w, "### Metrics and tracing (%s, closed loop, one processor)\n\n", o.Scenario)
+		fmt.Fprintln(w, "| variant | steps/s | req/s | change | latency p50 / p99 (ms) | CPU (cores) | RSS (MiB) | OTLP exports |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+		for _, p := range o.Points {
+			fmt.Fprintf(w, "| %s | %.0f | %.0f | %+.1f %% | %.1f / %.1f | %.2f | %.0f | %d |\n", p.Variant, p.StepsPerS, p.RequestsPerS, p.Change,
+				p.Latency.P50, p.Latency.P99, p.CPUCores, mib(p.PeakRSS), p.Exports)
+		}
+		fmt.Fprintln(w)
+	}
 	if sc := rep.Scaling; sc != nil {
 		if len(sc.Points) > 0 {
 			fmt.Fprintf(w, "### Scaling (%s, closed loop)\n\n", sc.Scenario)
