@@ -696,7 +696,7 @@ func (s *Server) traceStart(r *http.Request, workflow, id string) (context.Conte
 	if s.tracer == nil {
 		return ctx, trace.SpanFromContext(context.Background()) // a no-op span; ctx keeps the caller's
 	}
-	return s.tracer.Start(ctx, "POST /api/v1/workflows/{name}/start", trace.WithSpanKind(trace.SpanKindServer),
+	return s.tracer.Start(ctx, "POST /api/v1/workflows/{name}/requests", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String(tracing.KeyWorkflow, workflow), attribute.String(tracing.KeyRequest, id)))
 }
 

@@ -121,7 +121,7 @@ func TestTracingJaeger(t *testing.T) {
 	var id string
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/workflows/idp/start?wait=60s&id=traced-idp-1", bytes.NewReader([]byte(`{}`)))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/workflows/idp/requests?wait=60s&id=traced-idp-1", bytes.NewReader([]byte(`{}`)))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("traceparent", caller)
 		resp, err := http.DefaultClient.Do(req)
