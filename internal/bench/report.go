@@ -315,52 +315,9 @@ func WriteMarkdown(w io.Writer, rep *Report) {
 		m.Cores, m.CPU, float64(m.MemoryB)/(1<<30), m.GoVersion, m.LoadBefore, m.LoadAfter)
 	fmt.Fprintf(w, "- Command: `%s`\n\n", rep.Command)
 
-	fmt.Fprintln(w, "### Stepwise against the relay, side by side")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | load | system | req/s | steps/s | ratio | latency p50 / p90 / p99 / max (ms) | overhead/step p50 / p99 (ms) | CPU (cores) | peak RSS (MiB) |")
-	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---|---|---:|---:|")
-	for _, s := range rep.Scenarios {
-		for _, p := range []*Pair{s.Closed, s.Open} {
-			if p == nil {
-				continue
-			}
-			for _, r := range []*Run{p.Stepwise, p.Relay} {
-				if r == nil {
-					continue
-				}
-				rat := ""
-				if r == p.Stepwise && p.Relay != nil {
-					rat = fmt.Sprintf("%.2f", p.ThroughputRatio)
-				}
-				cpu := fmt.Sprintf("%.2f", r.CPUCores)
-				if r.CPUShared {
-					cpu += "*"
-				}
-				fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %s | %s | %.2f / %.2f | %s | %.0f |\n",
-					s.Scenario, p.Load, r.System, rate(r.RequestsPerS), r.StepsPerS, rat,
-					fmt.Sprintf("%.1f / %.1f / %.1f / %.1f", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max),
-					r.Overhead.P50, r.Overhead.P99, cpu, mib(r.PeakRSS))
-			}
-		}
+	if len(rep.Scenarios) > 0 {
+		writeScenarios(w, rep)
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Ratios are Stepwise / relay on steps/s of the same load in the same run. "+
-		"Overhead per step is end-to-end latency minus the time a worker handler of the request was running, divided by the steps. "+
-		"CPU and RSS are the processor replicas' (summed CPU, largest RSS) or the relay's; * marks figures of the whole bench process (in-process mode).")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | steps/request | Kafka records/request (both) | latency ratio p50 / p99 | state bytes per in-flight request | state bytes written per request | largest record (bytes) |")
-	fmt.Fprintln(w, "|---|---:|---:|---|---:|---:|---:|")
-	for _, s := range rep.Scenarios {
-		written := 0.0
-		for _, p := range []*Pair{s.Closed, s.Open} {
-			if p != nil && p.Stepwise != nil && p.Stepwise.State != nil {
-				written = max(written, p.Stepwise.State.BytesPerRequest)
-			}
-		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.2f / %.2f | %.0f | %.0f | %d |\n", s.Scenario, s.StepsPerRequest, s.RecordsPerReq,
-			s.LatencyRatio.P50, s.LatencyRatio.P99, s.StateBytesPerInFlight, written, s.MaxRecordBytes)
-	}
-	fmt.Fprintln(w)
 	if o := rep.Observability; o != nil && len(o.Points) > 0 {
 		fmt.Fprintf(w, "### Metrics and tracing (%s, closed loop, one processor)\n\n", o.Scenario)
 		fmt.Fprintln(w, "| variant | steps/s | req/s | change | latency p50 / p99 (ms) | CPU (cores) | RSS (MiB) | OTLP exports |")
@@ -415,4 +372,54 @@ func WriteMarkdown(w io.Writer, rep *Report) {
 			fmt.Fprintf(w, "- %s\n", e)
 		}
 	}
+}
+
+// writeScenarios writes the side-by-side tables of the scenarios.
+func writeScenarios(w io.Writer, rep *Report) {
+	fmt.Fprintln(w, "### Stepwise against the relay, side by side")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | load | system | req/s | steps/s | ratio | latency p50 / p90 / p99 / max (ms) | overhead/step p50 / p99 (ms) | CPU (cores) | peak RSS (MiB) |")
+	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---|---|---:|---:|")
+	for _, s := range rep.Scenarios {
+		for _, p := range []*Pair{s.Closed, s.Open} {
+			if p == nil {
+				continue
+			}
+			for _, r := range []*Run{p.Stepwise, p.Relay} {
+				if r == nil {
+					continue
+				}
+				rat := ""
+				if r == p.Stepwise && p.Relay != nil {
+					rat = fmt.Sprintf("%.2f", p.ThroughputRatio)
+				}
+				cpu := fmt.Sprintf("%.2f", r.CPUCores)
+				if r.CPUShared {
+					cpu += "*"
+				}
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %s | %s | %.2f / %.2f | %s | %.0f |\n",
+					s.Scenario, p.Load, r.System, rate(r.RequestsPerS), r.StepsPerS, rat,
+					fmt.Sprintf("%.1f / %.1f / %.1f / %.1f", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max),
+					r.Overhead.P50, r.Overhead.P99, cpu, mib(r.PeakRSS))
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Ratios are Stepwise / relay on steps/s of the same load in the same run. "+
+		"Overhead per step is end-to-end latency minus the time a worker handler of the request was running, divided by the steps. "+
+		"CPU and RSS are the processor replicas' (summed CPU, largest RSS) or the relay's; * marks figures of the whole bench process (in-process mode).")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | steps/request | Kafka records/request (both) | latency ratio p50 / p99 | state bytes per in-flight request | state bytes written per request | largest record (bytes) |")
+	fmt.Fprintln(w, "|---|---:|---:|---|---:|---:|---:|")
+	for _, s := range rep.Scenarios {
+		written := 0.0
+		for _, p := range []*Pair{s.Closed, s.Open} {
+			if p != nil && p.Stepwise != nil && p.Stepwise.State != nil {
+				written = max(written, p.Stepwise.State.BytesPerRequest)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.2f / %.2f | %.0f | %.0f | %d |\n", s.Scenario, s.StepsPerRequest, s.RecordsPerReq,
+			s.LatencyRatio.P50, s.LatencyRatio.P99, s.StateBytesPerInFlight, written, s.MaxRecordBytes)
+	}
+	fmt.Fprintln(w)
 }
