@@ -29,6 +29,10 @@ race:
 integration:
 	@test -n "$(KAFKA_BROKERS)" || { echo "integration: KAFKA_BROKERS is not set; run 'make kafka-up' and export KAFKA_BROKERS=127.0.0.1:9092" >&2; exit 1; }
 	$(GO) vet -tags integration ./integration/...
+	@# The tracing test runs the Python and TypeScript idp workers.
+	$(MAKE) -s -C sdk/python venv
+	[ -d sdk/typescript/node_modules/@opentelemetry/sdk-trace-node ] || $(MAKE) -s -C sdk/typescript deps
+	$(MAKE) -s -C sdk/typescript build
 	KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 40m -tags integration $$($(GO) list -tags integration ./integration/... | grep -v /integration/chaos) ./internal/catchup/
 
 # The chaos soak (integration/chaos): its own 3-node cluster on ports

@@ -22,15 +22,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/internal/probe"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/tracing"
 	"github.com/stepwise-run/stepwise/view"
 )
 
@@ -84,6 +89,12 @@ type Config struct {
 	// Metrics, when set, gets the API's metrics and its Kafka clients'
 	// and is served at /metrics (package metrics lists them).
 	Metrics *prometheus.Registry
+
+	// Tracer, when set, traces each start call: a server span, child of
+	// the call's W3C traceparent header if any, whose context the start
+	// record carries to the processors (package tracing). Nil: no spans;
+	// a start call's traceparent is still passed on.
+	Tracer trace.TracerProvider
 }
 
 // Server is the HTTP API and web UI over a View. Create it with New and
@@ -100,6 +111,7 @@ type Server struct {
 
 	crossOrigin *http.CrossOriginProtection
 	metrics     *metrics.API // nil: metrics off
+	tracer      trace.Tracer // nil: tracing off
 	routeScopes []routeScope // every guarded endpoint, in registration order
 }
 
@@ -166,6 +178,9 @@ func New(cfg Config) (*Server, error) {
 	s.view = view.New(cfg.Conn, view.WithLogger(cfg.Logger), view.WithClientOpts(viewOpts...))
 	if cfg.Metrics != nil {
 		s.metrics = metrics.NewAPI(cfg.Metrics, s.view.Len)
+	}
+	if cfg.Tracer != nil {
+		s.tracer = cfg.Tracer.Tracer(tracing.ScopeName)
 	}
 	s.sender = cfg.Sender
 	if s.sender == nil {
@@ -647,12 +662,15 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := s.sender.Start(r.Context(), wf.Name, id, input, client.AtVersion(version)); err != nil {
+	ctx, span := s.traceStart(r, wf.Name, id)
+	defer span.End()
+	if _, err := s.sender.Start(ctx, wf.Name, id, input, client.AtVersion(version)); err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		if tooLarge(err) {
 			writeError(w, http.StatusRequestEntityTooLarge, strings.TrimPrefix(err.Error(), "stepwise: "))
 			return
 		}
-		s.log.Error("start not produced", "request", id, "workflow", wf.Name, "err", err)
+		s.log.Error("start not produced", logkey.Request, id, logkey.Workflow, wf.Name, logkey.Err, err)
 		writeError(w, http.StatusServiceUnavailable, "the start could not be written to Kafka: "+err.Error())
 		return
 	}
@@ -668,6 +686,21 @@ func tooLarge(err error) bool {
 
 // answerStart waits per ?wait (or briefly, until the view has read the
 // request) and answers with the completion, or Accepted.
+// traceStart returns the context a start is sent with: the call's
+// traceparent header as the parent, and the API's span when it traces.
+// The span is a no-op one when tracing is off.
+func (s *Server) traceStart(r *http.Request, workflow, id string) (context.Context, trace.Span) {
+	ctx := r.Context()
+	if sc, ok := tracing.Parse(r.Header.Get(schemas.HeaderTraceparent)); ok {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	if s.tracer == nil {
+		return ctx, trace.SpanFromContext(context.Background()) // a no-op span; ctx keeps the caller's
+	}
+	return s.tracer.Start(ctx, "POST /api/v1/workflows/{name}/requests", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String(tracing.KeyWorkflow, workflow), attribute.String(tracing.KeyRequest, id)))
+}
+
 func (s *Server) answerStart(w http.ResponseWriter, r *http.Request, workflow, id string, wait time.Duration, code int) {
 	loc := "/api/v1/requests/" + id
 	w.Header().Set("Location", loc)

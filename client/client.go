@@ -13,10 +13,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/tracing"
 )
 
 // Completion is the event of a finished request (completion.schema.json).
@@ -241,8 +243,14 @@ func article(kind string) string {
 type StartOption func(*startOptions)
 
 type startOptions struct {
-	version int
+	version     int
+	traceparent string
 }
+
+// WithTraceparent makes the request's trace a child of the span of the
+// W3C traceparent tp (schemas/PROTOCOL.md, "Tracing"), instead of the
+// span in Start's context. An invalid tp is refused.
+func WithTraceparent(tp string) StartOption { return func(o *startOptions) { o.traceparent = tp } }
 
 // AtVersion pins the request to version n of the workflow's definition
 // instead of the newest one. A version the processors do not know fails
@@ -267,6 +275,9 @@ func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawM
 	}
 	if so.version < 0 {
 		return "", fmt.Errorf("stepwise: version %d: versions count from 1", so.version)
+	}
+	if so.traceparent != "" && !tracing.Valid(so.traceparent) {
+		return "", fmt.Errorf("stepwise: traceparent %q: want 00-<32 hex>-<16 hex>-<2 hex>", so.traceparent)
 	}
 	fresh := id == ""
 	if fresh {
@@ -300,6 +311,11 @@ func (c *Client) Start(ctx context.Context, workflow, id string, input json.RawM
 	}
 
 	r := &kgo.Record{Topic: c.cfg.prefix.Requests(), Key: []byte(id), Value: value}
+	if tp := so.traceparent; tp != "" {
+		r.Headers = []kgo.RecordHeader{{Key: schemas.HeaderTraceparent, Value: []byte(tp)}}
+	} else if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.Headers = []kgo.RecordHeader{{Key: schemas.HeaderTraceparent, Value: []byte(tracing.Format(sc))}}
+	}
 	if err := c.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return "", fmt.Errorf("stepwise: produce start of %s: %w", id, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/tracing"
 )
 
 // decodeRequest turns a requests record into an event. Malformed bodies
@@ -18,6 +19,20 @@ import (
 // record never stalls its partition. ok is false only when the record names
 // no request at all; there is then nobody to answer.
 func decodeRequest(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
+	ev, problem, ok = decodeRequestBody(r)
+	if ok && ev.Kind == machine.EventStart {
+		for _, h := range r.Headers {
+			if h.Key == schemas.HeaderTraceparent {
+				if tp := string(h.Value); tracing.Valid(tp) {
+					ev.Trace = tp
+				}
+			}
+		}
+	}
+	return ev, problem, ok
+}
+
+func decodeRequestBody(r *kgo.Record) (ev machine.Event, problem string, ok bool) {
 	var body schemas.Request
 	err := json.Unmarshal(r.Value, &body)
 	id := body.ID
@@ -113,10 +128,13 @@ type encoder struct {
 	state, completions, results string
 	tasks                       map[string]string // queue -> topic; filled as queues are seen (loop only)
 	prefix                      topology.Prefix
+	// tracing: tasks carry the span of their attempt (the processor
+	// emits it), else the request's trace context as it came.
+	tracing bool
 }
 
-func newEncoder(p topology.Prefix) *encoder {
-	return &encoder{state: p.State(), completions: p.Completions(), results: p.Results(), tasks: map[string]string{}, prefix: p}
+func newEncoder(p topology.Prefix, tracing bool) *encoder {
+	return &encoder{state: p.State(), completions: p.Completions(), results: p.Results(), tasks: map[string]string{}, prefix: p, tracing: tracing}
 }
 
 func (e *encoder) tasksTopic(queue string) string {
@@ -174,6 +192,15 @@ func (e *encoder) task(d *machine.Dispatch) *kgo.Record {
 	}
 	if d.Heartbeat > 0 {
 		h = append(h, kgo.RecordHeader{Key: schemas.HeaderHeartbeat, Value: []byte(strconv.FormatInt(max(d.Heartbeat.Milliseconds(), 1), 10))})
+	}
+	if d.Trace != "" {
+		tp := d.Trace
+		if e.tracing {
+			tp = tracing.AttemptParent(d.Trace, d.Step, d.Attempt)
+		}
+		if tp != "" {
+			h = append(h, kgo.RecordHeader{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
+		}
 	}
 	return &kgo.Record{Topic: e.tasksTopic(d.Queue), Key: []byte(d.Request), Value: d.Input, Headers: h}
 }

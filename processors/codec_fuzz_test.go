@@ -48,7 +48,7 @@ func newShell(t *testing.T) *shell {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &shell{t: t, m: machine.New(definitions.FromSet(set), machine.WithMaxPayload(4096)), enc: newEncoder(topology.DefaultPrefix),
+	return &shell{t: t, m: machine.New(definitions.FromSet(set), machine.WithMaxPayload(4096)), enc: newEncoder(topology.DefaultPrefix, false),
 		store: map[string]*schemas.Record{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 

@@ -37,7 +37,7 @@ func TestEncodedRecordsFollowTheSchemas(t *testing.T) {
 		},
 	}
 	kinds := map[string]int{}
-	for _, r := range newEncoder(p).records(1, eff) {
+	for _, r := range newEncoder(p, false).records(1, eff) {
 		switch r.Topic {
 		case p.State():
 			kinds["state"]++

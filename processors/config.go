@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors/machine"
@@ -83,6 +84,13 @@ type Config struct {
 	// and its Kafka clients' (package metrics lists them). Nil: none, at
 	// no cost.
 	Metrics prometheus.Registerer
+
+	// Tracer, when set, receives the processor's spans: one per request
+	// and one per step attempt, emitted once the transition that ends
+	// them commits (package tracing; build it with tracing/otlp, whose
+	// id generator the spans need). Nil: no spans and no tracing work;
+	// a caller's traceparent on a start is still passed on to the tasks.
+	Tracer trace.TracerProvider
 
 	Logger *slog.Logger
 	Now    func() time.Time // clock; tests only

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/schemas"
 )
@@ -37,6 +38,7 @@ type drop struct {
 	source    string // topic/partition/offset, or timer/...
 	request   string
 	step      string
+	attempt   int
 	partition int32
 }
 
@@ -83,8 +85,8 @@ func (p *Processor) reportDrops(b *batch) {
 	for _, d := range b.drops {
 		p.drops.add(d.reason)
 		p.metrics.Dropped(sourceKind(d.source), string(d.reason))
-		p.log.Log(b.ctx, d.level(), "input dropped", "reason", string(d.reason), "detail", d.detail,
-			"source", d.source, "request", d.request, "step", d.step, "partition", d.partition)
+		p.log.Log(b.ctx, d.level(), "input dropped", logkey.Reason, string(d.reason), "detail", d.detail,
+			logkey.Source, d.source, logkey.Request, d.request, logkey.Step, d.step, logkey.Attempt, d.attempt, logkey.Partition, d.partition)
 	}
 }
 
@@ -92,7 +94,7 @@ func (p *Processor) reportDrops(b *batch) {
 // this partition does not hold, which this replica holds on another
 // partition, was sent to the wrong partition.
 func (p *Processor) dropOf(ev machine.Event, eff machine.Effects, src string, part int32) drop {
-	d := drop{reason: eff.Reason, detail: eff.Ignored, source: src, request: ev.Request, step: ev.Step, partition: part}
+	d := drop{reason: eff.Reason, detail: eff.Ignored, source: src, request: ev.Request, step: ev.Step, attempt: ev.Attempt, partition: part}
 	if ev.Kind != machine.EventResult || eff.Reason != machine.ReasonUnknownRequest {
 		return d
 	}

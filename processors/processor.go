@@ -18,11 +18,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stepwise-run/stepwise/definitions"
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/processors/machine"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/tracing"
 )
 
 // maxPollWait caps how long the loop waits for records when no timer is due
@@ -82,6 +84,7 @@ type Processor struct {
 	drops   dropCounts
 	ready   readiness
 	metrics *metrics.Processor // nil: metrics off
+	tracer  *tracing.Recorder  // nil: tracing off
 	hooks   []kgo.Opt          // the group session client's metric hooks, if any (kprom serves one client at a time)
 	split   *commitSplit       // what each commit costs, when the log is at debug (commitsplit.go); nil: off
 }
@@ -169,7 +172,8 @@ func New(cfg Config) (*Processor, error) {
 		log:    cfg.Logger.With("replica", cfg.ReplicaID),
 		defs:   defs,
 		m:      machine.New(defs, opts...),
-		enc:    newEncoder(cfg.Conn.Prefix),
+		enc:    newEncoder(cfg.Conn.Prefix, cfg.Tracer != nil),
+		tracer: tracing.NewRecorder(cfg.Tracer),
 		prefix: cfg.Conn.Prefix,
 		poison: map[string]bool{},
 	}
@@ -304,7 +308,7 @@ func (p *Processor) waitTopics(ctx context.Context, set *topology.Set) error {
 		if err == nil || !errors.As(err, &drift) || !drift.Passing {
 			return err
 		}
-		p.log.Warn("waiting for the topics of the plan", "problems", drift.Problems, "retry_in", wait)
+		p.log.Warn("waiting for the topics of the plan", "problems", drift.Problems, logkey.RetryIn, wait)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("stepwise: stopped while waiting for topics: %w", err)
@@ -324,7 +328,7 @@ func (p *Processor) followDefinitions(ctx context.Context) (stop func(), err err
 			return nil, err
 		}
 		for _, o := range out {
-			p.log.Info("definition applied", "workflow", o.Workflow, "version", o.Version, "unchanged", o.Unchanged)
+			p.log.Info("definition applied", logkey.Workflow, o.Workflow, logkey.Version, o.Version, "unchanged", o.Unchanged)
 		}
 	}
 	f, err := definitions.NewFollower(p.connOpts(), p.prefix, p.defs, p.log)
@@ -374,7 +378,7 @@ func (p *Processor) catchUpDefinitions(ctx context.Context, ev machine.Event, wr
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := p.follow.Sync(sctx); err != nil {
-		p.log.Warn("reading the definitions topic to its end failed", "workflow", ev.Workflow, "err", err)
+		p.log.Warn("reading the definitions topic to its end failed", logkey.Request, ev.Request, logkey.Workflow, ev.Workflow, logkey.Err, err)
 	}
 }
 
@@ -502,6 +506,7 @@ type batch struct {
 	failed error          // set: the batch must abort
 	drops  []drop         // reported once the batch commits
 	obs    *metrics.Batch // what to count if it commits; nil: metrics off
+	spans  []span         // what to trace if it commits; always empty when tracing is off
 
 	mu         sync.Mutex // guards the fields below, set by produce promises
 	produceErr error
@@ -665,7 +670,7 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 				continue
 			}
 			if problem != "" {
-				p.log.Warn("malformed request", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "request", ev.Request, "problem", problem)
+				p.log.Warn("malformed request", logkey.Topic, r.Topic, logkey.Partition, r.Partition, logkey.Offset, r.Offset, logkey.Request, ev.Request, logkey.Problem, problem)
 			}
 			if ev.Kind == machine.EventStart {
 				p.catchUpDefinitions(b.ctx, ev, r.Timestamp)
@@ -674,7 +679,7 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 			var problem string
 			ev, problem = decodeResult(r)
 			if problem != "" {
-				p.log.Warn("malformed result", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "request", ev.Request, "problem", problem)
+				p.log.Warn("malformed result", logkey.Topic, r.Topic, logkey.Partition, r.Partition, logkey.Offset, r.Offset, logkey.Request, ev.Request, logkey.Problem, problem)
 			}
 		default:
 			continue
@@ -705,8 +710,11 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 	}
 	p.st.events.Add(1)
 	var started time.Time // of the attempt a result answers, for its duration
-	if b.obs != nil && ev.Kind == machine.EventResult {
+	if (b.obs != nil && ev.Kind == machine.EventResult) || (p.tracer != nil && (ev.Kind == machine.EventResult || ev.Kind == machine.EventTimer)) {
 		started = attemptStarted(st, ev)
+	}
+	if p.tracer != nil && ev.Kind == machine.EventStart {
+		ev.Trace, ev.TraceParent = p.tracer.Begin(ev.Trace)
 	}
 	eff := p.m.Apply(st, ev, b.now)
 	recs := p.enc.records(part, &eff)
@@ -727,7 +735,7 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 			}
 			return
 		}
-		p.log.Warn("effects exceed the payload limit; failing the step instead", "partition", part, "request", ev.Request, "step", ev.Step, "source", src, "bytes", size, "limit", p.cfg.MaxPayload)
+		p.log.Warn("effects exceed the payload limit; failing the step instead", logkey.Partition, part, logkey.Request, ev.Request, logkey.Step, ev.Step, logkey.Attempt, ev.Attempt, logkey.Source, src, "bytes", size, "limit", p.cfg.MaxPayload)
 	}
 	if eff.Reason != "" {
 		b.drops = append(b.drops, p.dropOf(ev, eff, src, part))
@@ -741,6 +749,9 @@ func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, 
 	}
 	if b.obs != nil && eff.Ignored == "" {
 		observe(b.obs, st, ev, &eff, started, b.now)
+	}
+	if p.tracer != nil && eff.Ignored == "" {
+		b.spans = traceSpans(b.spans, st, ev, &eff, started, b.now)
 	}
 }
 
@@ -831,6 +842,7 @@ func (p *Processor) end(ctx context.Context, sess *kgo.GroupTransactSession, b *
 	p.st.committed.Add(1)
 	p.reportDrops(b)
 	p.metrics.Committed(b.obs, b.n, time.Since(endStart))
+	p.emitSpans(b)
 	p.merge(b)
 	return nil
 }

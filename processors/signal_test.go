@@ -42,7 +42,7 @@ func TestDecodeHeartbeat(t *testing.T) {
 	if problem != "" || ev.Kind != machine.EventHeartbeat || ev.Step != "ocr" || ev.Attempt != 2 || string(ev.Output) != `{"page":3}` {
 		t.Fatalf("event %+v (%s)", ev, problem)
 	}
-	task := newEncoder(topology.DefaultPrefix).task(&machine.Dispatch{Queue: "ocr", Request: "r-1", Step: "ocr", Attempt: 1, Heartbeat: 10 * time.Second})
+	task := newEncoder(topology.DefaultPrefix, false).task(&machine.Dispatch{Queue: "ocr", Request: "r-1", Step: "ocr", Attempt: 1, Heartbeat: 10 * time.Second})
 	if got := headerMap(task)[schemas.HeaderHeartbeat]; got != "10000" {
 		t.Fatalf("heartbeat interval header %q", got)
 	}

@@ -94,6 +94,8 @@ func EncodeRecord(r *Record) []byte {
 		b = append(b, `,"failed":`...)
 		b = strconv.AppendInt(b, int64(r.Failed), 10)
 	}
+	b = appendStringFieldOmit(b, "trace", r.Trace)
+	b = appendStringFieldOmit(b, "traceParent", r.TraceParent)
 	return append(b, '}')
 }
 

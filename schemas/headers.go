@@ -18,6 +18,11 @@ const (
 	// HeaderHeartbeat is optional on a task: the interval, in decimal
 	// milliseconds, at which the worker sends heartbeats while it runs it.
 	HeaderHeartbeat = "stepwise-heartbeat-interval"
+	// W3C trace context (PROTOCOL.md, "Tracing"): optional on starts,
+	// tasks and results. On a start, the caller's span; on a task, the
+	// span of the step attempt; on a result, the worker's handler span.
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
 )
 
 // Values of HeaderControl. A record of a task topic with this header is

@@ -63,6 +63,12 @@ type Record struct {
 	// Failed: fan-out progress: children that failed within the step's
 	// tolerate bound (counted in Done too).
 	Failed int `json:"failed,omitempty"`
+	// Trace is the request's W3C traceparent, on the request's record
+	// only: the request span when the processor traces, else the
+	// caller's span passed on. TraceParent is the caller's span id when
+	// the request span is its child. Both empty: not traced.
+	Trace       string `json:"trace,omitempty"`
+	TraceParent string `json:"traceParent,omitempty"`
 }
 
 // Run is the run of the request a root record is in: 1, then one more per

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"time"
+
+	"github.com/stepwise-run/stepwise/internal/logkey"
 )
 
 // Handler runs one task and returns the step's output, a JSON object (nil
@@ -63,18 +65,21 @@ func Timeout(d time.Duration) Middleware {
 	}
 }
 
-// Log keys, constant so log queries can rely on them.
+// Log keys, constant so log queries can rely on them; those shared with
+// the other parts come from internal/logkey.
 const (
-	logQueue     = "queue"
-	logRequest   = "request"
-	logStep      = "step"
-	logAttempt   = "attempt"
-	logDuration  = "duration"
-	logError     = "error"
+	logQueue     = logkey.Queue
+	logRequest   = logkey.Request
+	logWorkflow  = logkey.Workflow
+	logStep      = logkey.Step
+	logAttempt   = logkey.Attempt
+	logDuration  = logkey.Duration
+	logError     = logkey.Error
 	logPermanent = "permanent"
-	logTopic     = "topic"
-	logPartition = "partition"
-	logOffset    = "offset"
+	logTopic     = logkey.Topic
+	logPartition = logkey.Partition
+	logOffset    = logkey.Offset
+	logRetryIn   = logkey.RetryIn
 )
 
 // Logging logs each task when it ends: at Info when it succeeded, at Warn
@@ -88,6 +93,7 @@ func Logging(logger *slog.Logger) Middleware {
 			attrs := []slog.Attr{
 				slog.String(logQueue, t.Queue),
 				slog.String(logRequest, t.Request),
+				slog.String(logWorkflow, t.Workflow),
 				slog.String(logStep, t.Step),
 				slog.Int(logAttempt, t.Attempt),
 				slog.Duration(logDuration, time.Since(start)),

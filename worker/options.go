@@ -10,10 +10,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/topology"
+	"github.com/stepwise-run/stepwise/tracing"
 )
 
 // Defaults of the options.
@@ -39,7 +41,8 @@ type config struct {
 	commitInterval time.Duration
 	maxResultBytes int
 	metrics        *metrics.Worker // nil: metrics off
-	id             string          // HeaderWorker of every result
+	id             string          // HeaderWorker of every result; the worker attribute of handler spans
+	tracer         trace.Tracer    // nil: tracing off
 }
 
 // Option configures a Worker.
@@ -109,6 +112,23 @@ func WithMetrics(reg prometheus.Registerer) Option {
 			return errors.New("stepwise: WithMetrics needs a registerer")
 		}
 		c.metrics = metrics.NewWorker(reg)
+		return nil
+	}
+}
+
+// WithTracer traces every task the worker runs with tp: a consumer span
+// per handler call, child of the task's traceparent header (the
+// processor's span of the step attempt), in the handler's context so that
+// the handler's own spans join the request's trace; the result carries
+// the span's traceparent back (schemas/PROTOCOL.md, "Tracing"). Build tp
+// with tracing/otlp or any OpenTelemetry SDK. Default: no spans, at no
+// cost.
+func WithTracer(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return errors.New("stepwise: WithTracer needs a tracer provider")
+		}
+		c.tracer = tp.Tracer(tracing.ScopeName)
 		return nil
 	}
 }

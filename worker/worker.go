@@ -12,8 +12,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/tracing"
 )
 
 // Worker consumes the tasks of the queues it has handlers for and produces
@@ -424,7 +428,7 @@ func (c *consumer) produce(ctx context.Context, r *kgo.Record) error {
 			c.producer.ForceMetadataRefresh()
 		default:
 			c.log.Warn("producing a result failed; retrying", slog.String(logRequest, string(r.Key)), slog.String(logTopic, r.Topic),
-				slog.Int(logPartition, int(r.Partition)), slog.String(logError, err.Error()), slog.Duration("retry_in", wait))
+				slog.Int(logPartition, int(r.Partition)), slog.String(logError, err.Error()), slog.Duration(logRetryIn, wait))
 		}
 		select {
 		case <-ctx.Done():
@@ -472,7 +476,7 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 	res := &result{step: rp.step}
 	switch {
 	case err != nil:
-		c.log.Error("malformed task", slog.String(logRequest, rp.request), slog.String(logStep, rp.step),
+		c.log.Error("malformed task", slog.String(logRequest, rp.request), slog.String(logStep, rp.step), slog.String(logAttempt, rp.attempt),
 			slog.Int64(logOffset, rec.Offset), slog.String(logError, err.Error()))
 		res.record = rp.failure(err.Error(), false)
 	case !t.Deadline.IsZero() && !time.Now().Before(t.Deadline):
@@ -489,11 +493,18 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 			return nil // cancelled before it started: nothing to answer
 		}
 		done := c.w.cfg.metrics.Started(c.q.name, rp.step, rec.Timestamp)
+		var span trace.Span
+		if c.w.cfg.tracer != nil {
+			ctx, span = c.startSpan(ctx, t)
+		}
 		stopBeats := c.startBeats(ctx, rp, t)
 		out, err := c.h(ctx, t)
 		stopBeats()
 		cancelled := errors.Is(context.Cause(ctx), ErrCancelled)
 		end()
+		if span != nil {
+			defer func() { c.endSpan(span, res, cancelled) }()
+		}
 		res.task = t
 		if hardCtx.Err() != nil {
 			res.abandoned = true
@@ -508,6 +519,41 @@ func (c *consumer) outcome(hardCtx context.Context, rec *kgo.Record) *result {
 		done(resultOutcome(res.record))
 	}
 	return res
+}
+
+// startSpan starts the handler span of task t, a child of the task's
+// traceparent (the processor's attempt span) when it has one.
+func (c *consumer) startSpan(ctx context.Context, t *Task) (context.Context, trace.Span) {
+	if sc, ok := tracing.Parse(t.Headers[schemas.HeaderTraceparent]); ok {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	return c.w.cfg.tracer.Start(ctx, "handle "+t.Step, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+		attribute.String(tracing.KeyRequest, t.Request), attribute.String(tracing.KeyWorkflow, t.Workflow),
+		attribute.String(tracing.KeyStep, t.Step), attribute.Int(tracing.KeyAttempt, t.Attempt),
+		attribute.String(tracing.KeyQueue, t.Queue), attribute.String(tracing.KeyWorker, c.w.cfg.id),
+	))
+}
+
+// endSpan ends a handler span with the outcome of res and puts the span's
+// traceparent on the result.
+func (c *consumer) endSpan(span trace.Span, res *result, cancelled bool) {
+	outcome := "cancelled"
+	switch {
+	case res.abandoned:
+		outcome = "abandoned"
+	case res.record != nil:
+		outcome = resultOutcome(res.record)
+		if tp := tracing.Format(span.SpanContext()); tp != "" {
+			res.record.Headers = append(res.record.Headers, kgo.RecordHeader{Key: schemas.HeaderTraceparent, Value: []byte(tp)})
+		}
+	case !cancelled:
+		outcome = "none"
+	}
+	span.SetAttributes(attribute.String(tracing.KeyOutcome, outcome))
+	if outcome != "succeeded" {
+		span.SetStatus(codes.Error, outcome)
+	}
+	span.End()
 }
 
 // resultOutcome names a result record's outcome for metrics: succeeded,
@@ -533,7 +579,7 @@ func (c *consumer) answer(rp *reply, out json.RawMessage, err error) *kgo.Record
 	if err != nil {
 		var pe *PanicError
 		if errors.As(err, &pe) {
-			c.log.Error("handler panicked", slog.String(logRequest, rp.request), slog.String(logStep, rp.step),
+			c.log.Error("handler panicked", slog.String(logRequest, rp.request), slog.String(logStep, rp.step), slog.String(logAttempt, rp.attempt),
 				slog.String(logError, pe.Error()), slog.String("stack", string(pe.Stack)))
 		}
 		return rp.failure(err.Error(), !IsPermanent(err))

@@ -66,6 +66,12 @@ func runAPI(ctx context.Context, args []string) error {
 		cfg.Metrics = metrics.NewRegistry()
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	tp, flush, err := tracerFromEnv(ctx, "stepwise-api", cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer flush()
+	cfg.Tracer = tp
 	if len(files) > 0 {
 		set, err := loadDefinitions(files)
 		if err != nil {

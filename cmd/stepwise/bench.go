@@ -46,6 +46,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		relayServe bool
 		level      slog.Level
 		partitions int
+		observe    string
 	)
 	conn.RegisterFlags(fs)
 	fs.StringVar(&scenario, "scenario", "linear3", "linear3, fanout100, fanout10k, idp, a comma-separated list, or all")
@@ -54,6 +55,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&rate, "rate", bench.LoadAuto, "open-loop arrival rate in requests/s; 0: closed loop only (maximum throughput); auto: closed loop, then open loop at half the maximum Stepwise reached")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "closed loop: requests in flight (default per scenario: linear3 256, fanout100 16, fanout10k 2, idp 32)")
 	fs.StringVar(&replicas, "replicas", "", "processor counts for the scaling figures, e.g. 1,2,3 (linear3, closed loop)")
+	fs.StringVar(&observe, "observe", "", "also run linear3 (closed loop) once per observability variant of the processors, e.g. off,metrics,trace100,trace1 (all = metrics and tracing at 100 %); without --scenario, only these")
 	fs.IntVar(&restore, "restore", 0, "in-flight requests for the restore and memory figures, e.g. 100000 (0: skip)")
 	fs.StringVar(&jsonFile, "json", "", "write the JSON report to this file")
 	fs.StringVar(&outDir, "out", "", "write report.json, summary.md and the PNG plots into this directory")
@@ -102,6 +104,12 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	plan := bench.Plan{
 		Scenarios: []string{scenario}, Restore: restore, Embedded: embedded,
 		Command: "stepwise bench " + strings.Join(args, " "),
+	}
+	if observe != "" {
+		plan.Observe = []string{observe}
+		if !set["scenario"] {
+			plan.Scenarios = nil
+		}
 	}
 	switch rate {
 	case bench.LoadAuto:

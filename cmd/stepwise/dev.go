@@ -153,6 +153,15 @@ func runDev(ctx context.Context, args []string) error {
 		pcfg.Metrics = reg
 		workerOpts = append(workerOpts, worker.WithMetrics(reg))
 	}
+	tp, flush, err := tracerFromEnv(ctx, "stepwise", log)
+	if err != nil {
+		return err
+	}
+	defer flush()
+	pcfg.Tracer = tp
+	if tp != nil {
+		workerOpts = append(workerOpts, worker.WithTracer(tp))
+	}
 	p, err := processors.New(pcfg)
 	if err != nil {
 		return err
@@ -164,7 +173,7 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		srv, err := api.New(api.Config{Addr: o.http, Conn: conn, Logger: log.With("component", "api"),
-			Tokens: tokens, InsecureNoAuth: o.noAuth, Metrics: reg})
+			Tokens: tokens, InsecureNoAuth: o.noAuth, Metrics: reg, Tracer: tp})
 		if err != nil {
 			return err
 		}

@@ -89,6 +89,12 @@ func runRun(ctx context.Context, args []string) error {
 		reg = metrics.NewRegistry()
 		cfg.Metrics = reg
 	}
+	tp, flush, err := tracerFromEnv(ctx, "stepwise-processor", cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer flush()
+	cfg.Tracer = tp
 	p, err := processors.New(cfg)
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		wait    bool
 		version int
 		timeout time.Duration
+		tp      string
 	)
 	fs := newFlagSet("start", stderr,
 		"Usage: stepwise start WORKFLOW [--id ID] [--input JSON|@FILE|@-] [--version N] [--wait [--timeout 60s]] [flags]\n\n"+
@@ -57,6 +58,7 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.BoolVar(&wait, "wait", false, "wait for the completion and print it")
 	fs.IntVar(&version, "version", 0, "run on this definition version (see 'stepwise apply'); 0: the newest")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "give up after this long (with --wait: waiting for the completion)")
+	fs.StringVar(&tp, "traceparent", os.Getenv("TRACEPARENT"), "W3C traceparent of the span the request's trace continues (default: $TRACEPARENT)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -92,7 +94,11 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return existsExit(timeoutHint(ctx, err, timeout))
 		}
 	}
-	id, err = cl.Start(ctx, workflow, id, raw, client.AtVersion(version))
+	opts := []client.StartOption{client.AtVersion(version)}
+	if tp != "" {
+		opts = append(opts, client.WithTraceparent(tp))
+	}
+	id, err = cl.Start(ctx, workflow, id, raw, opts...)
 	if err != nil {
 		return timeoutHint(ctx, err, timeout)
 	}

@@ -144,7 +144,16 @@ func runWorkers(ctx context.Context, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	w, err := worker.New(worker.WithConn(conn), worker.WithLogger(log))
+	opts := []worker.Option{worker.WithConn(conn), worker.WithLogger(log)}
+	tp, flush, err := tracerFromEnv(ctx, "stepwise-workers", log)
+	if err != nil {
+		return err
+	}
+	defer flush()
+	if tp != nil {
+		opts = append(opts, worker.WithTracer(tp))
+	}
+	w, err := worker.New(opts...)
 	if err != nil {
 		return err
 	}

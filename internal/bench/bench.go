@@ -31,6 +31,10 @@ type Plan struct {
 	// Restore is the number of in-flight requests of the restore and
 	// memory figures; 0: none.
 	Restore int
+	// Observe lists the observability variants (ObserveVariants) of
+	// linear3's closed loop to run one after the other; the first should
+	// be ObserveOff, which the others are compared with. Empty: none.
+	Observe []string
 	// Command is the command line, for the report.
 	Command string
 	// Embedded says the broker is the in-process one (the targets differ).
@@ -45,9 +49,12 @@ var ErrPlan = errors.New("stepwise: invalid bench plan")
 // recorded in Report.Errors and the others still run; the error returned
 // joins those failures.
 func Execute(ctx context.Context, cfg Config, plan Plan) (*Report, error) {
-	names, err := expand(plan.Scenarios)
-	if err != nil {
-		return nil, err
+	var names []string
+	if len(plan.Scenarios) > 0 || len(plan.Observe) == 0 {
+		var err error
+		if names, err = expand(plan.Scenarios); err != nil {
+			return nil, err
+		}
 	}
 	switch plan.Load {
 	case "":
@@ -59,6 +66,10 @@ func Execute(ctx context.Context, cfg Config, plan Plan) (*Report, error) {
 		}
 	default:
 		return nil, fmt.Errorf("%w: load %q (want auto, closed or open)", ErrPlan, plan.Load)
+	}
+	observe, err := parseObserve(plan.Observe)
+	if err != nil {
+		return nil, err
 	}
 	r, err := newRunner(cfg)
 	if err != nil {
@@ -110,6 +121,13 @@ func Execute(ctx context.Context, cfg Config, plan Plan) (*Report, error) {
 			if err != nil {
 				fail(err)
 			}
+		}
+	}
+	if len(observe) > 0 && ctx.Err() == nil {
+		obs, err := r.observe(ctx, observe)
+		rep.Observability = obs
+		if err != nil {
+			fail(err)
 		}
 	}
 	rep.Machine.LoadAfter = loadAvg()

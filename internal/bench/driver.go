@@ -163,6 +163,9 @@ type runner struct {
 	cfg Config
 	tmp string // definition files for child processors
 	seq atomic.Int64
+	// procArgs and procEnv are added to the processors of the runs in
+	// progress: an observability variant's (observe).
+	procArgs, procEnv []string
 }
 
 func newRunner(cfg Config) (*runner, error) {
@@ -228,7 +231,8 @@ func (r *runner) startProcessor(ctx context.Context, sc *Scenario, p topology.Pr
 	argv := append(append([]string{}, r.cfg.Exec...), "run", "-f", file, "--replica-id", id, "--log-level", "info")
 	argv = append(argv, ConnArgs(r.conn(p))...)
 	argv = append(argv, r.cfg.ProcessorArgs...)
-	return startChild(argv, connEnv(r.cfg.Conn), os.Stderr)
+	argv = append(argv, r.procArgs...)
+	return startChild(argv, append(connEnv(r.cfg.Conn), r.procEnv...), os.Stderr)
 }
 
 // startRelay starts the relay of sc under p.

@@ -20,8 +20,10 @@ type Report struct {
 	Settings  map[string]string `json:"settings"`
 	Scenarios []*ScenarioReport `json:"scenarios"`
 	Scaling   *Scaling          `json:"scaling,omitempty"`
-	Targets   []Target          `json:"targets"`
-	Errors    []string          `json:"errors,omitempty"`
+	// Observability: linear3 with metrics and tracing on and off.
+	Observability *Observability `json:"observability,omitempty"`
+	Targets       []Target       `json:"targets"`
+	Errors        []string       `json:"errors,omitempty"`
 }
 
 // Machine describes where the figures come from.
@@ -313,6 +315,67 @@ func WriteMarkdown(w io.Writer, rep *Report) {
 		m.Cores, m.CPU, float64(m.MemoryB)/(1<<30), m.GoVersion, m.LoadBefore, m.LoadAfter)
 	fmt.Fprintf(w, "- Command: `%s`\n\n", rep.Command)
 
+	if len(rep.Scenarios) > 0 {
+		writeScenarios(w, rep)
+	}
+	if o := rep.Observability; o != nil && len(o.Points) > 0 {
+		fmt.Fprintf(w, "### Metrics and tracing (%s, closed loop, one processor)\n\n", o.Scenario)
+		fmt.Fprintln(w, "| variant | steps/s | req/s | change | latency p50 / p99 (ms) | CPU (cores) | RSS (MiB) | OTLP exports |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+		for _, p := range o.Points {
+			fmt.Fprintf(w, "| %s | %.0f | %.0f | %+.1f %% | %.1f / %.1f | %.2f | %.0f | %d |\n", p.Variant, p.StepsPerS, p.RequestsPerS, p.Change,
+				p.Latency.P50, p.Latency.P99, p.CPUCores, mib(p.PeakRSS), p.Exports)
+		}
+		fmt.Fprintln(w)
+	}
+	if sc := rep.Scaling; sc != nil {
+		if len(sc.Points) > 0 {
+			fmt.Fprintf(w, "### Scaling (%s, closed loop)\n\n", sc.Scenario)
+			fmt.Fprintln(w, "| replicas | steps/s | req/s | relay steps/s | ratio | CPU (cores) | largest replica RSS (MiB) |")
+			fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|")
+			for _, p := range sc.Points {
+				fmt.Fprintf(w, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f |\n", p.Replicas, p.StepsPerS, p.RequestsPerS, p.RelayStepsPerS, p.Ratio, p.CPUCores, mib(p.PeakRSS))
+			}
+			fmt.Fprintln(w)
+		}
+		if r := sc.Restore; r != nil {
+			shared := ""
+			if r.Shared {
+				shared = " (whole bench process: in-process mode)"
+			}
+			fmt.Fprintf(w, "### Restore and memory at %d in-flight requests\n\n", r.InFlight)
+			fmt.Fprintf(w, "- Load: %d starts accepted in %.1f s\n", r.InFlight, r.LoadS)
+			fmt.Fprintf(w, "- Replica holding them: %.0f MiB resident, %.0f MiB peak%s\n", mib(r.RSSAtInFlight), mib(r.PeakRSS), shared)
+			fmt.Fprintf(w, "- State: %.0f bytes per in-flight request\n", r.StateBytes)
+			fmt.Fprintf(w, "- Fresh replica: restored %d records in %.2f s; %.2f s from its start to the end of the restore; %.0f MiB resident after\n\n",
+				r.RestoredRecords, r.RestoreS, r.TakeoverS, mib(r.RestoredRSS))
+		}
+	}
+	fmt.Fprintln(w, "### Targets")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | wanted | measured | met |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, t := range rep.Targets {
+		met := "no"
+		switch {
+		case t.Missing:
+			met = "not measured"
+		case t.Met:
+			met = "yes"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, met)
+	}
+	if len(rep.Errors) > 0 {
+		fmt.Fprintln(w, "\n### Errors")
+		fmt.Fprintln(w)
+		for _, e := range rep.Errors {
+			fmt.Fprintf(w, "- %s\n", e)
+		}
+	}
+}
+
+// writeScenarios writes the side-by-side tables of the scenarios.
+func writeScenarios(w io.Writer, rep *Report) {
 	fmt.Fprintln(w, "### Stepwise against the relay, side by side")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| scenario | load | system | req/s | steps/s | ratio | latency p50 / p90 / p99 / max (ms) | overhead/step p50 / p99 (ms) | CPU (cores) | peak RSS (MiB) |")
@@ -359,48 +422,4 @@ func WriteMarkdown(w io.Writer, rep *Report) {
 			s.LatencyRatio.P50, s.LatencyRatio.P99, s.StateBytesPerInFlight, written, s.MaxRecordBytes)
 	}
 	fmt.Fprintln(w)
-	if sc := rep.Scaling; sc != nil {
-		if len(sc.Points) > 0 {
-			fmt.Fprintf(w, "### Scaling (%s, closed loop)\n\n", sc.Scenario)
-			fmt.Fprintln(w, "| replicas | steps/s | req/s | relay steps/s | ratio | CPU (cores) | largest replica RSS (MiB) |")
-			fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|")
-			for _, p := range sc.Points {
-				fmt.Fprintf(w, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f |\n", p.Replicas, p.StepsPerS, p.RequestsPerS, p.RelayStepsPerS, p.Ratio, p.CPUCores, mib(p.PeakRSS))
-			}
-			fmt.Fprintln(w)
-		}
-		if r := sc.Restore; r != nil {
-			shared := ""
-			if r.Shared {
-				shared = " (whole bench process: in-process mode)"
-			}
-			fmt.Fprintf(w, "### Restore and memory at %d in-flight requests\n\n", r.InFlight)
-			fmt.Fprintf(w, "- Load: %d starts accepted in %.1f s\n", r.InFlight, r.LoadS)
-			fmt.Fprintf(w, "- Replica holding them: %.0f MiB resident, %.0f MiB peak%s\n", mib(r.RSSAtInFlight), mib(r.PeakRSS), shared)
-			fmt.Fprintf(w, "- State: %.0f bytes per in-flight request\n", r.StateBytes)
-			fmt.Fprintf(w, "- Fresh replica: restored %d records in %.2f s; %.2f s from its start to the end of the restore; %.0f MiB resident after\n\n",
-				r.RestoredRecords, r.RestoreS, r.TakeoverS, mib(r.RestoredRSS))
-		}
-	}
-	fmt.Fprintln(w, "### Targets")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| target | wanted | measured | met |")
-	fmt.Fprintln(w, "|---|---|---|---|")
-	for _, t := range rep.Targets {
-		met := "no"
-		switch {
-		case t.Missing:
-			met = "not measured"
-		case t.Met:
-			met = "yes"
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, met)
-	}
-	if len(rep.Errors) > 0 {
-		fmt.Fprintln(w, "\n### Errors")
-		fmt.Fprintln(w)
-		for _, e := range rep.Errors {
-			fmt.Fprintf(w, "- %s\n", e)
-		}
-	}
 }

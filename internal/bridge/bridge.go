@@ -15,20 +15,23 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/metrics"
 	"github.com/stepwise-run/stepwise/worker"
 )
 
-// Log keys.
+// Log keys; those shared with the other parts come from internal/logkey.
 const (
-	logError       = "error"
-	logQueue       = "queue"
+	logError       = logkey.Error
+	logQueue       = logkey.Queue
 	logCorrelation = "correlation_id"
 	logReplyQueue  = "reply_queue"
 	logGeneration  = "generation"
 	logWait        = "wait"
-	logRequest     = "request"
-	logStep        = "step"
+	logRequest     = logkey.Request
+	logWorkflow    = logkey.Workflow
+	logStep        = logkey.Step
+	logAttempt     = logkey.Attempt
 	logOutcome     = "outcome"
 	logVHost       = "vhost"
 )
@@ -276,7 +279,7 @@ func (b *Bridge) use(t *worker.Task, queue, corr string, a *answer) (json.RawMes
 	case err != nil:
 		b.stats.Garbage.Add(1)
 		b.cfg.logger.Warn("unusable reply; the attempt fails", slog.String(logQueue, queue), slog.String(logCorrelation, corr),
-			slog.String(logRequest, t.Request), slog.String(logStep, t.Step), slog.String(logError, err.Error()))
+			slog.String(logRequest, t.Request), slog.String(logWorkflow, t.Workflow), slog.String(logStep, t.Step), slog.Int(logAttempt, t.Attempt), slog.String(logError, err.Error()))
 		return nil, err
 	case empty:
 		b.stats.Empty.Add(1)

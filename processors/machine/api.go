@@ -33,6 +33,10 @@ type Event struct {
 	Version   int             // the definition version to run; 0: the current one
 	Input     json.RawMessage // must be a JSON object
 	Partition int32           // the home partition: where the start arrived
+	// Trace and TraceParent go to the request's record as they are
+	// (schemas.Record): chosen by the runtime, which traces; the machine
+	// only keeps them and hands Trace to every dispatch.
+	Trace, TraceParent string
 
 	// Result and Timer: which dispatch they answer.
 	Step    string // step path, e.g. "book-split" or "section-counts[3]/segment-word-counts"
@@ -158,6 +162,7 @@ type Dispatch struct {
 	Instance  string // id of the graph instance: request id, or the fan-out child's id
 	Input     json.RawMessage
 	Deadline  time.Time // zero: none
+	Trace     string    // the request's Record.Trace
 	Partition int32     // home partition: the worker replies there
 	// Heartbeat is the interval the worker is asked to send heartbeats
 	// at while it runs the task; 0: none.

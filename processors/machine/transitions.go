@@ -35,7 +35,7 @@ func (t *transition) start(ev Event) {
 	root := &schemas.Record{
 		Request: ev.Request, Workflow: ev.Workflow, ID: ev.Request,
 		Partition: ev.Partition, Status: schemas.Running, Created: t.now,
-		Steps: map[string]*schemas.StepState{},
+		Steps: map[string]*schemas.StepState{}, Trace: ev.Trace, TraceParent: ev.TraceParent,
 	}
 	t.put(ev.Request, root)
 	wf, version, err := t.m.defs.Resolve(ev.Workflow, ev.Version)
@@ -576,9 +576,20 @@ func (t *transition) dispatch(inst *schemas.Record, step *topology.Step, attempt
 	t.eff.Dispatches = append(t.eff.Dispatches, Dispatch{
 		Queue: step.Queue, Request: inst.Request, Workflow: inst.Workflow,
 		Step: path, Attempt: attempt, Instance: inst.ID, Input: input,
-		Deadline: ss.Deadline, Partition: inst.Partition,
+		Deadline: ss.Deadline, Partition: inst.Partition, Trace: t.traceOf(inst),
 		Heartbeat: t.armHeartbeat(inst, step, ss, path),
 	})
+}
+
+// traceOf returns the trace context of the request inst belongs to.
+func (t *transition) traceOf(inst *schemas.Record) string {
+	if inst.Path == "" && inst.Kind == "" {
+		return inst.Trace
+	}
+	if root := t.get(inst.Request); root != nil {
+		return root.Trace
+	}
+	return ""
 }
 
 // fail records a failed attempt: schedules a retry when the policy allows,

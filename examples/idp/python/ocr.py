@@ -168,6 +168,22 @@ class _Fields(logging.Formatter):
         return super().format(record) + extra
 
 
+def tracer_from_env() -> Any:
+    """An OpenTelemetry tracer provider exporting over OTLP/HTTP when the
+    OTEL_* environment names an endpoint (as the Go binary does), else None.
+    Needs opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http then."""
+    if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    tp = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "idp-ocr-python")}))
+    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return tp
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092"))
@@ -181,9 +197,14 @@ def main(argv: list[str] | None = None) -> None:
     latency, complaint = latency_from_env()
     if complaint:
         logging.getLogger(__name__).warning(complaint)
-    w = Worker(brokers=args.brokers, prefix=args.prefix, client_id=args.client_id)
+    tp = tracer_from_env()
+    w = Worker(brokers=args.brokers, prefix=args.prefix, client_id=args.client_id, tracing=tp)
     w.handle(QUEUE, make_handler(latency), concurrency=args.concurrency)
-    w.run()
+    try:
+        w.run()
+    finally:
+        if tp is not None:
+            tp.shutdown()
 
 
 if __name__ == "__main__":

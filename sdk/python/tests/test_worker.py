@@ -542,3 +542,63 @@ def test_step_label_drops_fan_out_indexes() -> None:
 
     assert step_label("docs[3]/pages[10]/ocr") == "docs/pages/ocr"
     assert step_label("a") == "a"
+
+
+ATTEMPT_SPAN = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_tracing_continues_the_task_trace_in_the_handler() -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exp = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exp))
+    b = broker_with(0)
+    b.append(TASKS, 0, b"r-1", b'{"i": 1}', headers("r-1") + [("traceparent", ATTEMPT_SPAN.encode())])
+    b.append(TASKS, 0, b"r-2", b'{"i": 2}', headers("r-2"))
+    in_handler: dict[str, Any] = {}
+
+    def h(task: Task) -> dict:
+        in_handler[task.request] = trace.get_current_span().get_span_context()
+        if task.request == "r-2":
+            raise ValueError("try again")
+        return {}
+
+    w = Worker(transport=b, commit_interval=0.05, tracing=tp)
+    w.handle("q", h)
+    t = start(w)
+    assert b.wait(lambda: len(b.records(RESULTS)) == 2, 10)
+    w.stop()
+    t.join(5)
+
+    spans = {s.attributes["stepwise.request"]: s for s in exp.get_finished_spans()}
+    assert set(spans) == {"r-1", "r-2"}
+    s1 = spans["r-1"]
+    assert format(s1.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert s1.parent is not None and format(s1.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert s1.name == "handle s"
+    assert s1.attributes["stepwise.step"] == "s" and s1.attributes["stepwise.attempt"] == 1
+    assert s1.attributes["stepwise.outcome"] == "succeeded"
+    assert in_handler["r-1"].span_id == s1.context.span_id, "the handler span is current in the handler"
+    # A task without traceparent starts a trace of its own.
+    assert spans["r-2"].parent is None
+    assert spans["r-2"].attributes["stepwise.outcome"] == "retryable"
+    # The results carry the handler spans back.
+    by_key = {r.key: dict(r.headers) for r in b.records(RESULTS)}
+    assert by_key[b"r-1"]["traceparent"].decode() == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{s1.context.span_id:016x}-01"
+    assert "traceparent" in by_key[b"r-2"]
+
+
+def test_no_tracing_copies_no_traceparent() -> None:
+    b = broker_with(0)
+    b.append(TASKS, 0, b"r-1", b"{}", headers("r-1") + [("traceparent", ATTEMPT_SPAN.encode())])
+    w = Worker(transport=b, commit_interval=0.05)
+    w.handle("q", lambda task: {})
+    t = start(w)
+    assert b.wait(lambda: len(b.records(RESULTS)) == 1, 10)
+    w.stop()
+    t.join(5)
+    assert [k for k, _ in b.records(RESULTS)[0].headers] == ["stepwise-request", "stepwise-step", "stepwise-attempt", "stepwise-status", "stepwise-worker"]

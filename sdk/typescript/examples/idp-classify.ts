@@ -173,15 +173,40 @@ async function main(): Promise<void> {
   const logger = jsonLogger();
   const latency = latencyFromEnv();
   if (latency.error !== undefined) logger.warn(latency.error);
+  const tracer = await tracerFromEnv();
   const w = new Worker({
     brokers: values.brokers.split(",").map((s) => s.trim()).filter((s) => s !== ""),
     prefix: values.prefix,
     ...(values.group !== undefined ? { groupId: values.group } : {}),
     clientId: "idp-classify-ts",
     logger,
+    ...(tracer !== undefined ? { tracing: tracer } : {}),
   });
   w.handle(QUEUE, slow(latency.ms, classifyHandler), { concurrency: Number(values.concurrency) });
-  await w.run();
+  try {
+    await w.run();
+  } finally {
+    await tracer?.shutdown();
+  }
+}
+
+/**
+ * An OpenTelemetry tracer provider exporting over OTLP/HTTP when the OTEL_*
+ * environment names an endpoint (as the Go binary does), else undefined;
+ * it also registers the context manager that keeps the handler's span
+ * active across awaits.
+ */
+async function tracerFromEnv(): Promise<{ shutdown(): Promise<void> } & import("@opentelemetry/api").TracerProvider | undefined> {
+  if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT && !process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return undefined;
+  const { NodeTracerProvider, BatchSpanProcessor } = await import("@opentelemetry/sdk-trace-node");
+  const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-http");
+  const { resourceFromAttributes } = await import("@opentelemetry/resources");
+  const tp = new NodeTracerProvider({
+    resource: resourceFromAttributes({ "service.name": process.env.OTEL_SERVICE_NAME ?? "idp-classify-ts" }),
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+  });
+  tp.register();
+  return tp;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

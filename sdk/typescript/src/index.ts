@@ -23,3 +23,4 @@ export { Header, Status, Control, DEFAULT_PREFIX, tasksTopic, workerGroup, defau
 export { OffsetTracker } from "./tracker.js";
 export { Semaphore } from "./semaphore.js";
 export { WorkerMetrics, stepLabel, type TaskOutcome } from "./metrics.js";
+export { WorkerTracing, TraceKey, parseTraceparent, formatTraceparent } from "./tracing.js";

@@ -14,7 +14,9 @@ import { RangeAssigner } from "./rangeAssigner.js";
 import { deliver, resultPartitioner, ResultSender } from "./results.js";
 import { Semaphore } from "./semaphore.js";
 import type { Registry } from "prom-client";
-import { WorkerMetrics } from "./metrics.js";
+import { WorkerMetrics, type TaskOutcome } from "./metrics.js";
+import type { TracerProvider } from "@opentelemetry/api";
+import { WorkerTracing } from "./tracing.js";
 import type { TaskRecord } from "./task.js";
 import { OffsetTracker, type Entry } from "./tracker.js";
 
@@ -73,6 +75,14 @@ export interface WorkerOptions {
    * SDK's). Serving it is the program's part. Default: no metrics.
    */
   metrics?: Registry;
+  /**
+   * Trace every handler call with OpenTelemetry (@opentelemetry/api, an
+   * optional peer dependency): true uses the global tracer provider, or pass
+   * one. A consumer span per task, child of its traceparent, active in the
+   * handler; the result carries its traceparent. Default: no spans, and the
+   * API is not loaded.
+   */
+  tracing?: boolean | TracerProvider;
 }
 
 /** Options of one queue. */
@@ -127,6 +137,8 @@ export class Worker {
   #stopCtl = new AbortController(); // no new task starts once aborted
   #hardCtl = new AbortController(); // handlers are told to give up once aborted
   readonly #metrics: WorkerMetrics | undefined; // undefined: metrics off
+  readonly #tracingOpt: boolean | TracerProvider | undefined;
+  #tracing: WorkerTracing | undefined; // undefined: tracing off; loaded by run
   #fatal: unknown;
   #done?: Promise<void>;
 
@@ -148,6 +160,7 @@ export class Worker {
     if (this.#opts.workerId === "") throw new StepwiseError("empty workerId");
     if (this.#opts.groupId === "") throw new StepwiseError("empty groupId");
     this.#metrics = opts.metrics === undefined ? undefined : new WorkerMetrics(opts.metrics);
+    this.#tracingOpt = opts.tracing;
     if (this.#opts.maxResultBytes < 256) throw new StepwiseError(`maxResultBytes must be at least 256, got ${this.#opts.maxResultBytes}`);
     this.#log = opts.logger ?? jsonLogger();
     this.#kafkaConfig = {
@@ -215,6 +228,9 @@ export class Worker {
   }
 
   async #run(): Promise<void> {
+    if (this.#tracingOpt !== undefined && this.#tracingOpt !== false) {
+      this.#tracing = await WorkerTracing.load(this.#tracingOpt === true ? undefined : this.#tracingOpt, this.#opts.workerId);
+    }
     const onSignal = (sig: NodeJS.Signals) => {
       this.#log.info("signal received; stopping", { signal: sig });
       this.#stopCtl.abort();
@@ -393,7 +409,14 @@ export class Worker {
       const beat = (r: ResultRecord): void => {
         producer.send(r).catch((err: unknown) => q.log.warn("heartbeat not sent", { [LogKey.Request]: r.key, [LogKey.Error]: errorMessage(err) }));
       };
-      outcome = await runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal, cancel, beat, workerId: this.#opts.workerId });
+      const run = () => runTask(rec, q.handler, { queue: q.name, maxResultBytes: this.#opts.maxResultBytes, hardStop: this.#hardCtl.signal, cancel, beat, workerId: this.#opts.workerId });
+      if (this.#tracing === undefined) {
+        outcome = await run();
+      } else {
+        const [span, out] = await this.#tracing.run(rec, q.name, run);
+        outcome = out;
+        this.#tracing.end(span, outcomeName(outcome), outcome.kind === "reply" ? outcome.result : undefined);
+      }
     } catch (err) {
       // runTask catches the handler's errors; this is a bug, not a task failure.
       this.#fail(err);
@@ -401,7 +424,7 @@ export class Worker {
     }
     const where = { [LogKey.Topic]: rec.topic, [LogKey.Partition]: rec.partition, [LogKey.Offset]: rec.offset };
     if (done !== undefined && outcome.kind !== "drop") {
-      done(outcome.kind === "abandoned" || outcome.kind === "cancelled" ? outcome.kind : outcome.failure === undefined ? "succeeded" : outcome.failure.retryable ? "retryable" : "failed");
+      done(outcomeName(outcome) as TaskOutcome);
     }
     if (outcome.kind === "abandoned") {
       q.log.warn("handler cut short by the drain timeout; task left uncommitted", { [LogKey.Request]: outcome.reply.request, [LogKey.Step]: outcome.reply.step, ...where });
@@ -537,4 +560,17 @@ function kafkaLogs(logger: Logger): KafkaConfig["logCreator"] {
     else if (level === logLevel.INFO) logger.info(message, fields);
     else logger.debug(message, fields);
   };
+}
+
+/** An outcome's name for metrics and spans. */
+function outcomeName(o: Outcome): TaskOutcome | "dropped" {
+  switch (o.kind) {
+    case "abandoned":
+    case "cancelled":
+      return o.kind;
+    case "drop":
+      return "dropped";
+    default:
+      return o.failure === undefined ? "succeeded" : o.failure.retryable ? "retryable" : "failed";
+  }
 }

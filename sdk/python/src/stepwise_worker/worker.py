@@ -48,6 +48,7 @@ from ._log import (
 from .errors import ConfigError, ProduceError
 from .protocol import DEFAULT_MAX_RESULT_BYTES, DEFAULT_PREFIX, Record, ResultRecord, default_worker_id, group_name, tasks_topic
 from .metrics import WorkerMetrics
+from .tracing import WorkerTracing
 from .tracker import Entry, Tracker
 from .transport import REFUSED, STOPPED, UNKNOWN_PARTITION, Consumer, DeliveryError, KafkaTransport, Producer, Transport
 
@@ -119,6 +120,7 @@ class Worker:
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         metrics: Any = None,
         worker_id: str | None = None,
+        tracing: Any = None,
     ) -> None:
         if group == "":
             raise ConfigError("stepwise: empty group name")
@@ -160,6 +162,11 @@ class Worker:
 
                 metrics = REGISTRY
             self._metrics = WorkerMetrics(metrics)
+        # An OpenTelemetry tracer provider (True: the global one) traces
+        # every handler call (tracing.py); None: no spans, no cost.
+        self._tracing: WorkerTracing | None = None
+        if tracing is not None and tracing is not False:
+            self._tracing = WorkerTracing(None if tracing is True else tracing, self.worker_id)
         self._queues: dict[str, _Queue] = {}
         self._lock = threading.Lock()
         self._running = False
@@ -619,12 +626,18 @@ class _QueueRunner:
             assert p.task is not None
             start = time.monotonic()
             done = self._observe(rec, p)
+            tr = self.w._tracing
             stop_beats = self._start_beats(p)
             try:
-                out, err = core.call_sync(self.q.handler, p.task)
+                if tr is None:
+                    out, err = core.call_sync(self.q.handler, p.task)
+                    span = None
+                else:
+                    with tr.span(p.task) as span:
+                        out, err = core.call_sync(self.q.handler, p.task)
             finally:
                 stop_beats()
-            self._finish(rec, e, p, out, err, start, done)
+            self._finish(rec, e, p, out, err, start, done, span)
         except BaseException as exc:  # noqa: BLE001 - the consumer must hear back
             # A defect of the SDK, not of the handler: stop rather than
             # leave a task silently unanswered.
@@ -641,12 +654,18 @@ class _QueueRunner:
             assert p.task is not None
             start = time.monotonic()
             done = self._observe(rec, p)
+            tr = self.w._tracing
             stop_beats = self._start_beats(p)
             try:
-                out, err = await core.call_async(self.q.handler, p.task)
+                if tr is None:
+                    out, err = await core.call_async(self.q.handler, p.task)
+                    span = None
+                else:
+                    with tr.span(p.task) as span:
+                        out, err = await core.call_async(self.q.handler, p.task)
             finally:
                 stop_beats()
-            self._finish(rec, e, p, out, err, start, done)
+            self._finish(rec, e, p, out, err, start, done, span)
         except BaseException as exc:  # noqa: BLE001 - the consumer must hear back
             # A defect of the SDK, not of the handler: stop rather than
             # leave a task silently unanswered.
@@ -697,23 +716,33 @@ class _QueueRunner:
     def _finish(
         self, rec: Record, e: Entry, p: core.Prepared, out: Any, err: Exception | None, start: float,
         done: Callable[[str], None] | None = None,
+        span: Any = None,
     ) -> None:
         assert p.reply is not None and p.task is not None
+        tr = self.w._tracing
         if self.abandoned.is_set():
             # The drain gave up on this task: no answer, no commit.
             if done:
                 done("abandoned")
+            if tr and span is not None:
+                tr.end(span, "abandoned", None)
             self.events.put(_Done(e, delivered=False))
             return
         if p.task.cancelled.is_set():
             # The request no longer wants it: no result; commit.
             log.info("step cancelled", extra={**self.extra, LOG_REQUEST: p.task.request, LOG_STEP: p.task.step, LOG_ATTEMPT: p.task.attempt})
+            if tr and span is not None:
+                tr.end(span, "cancelled", None)
             self.events.put(_Done(e))
             return
         res = core.answer(p.reply, out, err, self.w.max_result_bytes)
-        if done:
+        if done or (tr and span is not None):
             retryable = res.status != "ok" and json.loads(res.value).get("retryable", False)
-            done("succeeded" if res.status == "ok" else "retryable" if retryable else "failed")
+            outcome = "succeeded" if res.status == "ok" else "retryable" if retryable else "failed"
+            if done:
+                done(outcome)
+            if tr and span is not None:
+                tr.end(span, outcome, res)
         t = p.task
         fields = {
             **self.extra,
