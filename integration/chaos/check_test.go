@@ -44,7 +44,8 @@ type report struct {
 	procExits     int // processes that exited without being told to
 	stall         time.Duration
 	takeovers     []time.Duration
-	examples      []string // a few of the problems, for the log
+	examples      []string // a few of the problems of each kind, for the log
+	noted         map[string]int
 }
 
 func (s *soak) check(reqs []started) *report {
@@ -73,7 +74,7 @@ func (s *soak) check(reqs []started) *report {
 		switch {
 		case len(cs) == 0:
 			r.lost++
-			r.note("%s (%s): no completion", q.id, q.workflow)
+			r.note("lost", "%s (%s): no completion", q.id, q.workflow)
 			continue
 		case len(cs) > 1:
 			r.duplicates++
@@ -81,7 +82,7 @@ func (s *soak) check(reqs []started) *report {
 			for _, c := range cs {
 				each = append(each, fmt.Sprintf("%s on partition %d at %s", c.Status, c.partition, c.at.Format("15:04:05.000")))
 			}
-			r.note("%s (%s): %d completions: %s", q.id, q.workflow, len(cs), strings.Join(each, ", "))
+			r.note("duplicate", "%s (%s): %d completions: %s", q.id, q.workflow, len(cs), strings.Join(each, ", "))
 		}
 		r.completed++
 		if cs[0].Status != schemas.Succeeded || !sameJSON(cs[0].Output, q.want) {
@@ -90,12 +91,12 @@ func (s *soak) check(reqs []started) *report {
 			if e := cs[0].Error; e != nil {
 				why = fmt.Sprintf(" (step %s attempt %d: %s)", e.Step, e.Attempt, e.Message)
 			}
-			r.note("%s (%s): %s%s %.200s, want %.200s", q.id, q.workflow, cs[0].Status, why, cs[0].Output, q.want)
+			r.note("wrong", "%s (%s): %s%s %.200s, want %.200s", q.id, q.workflow, cs[0].Status, why, cs[0].Output, q.want)
 		}
 		for _, step := range stepsOf(q.workflow) {
 			if runs[q.id+" "+step] == 0 {
 				r.unrun++
-				r.note("%s (%s): completed, but no worker logged step %s", q.id, q.workflow, step)
+				r.note("unrun", "%s (%s): completed, but no worker logged step %s", q.id, q.workflow, step)
 				break
 			}
 		}
@@ -106,14 +107,19 @@ func (s *soak) check(reqs []started) *report {
 		n := s.visible(z)
 		r.zombieVisible += n
 		if n > 0 {
-			r.note("paused replica %s: %d records of its open transaction (producer %d epoch %d) became visible", z.replica, n, z.pid, z.epoch)
+			r.note("zombie", "paused replica %s: %d records of its open transaction (producer %d epoch %d) became visible", z.replica, n, z.pid, z.epoch)
 		}
 	}
 	return r
 }
 
-func (r *report) note(format string, args ...any) {
-	if len(r.examples) < 20 {
+// note keeps the first 8 problems of each kind.
+func (r *report) note(kind, format string, args ...any) {
+	if r.noted == nil {
+		r.noted = map[string]int{}
+	}
+	if r.noted[kind] < 8 {
+		r.noted[kind]++
 		r.examples = append(r.examples, fmt.Sprintf(format, args...))
 	}
 }
