@@ -670,7 +670,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, strings.TrimPrefix(err.Error(), "stepwise: "))
 			return
 		}
-		s.log.Error("start not produced", logkey.Request, id, logkey.Workflow, wf.Name, logkey.Err, err)
+		s.log.Error("start not produced", logkey.Request, id, logkey.Workflow, wf.Name, logkey.Error, err)
 		writeError(w, http.StatusServiceUnavailable, "the start could not be written to Kafka: "+err.Error())
 		return
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/stepwise-run/stepwise/internal/logkey"
 )
 
 // ErrTooLarge: a start would make a record larger than the requests topic
@@ -48,7 +50,7 @@ func (c *Client) describeMaxMessageBytes(ctx context.Context) int {
 	topic := c.cfg.prefix.Requests()
 	rcs, err := c.adm.DescribeTopicConfigs(ctx, topic)
 	if err != nil {
-		c.cfg.logger.Warn("cannot read the requests topic's max.message.bytes; only the client's limit applies", "topic", topic, "err", err)
+		c.cfg.logger.Warn("cannot read the requests topic's max.message.bytes; only the client's limit applies", "topic", topic, logkey.Error, err)
 		return 0
 	}
 	rc, err := rcs.On(topic, nil)
@@ -56,7 +58,7 @@ func (c *Client) describeMaxMessageBytes(ctx context.Context) int {
 		err = rc.Err
 	}
 	if err != nil {
-		c.cfg.logger.Warn("cannot read the requests topic's max.message.bytes; only the client's limit applies", "topic", topic, "err", err)
+		c.cfg.logger.Warn("cannot read the requests topic's max.message.bytes; only the client's limit applies", "topic", topic, logkey.Error, err)
 		return 0
 	}
 	for _, cfg := range rc.Configs {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/topology"
 )
 
@@ -213,7 +214,7 @@ func (f *Follower) poll(ctx context.Context) {
 	}
 	fs.EachError(func(t string, p int32, err error) {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			f.log.Warn("definitions fetch failed", "topic", t, "partition", p, "err", err)
+			f.log.Warn("definitions fetch failed", "topic", t, "partition", p, logkey.Error, err)
 		}
 	})
 	fs.EachRecord(func(r *kgo.Record) {
@@ -230,12 +231,12 @@ func (f *Follower) add(r *kgo.Record) {
 	rec, err := Decode(string(r.Key), r.Value)
 	if err != nil {
 		f.bad++
-		f.log.Error("skipping unreadable definition record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+		f.log.Error("skipping unreadable definition record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), logkey.Error, err)
 		return
 	}
 	changed, err := f.cat.Add(rec)
 	if err != nil {
-		f.log.Error("refusing definition record", "partition", r.Partition, "offset", r.Offset, "err", err)
+		f.log.Error("refusing definition record", "partition", r.Partition, "offset", r.Offset, logkey.Error, err)
 		return
 	}
 	if changed {

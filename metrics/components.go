@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stepwise-run/stepwise/internal/logkey"
 )
 
 // API is the HTTP API's set. Methods on a nil *API do nothing.
@@ -178,7 +180,7 @@ func (c *LagCollector) Poll(ctx context.Context) {
 	defer cancel()
 	lags, err := c.adm.Lag(pctx, c.groups...)
 	if err != nil {
-		c.log.Debug("consumer lag not read", "err", err)
+		c.log.Debug("consumer lag not read", logkey.Error, err)
 		return
 	}
 	// Small gaps to count exactly: topic -> partition -> [from, end).
@@ -201,7 +203,7 @@ func (c *LagCollector) Poll(ctx context.Context) {
 	counted := c.countRecords(pctx, gaps)
 	for group, gl := range lags {
 		if gl.Error() != nil {
-			c.log.Debug("consumer lag not read", "group", group, "err", gl.Error())
+			c.log.Debug("consumer lag not read", "group", group, logkey.Error, gl.Error())
 			continue
 		}
 		for topic, parts := range gl.Lag {

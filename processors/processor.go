@@ -266,14 +266,14 @@ func (p *Processor) Run(ctx context.Context) error {
 		clear(p.mu.parked)
 		p.mu.Unlock()
 		if !errors.Is(err, errRestart) || ctx.Err() != nil {
-			p.log.Info("processor stopped", "err", err)
+			p.log.Info("processor stopped", logkey.Error, err)
 			return err
 		}
 		// The outcome of the last transaction is unknown: start over
 		// from what the broker has (committed offsets, state topic).
 		p.st.restarts.Add(1)
 		p.metrics.Restarted()
-		p.log.Warn("restarting the group session", "err", err)
+		p.log.Warn("restarting the group session", logkey.Error, err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -378,7 +378,7 @@ func (p *Processor) catchUpDefinitions(ctx context.Context, ev machine.Event, wr
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := p.follow.Sync(sctx); err != nil {
-		p.log.Warn("reading the definitions topic to its end failed", logkey.Request, ev.Request, logkey.Workflow, ev.Workflow, logkey.Err, err)
+		p.log.Warn("reading the definitions topic to its end failed", logkey.Request, ev.Request, logkey.Workflow, ev.Workflow, logkey.Error, err)
 	}
 }
 
@@ -449,7 +449,7 @@ func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, m map[string][
 		if ctx.Err() != nil {
 			return // client closing
 		}
-		p.log.Error("restore failed; retrying", "partitions", nums, "err", err)
+		p.log.Error("restore failed; retrying", "partitions", nums, logkey.Error, err)
 		select {
 		case <-ctx.Done():
 			return
@@ -607,7 +607,7 @@ func (p *Processor) poll(ctx context.Context, sess *kgo.GroupTransactSession, wa
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return
 		}
-		p.log.Error("fetch failed", "topic", t, "partition", part, "err", err)
+		p.log.Error("fetch failed", "topic", t, "partition", part, logkey.Error, err)
 	})
 	if fs.NumRecords() == 0 {
 		return nil

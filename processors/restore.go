@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/internal/catchup"
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/schemas"
 )
 
@@ -38,7 +39,7 @@ func restoreState(ctx context.Context, opts []kgo.Opt, topic string, parts []int
 	st, err := catchup.Read(ctx, opts, topic, parts, func(r *kgo.Record) {
 		if err := loadRecord(res.parts[r.Partition], r); err != nil {
 			res.bad++
-			log.Error("skipping unreadable state record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+			log.Error("skipping unreadable state record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), logkey.Error, err)
 		}
 	})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stepwise-run/stepwise/internal/catchup"
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/schemas"
 	"github.com/stepwise-run/stepwise/statekey"
@@ -179,7 +180,7 @@ func (v *View) Run(ctx context.Context) error {
 		}
 		if !cu.Done() {
 			if _, err := cu.EndPoll(ctx, adm); err != nil && ctx.Err() == nil {
-				v.log.Warn("view: catching up", "err", err)
+				v.log.Warn("view: catching up", logkey.Error, err)
 			}
 		}
 	}
@@ -198,7 +199,7 @@ func (v *View) poll(ctx context.Context, cl *kgo.Client, catchingUp bool) kgo.Fe
 	fs := cl.PollFetches(pctx)
 	fs.EachError(func(t string, p int32, err error) {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			v.log.Warn("view fetch error", "topic", t, "partition", p, "err", err)
+			v.log.Warn("view fetch error", "topic", t, "partition", p, logkey.Error, err)
 		}
 	})
 	return fs
@@ -220,7 +221,7 @@ func (v *View) waitTopics(ctx context.Context, adm *kadm.Client, state, comps st
 			return targets, ends, nil
 		}
 		if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
-			v.log.Warn("view: cannot list topic offsets yet", "err", err)
+			v.log.Warn("view: cannot list topic offsets yet", logkey.Error, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -246,7 +247,7 @@ func (v *View) applyState(r *kgo.Record) {
 	id, path, err := statekey.Parse(string(r.Key))
 	if err != nil {
 		v.st.bad.Add(1)
-		v.log.Error("view: skipping state record", "partition", r.Partition, "offset", r.Offset, "err", err)
+		v.log.Error("view: skipping state record", "partition", r.Partition, "offset", r.Offset, logkey.Error, err)
 		return
 	}
 	var rec *schemas.Record
@@ -255,7 +256,7 @@ func (v *View) applyState(r *kgo.Record) {
 		rec, err = schemas.DecodeRecord(r.Value)
 		if err != nil {
 			v.st.bad.Add(1)
-			v.log.Error("view: skipping unreadable state record", "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+			v.log.Error("view: skipping unreadable state record", "partition", r.Partition, "offset", r.Offset, "key", string(r.Key), logkey.Error, err)
 			return
 		}
 		v.st.records.Add(1)
@@ -331,7 +332,7 @@ func (v *View) apply(id, path string, rec *schemas.Record, size int) {
 func (v *View) applyCompletion(r *kgo.Record) {
 	var c schemas.Completion
 	if err := json.Unmarshal(r.Value, &c); err != nil || c.Request == "" {
-		v.log.Warn("view: skipping unreadable completion", "partition", r.Partition, "offset", r.Offset, "err", err)
+		v.log.Warn("view: skipping unreadable completion", "partition", r.Partition, "offset", r.Offset, logkey.Error, err)
 		return
 	}
 	c.Partition = r.Partition

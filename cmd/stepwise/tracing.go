@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/tracing/otlp"
 )
 
@@ -24,7 +25,7 @@ func tracerFromEnv(ctx context.Context, service string, log *slog.Logger) (trace
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := p.Shutdown(sctx); err != nil {
-			log.Warn("flushing spans failed", "err", err)
+			log.Warn("flushing spans failed", logkey.Error, err)
 		}
 	}, nil
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stepwise-run/stepwise/internal/logkey"
 )
 
 // Loads of a plan.
@@ -92,7 +94,7 @@ func Execute(ctx context.Context, cfg Config, plan Plan) (*Report, error) {
 	fail := func(err error) {
 		errs = append(errs, err)
 		rep.Errors = append(rep.Errors, err.Error())
-		r.cfg.Logger.Error("bench", "err", err)
+		r.cfg.Logger.Error("bench", logkey.Error, err)
 	}
 	for _, name := range names {
 		if ctx.Err() != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/processors"
 	"github.com/stepwise-run/stepwise/schemas"
@@ -366,7 +367,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := w.Run(wctx); err != nil {
-			cfg.Logger.Error("bench workers", "err", err)
+			cfg.Logger.Error("bench workers", logkey.Error, err)
 		}
 	})
 	defer func() { wcancel(); wg.Wait() }()
@@ -376,7 +377,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	stopAll := func() {
 		for _, s := range systems {
 			if err := s.stop(); err != nil {
-				cfg.Logger.Warn("stopping a system under test", "err", err)
+				cfg.Logger.Warn("stopping a system under test", logkey.Error, err)
 			}
 		}
 		systems = nil
@@ -432,7 +433,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		prod.Produce(ctx, &kgo.Record{Topic: p.Requests(), Key: []byte(id), Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				produceErrs.Add(1)
-				cfg.Logger.Warn("bench start", "request", id, "err", err)
+				cfg.Logger.Warn("bench start", "request", id, logkey.Error, err)
 			}
 		})
 	}
@@ -465,7 +466,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	warmPeak := peakUsage(systems).peakRSS
 	for _, s := range systems {
 		if err := s.resetPeak(); err != nil {
-			cfg.Logger.Warn("cannot reset the peak resident size; the peak includes the warm-up", "err", err)
+			cfg.Logger.Warn("cannot reset the peak resident size; the peak includes the warm-up", logkey.Error, err)
 		}
 	}
 
@@ -565,7 +566,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	if systemName == SystemStepwise {
 		st, err := r.readState(ctx, p)
 		if err != nil {
-			cfg.Logger.Warn("reading the state topic", "err", err)
+			cfg.Logger.Warn("reading the state topic", logkey.Error, err)
 		} else {
 			run.State = st
 			noteSize(st.LargestRecord)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/topology"
 )
@@ -68,13 +69,13 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		}
 		fs.EachError(func(t string, part int32, err error) {
-			r.log.Warn("relay fetch", "topic", t, "partition", part, "err", err)
+			r.log.Warn("relay fetch", "topic", t, "partition", part, logkey.Error, err)
 		})
 		fs.EachRecord(func(rec *kgo.Record) {
 			for _, out := range r.next(rec) {
 				cl.Produce(ctx, out, func(_ *kgo.Record, err error) {
 					if err != nil && ctx.Err() == nil {
-						r.log.Warn("relay produce", "err", err)
+						r.log.Warn("relay produce", logkey.Error, err)
 					}
 				})
 			}
@@ -104,7 +105,7 @@ func (r *Relay) next(rec *kgo.Record) []*kgo.Record {
 			Input json.RawMessage `json:"input"`
 		}
 		if err := json.Unmarshal(rec.Value, &start); err != nil {
-			r.log.Warn("relay: unreadable start", "request", id, "err", err)
+			r.log.Warn("relay: unreadable start", "request", id, logkey.Error, err)
 			return nil
 		}
 		return r.stage(id, rec.Partition, 0, start.Input)

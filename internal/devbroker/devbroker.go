@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stepwise-run/stepwise/internal/logkey"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/topics"
 	"github.com/stepwise-run/stepwise/topology"
@@ -163,7 +164,7 @@ func recoverData(dir string, log *slog.Logger) error {
 			"partition", r.Partition, "producer_id", r.ProducerID, "epoch", r.Epoch, "commit", r.Commit, "offset", r.Offset)
 	}
 	if errors.Is(err, errUnknownFormat) {
-		log.Warn("data directory format unknown to this build: transactions torn by a crash are not repaired", "component", "broker", "dir", dir, "err", err)
+		log.Warn("data directory format unknown to this build: transactions torn by a crash are not repaired", "component", "broker", "dir", dir, logkey.Error, err)
 		return nil
 	}
 	if err != nil {

@@ -26,8 +26,7 @@ const (
 
 // Other keys repeated across packages.
 const (
-	Err      = "err"      // an error, in the processors, the API and the commands
-	Error    = "error"    // an error, in the Go worker SDK and the bridge (the Python and TypeScript SDKs use the same)
+	Error    = "error"    // an error, in every part (the Python and TypeScript SDKs use the same)
 	Duration = "duration" // how long something took
 	RetryIn  = "retry_in" // how long until the next try
 	Reason   = "reason"   // why an input changed nothing
