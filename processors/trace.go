@@ -31,9 +31,10 @@ func traceSpans(out []span, st *staged, ev machine.Event, eff *machine.Effects, 
 	if root == nil || root.Trace == "" {
 		return out
 	}
-	attempt := func(step string, n int, outcome, errMsg string, from time.Time) {
+	// worker is the id of the worker that answered (HeaderWorker), if any.
+	attempt := func(step string, n int, outcome, errMsg string, from time.Time, worker string) {
 		out = append(out, span{trace: root.Trace, attempt: tracing.Attempt{
-			Request: ev.Request, Workflow: root.Workflow, Step: step, Attempt: n,
+			Request: ev.Request, Workflow: root.Workflow, Step: step, Attempt: n, Worker: worker,
 			Outcome: outcome, Error: errMsg, Started: from, Ended: now,
 		}})
 	}
@@ -43,13 +44,13 @@ func traceSpans(out []span, st *staged, ev machine.Event, eff *machine.Effects, 
 		if ev.Error != nil {
 			outcome, msg = tracing.OutcomeFailed, ev.Error.Message
 		}
-		attempt(ev.Step, ev.Attempt, outcome, msg, started)
+		attempt(ev.Step, ev.Attempt, outcome, msg, started, ev.Worker)
 	case ev.Kind == machine.EventTimer && ev.Timer == machine.TimerTimeout:
-		attempt(ev.Step, ev.Attempt, tracing.OutcomeTimedOut, "timed out", started)
+		attempt(ev.Step, ev.Attempt, tracing.OutcomeTimedOut, "timed out", started, "")
 	}
 	for _, r := range eff.Revokes {
 		from := attemptStarted(st, machine.Event{Request: r.Request, Step: r.Step, Attempt: r.Attempt})
-		attempt(r.Step, r.Attempt, "cancelled", r.Reason, from)
+		attempt(r.Step, r.Attempt, "cancelled", r.Reason, from, "")
 	}
 	for _, c := range eff.Completions {
 		q := &tracing.Request{Request: c.Request, Workflow: c.Workflow, Version: c.Version,

@@ -31,6 +31,9 @@ func (e *env) startTraced(workflow, id, tp string) {
 	}
 }
 
+// traceWorkerID is the id traceWorker's results carry.
+const traceWorkerID = "trace-worker/1"
+
 // traceWorker answers like TestMetrics' worker (b fails once) and keeps
 // the traceparent header of every task, by "step attempt".
 func traceWorker(e *env) (seen func() map[string]string) {
@@ -44,10 +47,17 @@ func traceWorker(e *env) (seen func() map[string]string) {
 				mu.Unlock()
 			}
 		}
+		var recs []*kgo.Record
+		var ok bool
 		if tk.step == "b" && tk.attempt == 1 {
-			return []*kgo.Record{errResult(tk, "try again", true)}, false
+			recs, ok = []*kgo.Record{errResult(tk, "try again", true)}, false
+		} else {
+			recs, ok = echo(tk)
 		}
-		return echo(tk)
+		for _, r := range recs {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: schemas.HeaderWorker, Value: []byte(traceWorkerID)})
+		}
+		return recs, ok
 	})
 	return func() map[string]string {
 		mu.Lock()
@@ -116,7 +126,7 @@ func TestTracing(t *testing.T) {
 		if got := attr(s, tracing.KeyOutcome); got != outcome {
 			t.Errorf("attempt %s: outcome %q, want %q", k, got, outcome)
 		}
-		if attr(s, tracing.KeyWorkflow) != "chain" || attr(s, tracing.KeyRequest) != "traced-1" {
+		if attr(s, tracing.KeyWorkflow) != "chain" || attr(s, tracing.KeyRequest) != "traced-1" || attr(s, tracing.KeyWorker) != traceWorkerID {
 			t.Errorf("attempt %s: attributes %v", k, s.Attributes)
 		}
 		if s.Parent.SpanID() != req.SpanContext.SpanID() {
