@@ -127,14 +127,7 @@ func (t *transition) handleFailure(root *schemas.Record, f *schemas.Failure) boo
 		return false
 	}
 	root = t.mutable(root.Request)
-	unsent := map[string]bool{}
-	t.eff.Dispatches = slices.DeleteFunc(t.eff.Dispatches, func(d Dispatch) bool {
-		if d.Request == root.Request {
-			unsent[d.Step] = true
-			return true
-		}
-		return false
-	})
+	unsent := t.withdrawDispatches(root.Request)
 	t.eff.SetTimers = slices.DeleteFunc(t.eff.SetTimers, func(tm Timer) bool { return tm.Request == root.Request })
 	t.interrupt(root, f, "request failing: "+f.Message, unsent)
 	root.Error = f

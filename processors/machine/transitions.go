@@ -653,14 +653,7 @@ func (t *transition) finish(inst *schemas.Record, status schemas.CompletionStatu
 	}
 	// Steps this transition dispatched before the request ended (a step
 	// earlier in the graph than the one that failed it) must not run.
-	unsent := map[string]bool{}
-	t.eff.Dispatches = slices.DeleteFunc(t.eff.Dispatches, func(d Dispatch) bool {
-		if d.Request == inst.Request {
-			unsent[d.Step] = true
-			return true
-		}
-		return false
-	})
+	unsent := t.withdrawDispatches(inst.Request)
 	if status == schemas.Succeeded {
 		t.forgetChildren(inst)
 	} else {
@@ -680,6 +673,21 @@ func (t *transition) finish(inst *schemas.Record, status schemas.CompletionStatu
 		Output: output, Error: f, Started: inst.Created, Finished: t.now,
 		Partition: inst.Partition,
 	})
+}
+
+// withdrawDispatches takes back the dispatches of request this transition
+// made so far and returns their step paths: tasks never produced, which
+// nothing needs to revoke.
+func (t *transition) withdrawDispatches(request string) map[string]bool {
+	unsent := map[string]bool{}
+	t.eff.Dispatches = slices.DeleteFunc(t.eff.Dispatches, func(d Dispatch) bool {
+		if d.Request == request {
+			unsent[d.Step] = true
+			return true
+		}
+		return false
+	})
+	return unsent
 }
 
 // appendEarlier adds a finished attempt to a step's earlier attempts,
