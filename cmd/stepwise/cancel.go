@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/stepwise-run/stepwise/client"
 	"github.com/stepwise-run/stepwise/kconn"
 	"github.com/stepwise-run/stepwise/schemas"
 )
@@ -41,13 +40,11 @@ func cancelMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cl, err := client.New(client.WithConn(conn))
+	ctx, cl, done, err := dial(ctx, conn, timeout)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	root, err := requestRecord(ctx, cl, id, timeout)
 	if err != nil {
 		return err

@@ -54,13 +54,11 @@ func getMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &exitError{code: 2, msg: fmt.Sprintf("-o %q: use table or json", output)}
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cl, err := client.New(client.WithConn(conn))
+	ctx, cl, done, err := dial(ctx, conn, timeout)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	st, err := cl.Get(ctx, id)
 	if errors.Is(err, client.ErrExpired) {
 		fmt.Fprintf(stderr, "stepwise: request %s expired: it finished and was forgotten after its retention\n", id)

@@ -48,13 +48,11 @@ func retryMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cl, err := client.New(client.WithConn(conn))
+	ctx, cl, done, err := dial(ctx, conn, timeout)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	root, err := requestRecord(ctx, cl, id, timeout)
 	if err != nil {
 		return err

@@ -64,13 +64,11 @@ func signalMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if err := client.ValidateInput(raw); err != nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("%s: signal data: %s", source, strings.TrimPrefix(err.Error(), "stepwise: "))}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cl, err := client.New(client.WithConn(conn))
+	ctx, cl, done, err := dial(ctx, conn, timeout)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	st, err := requestStatus(ctx, cl, id, timeout)
 	if err != nil {
 		return err

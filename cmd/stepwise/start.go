@@ -82,13 +82,11 @@ func startMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cl, err := client.New(client.WithConn(conn))
+	ctx, cl, done, err := dial(ctx, conn, timeout)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	if id != "" {
 		if err := cl.Existing(ctx, id); err != nil {
 			return existsExit(timeoutHint(ctx, err, timeout))
@@ -132,6 +130,18 @@ func existsExit(err error) error {
 	}
 	return &exitError{code: exitExists, msg: strings.TrimPrefix(err.Error(), "stepwise: ") +
 		"; a start of an existing id is ignored: choose another --id, or look at this one with 'stepwise get'"}
+}
+
+// dial connects a client for a command that gives up after timeout: the
+// command's context, the client, and the function that closes both.
+func dial(ctx context.Context, conn kconn.Config, timeout time.Duration) (context.Context, *client.Client, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	cl, err := client.New(client.WithConn(conn))
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, cl, func() { cl.Close(); cancel() }, nil
 }
 
 // readInput resolves the JSON value of flag (named for messages, e.g.
