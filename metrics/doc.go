@@ -25,6 +25,7 @@
 //	stepwise_transaction_batch_records                       histogram input records per committed transaction
 //	stepwise_transaction_aborts_total                        counter
 //	stepwise_processor_restarts_total                        counter   group sessions started over
+//	stepwise_partitions_disowned_total                       counter   partitions held outside the group's assignment, set aside
 //	stepwise_restore_duration_seconds                        histogram one restore of assigned partitions
 //	stepwise_restore_records_total                           counter   state records read by restores
 //	stepwise_inputs_dropped_total{topic,reason}              counter   inputs answered by a log line and this only

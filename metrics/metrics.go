@@ -90,6 +90,7 @@ type Processor struct {
 	batchRecords     prometheus.Histogram
 	aborts           prometheus.Counter
 	restarts         prometheus.Counter
+	disowned         prometheus.Counter
 	restoreSeconds   prometheus.Histogram
 	restoreRecords   prometheus.Counter
 	dropped          *prometheus.CounterVec
@@ -120,6 +121,8 @@ func NewProcessor(reg prometheus.Registerer) *Processor {
 			Help: "Input records consumed by one committed transaction.", Buckets: batchBuckets}),
 		aborts:   f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "transaction_aborts_total", Help: "Transactions aborted (their inputs are consumed again)."}),
 		restarts: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "processor_restarts_total", Help: "Group sessions started over after a transaction ended in error."}),
+		disowned: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "partitions_disowned_total",
+			Help: "Partitions a processor held outside the group's assignment (a revoke it was not told of), set aside before any event of theirs ran."}),
 		restoreSeconds: f.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "restore_duration_seconds",
 			Help: "Time to restore the state of newly assigned partitions.", Buckets: durationBuckets}),
 		restoreRecords: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "restore_records_total", Help: "State records read by restores."}),
@@ -221,6 +224,14 @@ func (m *Processor) Aborted() {
 func (m *Processor) Restarted() {
 	if m != nil {
 		m.restarts.Inc()
+	}
+}
+
+// Disowned counts a partition held outside the group's assignment and
+// set aside.
+func (m *Processor) Disowned() {
+	if m != nil {
+		m.disowned.Inc()
 	}
 }
 

@@ -55,6 +55,33 @@ func waitPartitions(t *testing.T, n int, rs ...*replica) {
 	}
 }
 
+// waitSpread waits until the replicas own n partitions between them, each
+// exactly once, and every replica owns one at least.
+func waitSpread(t *testing.T, n int, rs ...*replica) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var all []int32
+		idle := false
+		for _, r := range rs {
+			ps := r.p.Stats().Partitions
+			idle = idle || len(ps) == 0
+			all = append(all, ps...)
+		}
+		slices.Sort(all)
+		if !idle && len(all) == n && len(slices.Compact(all)) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, r := range rs {
+				t.Logf("%s owns %v", r.p.cfg.ReplicaID, r.p.Stats().Partitions)
+			}
+			t.Fatalf("partitions not spread over the %d replicas: %v", len(rs), all)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // A replica dies abruptly (no commit, no abort, no leaving the group) while
 // 1,000 requests are in flight; a new replica takes over its partitions.
 // Every request completes exactly once. The takeover time is logged: it is

@@ -69,6 +69,12 @@ type Processor struct {
 		// and any loss, discards them.
 		parked    map[int32]*partition
 		parkedGen int32
+		// gen is the group generation of the latest assignment, and
+		// assignment its partition numbers: what the group gave this
+		// replica. parts holds no partition outside it (see assigned
+		// and owns).
+		gen        int32
+		assignment map[int32]bool
 	}
 
 	// poison holds the inputs (topic/partition/offset or timer) whose
@@ -94,6 +100,7 @@ type counters struct {
 	events                                atomic.Uint64
 	committed, aborted, restarts          atomic.Uint64
 	restores, restoredRecords, badRecords atomic.Uint64
+	disowned                              atomic.Uint64
 	restoreNanos, lastRestoreNanos        atomic.Int64
 }
 
@@ -110,6 +117,12 @@ type Stats struct {
 	// with invalid ids, records naming no request, oversize effects.
 	// Each was logged once with its reason.
 	Drops map[machine.Reason]uint64
+
+	// Disowned counts the partitions this replica held although the
+	// group no longer gave them to it (a revoke it was not told of),
+	// found and set aside (parked) before any event or timer of
+	// theirs ran; see assigned and owns.
+	Disowned uint64
 
 	Restores        uint64        // restores run (one per assignment)
 	RestoredRecords uint64        // state records read by restores
@@ -128,6 +141,7 @@ func (p *Processor) Stats() Stats {
 	return Stats{
 		Events: p.st.events.Load(), Drops: p.drops.snapshot(),
 		Committed: p.st.committed.Load(), Aborted: p.st.aborted.Load(), Restarts: p.st.restarts.Load(),
+		Disowned: p.st.disowned.Load(),
 		Restores: p.st.restores.Load(), RestoredRecords: p.st.restoredRecords.Load(), BadRecords: p.st.badRecords.Load(),
 		RestoreTime: time.Duration(p.st.restoreNanos.Load()), LastRestore: time.Duration(p.st.lastRestoreNanos.Load()),
 		Partitions: parts,
@@ -184,6 +198,7 @@ func New(cfg Config) (*Processor, error) {
 	p.split = newCommitSplitIf(cfg.measureCommits, p.log)
 	p.mu.parts = map[int32]*partition{}
 	p.mu.parked = map[int32]*partition{}
+	p.mu.assignment = map[int32]bool{}
 	return p, nil
 }
 
@@ -264,6 +279,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.mu.Lock()
 		clear(p.mu.parts)
 		clear(p.mu.parked)
+		clear(p.mu.assignment)
+		p.mu.gen = 0
 		p.mu.Unlock()
 		if !errors.Is(err, errRestart) || ctx.Err() != nil {
 			p.log.Info("processor stopped", logkey.Error, err)
@@ -399,6 +416,14 @@ func (p *Processor) partitionNumbers(m map[string][]int32) []int32 {
 // only once it returns, so no event meets a partition without its state.
 // Partitions this replica held in the generation just before, and kept
 // since they were revoked, are taken back as they are.
+//
+// The balancer is eager, so m is the whole assignment and every generation
+// ends in a revoke of everything: parts should be empty here. It is not
+// when a revoke was never delivered: kgo's GroupTransactSession calls the
+// revoke (and loss) callback only for the first revoke after a transaction
+// ended, so a replica that ran no transaction between two rebalances (idle,
+// or restoring) hears of the first only. Whatever is left in parts is
+// treated as revoked at the end of the generation it was assigned in.
 func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 	p.ready.restoring.Add(1)
 	defer func() {
@@ -408,9 +433,19 @@ func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, m map[string][
 	_, gen := cl.GroupMetadata()
 	var nums, kept []int32
 	p.mu.Lock()
+	if left := slices.Sorted(maps.Keys(p.mu.parts)); len(left) > 0 {
+		p.log.Warn("partitions held without their revoke; treated as revoked", "partitions", left, "held_generation", p.mu.gen, "generation", gen)
+		for _, n := range left {
+			p.parkLocked(n)
+		}
+	}
+	p.mu.gen = gen
+	clear(p.mu.assignment)
+	for _, n := range p.partitionNumbers(m) {
+		p.mu.assignment[n] = true
+	}
 	for _, n := range p.partitionNumbers(m) {
 		switch {
-		case p.mu.parts[n] != nil:
 		case p.mu.parked[n] != nil && p.mu.parkedGen == gen-1:
 			p.mu.parts[n] = p.mu.parked[n]
 			kept = append(kept, n)
@@ -458,6 +493,48 @@ func (p *Processor) assigned(ctx context.Context, cl *kgo.Client, m map[string][
 	}
 }
 
+// parkLocked moves partition n from the owned set to the parked one, as
+// a revoke at the end of generation p.mu.gen would have: the next
+// generation may take it back as it is, any later one restores it. It
+// counts n as disowned: called only for a partition whose revoke never
+// came. p.mu must be held.
+func (p *Processor) parkLocked(n int32) {
+	part := p.mu.parts[n]
+	if part == nil {
+		return
+	}
+	if p.mu.parkedGen != p.mu.gen {
+		clear(p.mu.parked)
+	}
+	p.mu.parkedGen = p.mu.gen
+	p.mu.parked[n] = part
+	delete(p.mu.parts, n)
+	delete(p.mu.assignment, n)
+	p.st.disowned.Add(1)
+	p.metrics.Disowned()
+	p.metrics.PartitionGone(n)
+}
+
+// owns reports whether the group client holds partition n now: in the
+// generation of the owned set's assignment, and in that assignment. A
+// partition of the owned set that fails it is parked (parkLocked) and
+// logged. It is the check before an event or timer of n runs; assigned
+// keeps the owned set within the assignment, this catches a revoke not yet
+// followed by the next assignment.
+func (p *Processor) owns(cl *kgo.Client, n int32) bool {
+	_, gen := cl.GroupMetadata()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if gen == p.mu.gen && p.mu.assignment[n] {
+		return true
+	}
+	if p.mu.parts[n] != nil {
+		p.log.Warn("partition held outside the group's assignment; set aside", "partition", n, "held_generation", p.mu.gen, "generation", gen, "assigned", p.mu.assignment[n])
+		p.parkLocked(n)
+	}
+	return false
+}
+
 // revoked parks the revoked partitions (see assigned). The open
 // transaction, if any, aborts: GroupTransactSession saw the revoke.
 func (p *Processor) revoked(_ context.Context, cl *kgo.Client, m map[string][]int32) {
@@ -473,6 +550,7 @@ func (p *Processor) revoked(_ context.Context, cl *kgo.Client, m map[string][]in
 			p.mu.parked[n] = part
 			delete(p.mu.parts, n)
 		}
+		delete(p.mu.assignment, n)
 	}
 	p.mu.Unlock()
 	p.metrics.PartitionGone(nums...)
@@ -488,6 +566,7 @@ func (p *Processor) lost(_ context.Context, _ *kgo.Client, m map[string][]int32)
 	p.mu.Lock()
 	for _, n := range nums {
 		delete(p.mu.parts, n)
+		delete(p.mu.assignment, n)
 	}
 	clear(p.mu.parked)
 	p.mu.Unlock()
@@ -536,10 +615,13 @@ func (b *batch) promise(src string) func(*kgo.Record, error) {
 }
 
 // stage returns the staged overlay of partition part, or nil when this
-// replica does not own it.
-func (p *Processor) stage(b *batch, part int32) *staged {
+// replica does not own it (or the group client does not, see owns).
+func (p *Processor) stage(cl *kgo.Client, b *batch, part int32) *staged {
 	if st := b.parts[part]; st != nil {
 		return st
+	}
+	if !p.owns(cl, part) {
+		return nil
 	}
 	p.mu.Lock()
 	base := p.mu.parts[part]
@@ -563,7 +645,7 @@ func (p *Processor) loop(ctx context.Context, sess *kgo.GroupTransactSession) er
 			records = fs.Records()
 		}
 		now := p.cfg.Now()
-		timers := p.dueTimers(now)
+		timers := p.dueTimers(sess.Client(), now)
 		if len(records) == 0 && len(timers) == 0 {
 			continue
 		}
@@ -637,14 +719,17 @@ type partTimer struct {
 }
 
 // dueTimers returns the timers due at now, up to MaxBatch, earliest
-// partition number first.
-func (p *Processor) dueTimers(now time.Time) []partTimer {
+// partition number first, of the partitions the group client holds (owns).
+func (p *Processor) dueTimers(cl *kgo.Client, now time.Time) []partTimer {
 	p.mu.Lock()
 	parts := slices.Collect(maps.Values(p.mu.parts))
 	p.mu.Unlock()
 	slices.SortFunc(parts, func(a, b *partition) int { return int(a.num) - int(b.num) })
 	var out []partTimer
 	for _, part := range parts {
+		if !p.owns(cl, part.num) {
+			continue
+		}
 		for _, t := range part.timers.due(now, p.cfg.MaxBatch-len(out)) {
 			out = append(out, partTimer{part.num, t})
 		}
@@ -703,7 +788,7 @@ func (p *Processor) handle(sess *kgo.GroupTransactSession, b *batch, records []*
 // partition part and produces its effects. src names the input, for
 // poison tracking; fired is the timer the event came from, if any.
 func (p *Processor) apply(sess *kgo.GroupTransactSession, b *batch, part int32, ev machine.Event, src string, fired *machine.Timer) {
-	st := p.stage(b, part)
+	st := p.stage(sess.Client(), b, part)
 	if st == nil {
 		b.failed = fmt.Errorf("%w: partition %d", errNotOwned, part)
 		return
