@@ -21,7 +21,7 @@ func TestTwoReplicas(t *testing.T) {
 	e.startWorker(echo)
 	r1 := e.startProcessor("p1")
 	r2 := e.startProcessor("p2")
-	waitPartitions(t, 6, r1, r2)
+	waitSpread(t, 6, r1, r2) // not waitPartitions: p1 alone holds all 6 until p2 joins
 	reqs := ids("two", 1000)
 	e.start("chain", reqs...)
 	comps.wait(t, reqs, 25*time.Second)
@@ -92,7 +92,7 @@ func TestProcessorCrash(t *testing.T) {
 	e.startWorker(echo)
 	r1 := e.startProcessor("p1")
 	r2 := e.startProcessor("p2")
-	waitPartitions(t, 6, r1, r2)
+	waitSpread(t, 6, r1, r2) // not waitPartitions: p1 alone holds all 6 until p2 joins
 
 	reqs := ids("crash", 1000)
 	go e.start("chain", reqs[:500]...)
