@@ -111,28 +111,12 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			plan.Scenarios = nil
 		}
 	}
-	switch rate {
-	case bench.LoadAuto:
-		plan.Load = bench.LoadAuto
-	default:
-		r, err := strconv.ParseFloat(rate, 64)
-		if err != nil || r < 0 {
-			return &exitError{code: 2, msg: fmt.Sprintf("--rate %q: want a number of requests/s, 0, or auto", rate)}
-		}
-		plan.Load, plan.Rate = bench.LoadOpen, r
-		if r == 0 {
-			plan.Load = bench.LoadClosed
-		}
+	var err error
+	if plan.Load, plan.Rate, err = parseLoad(rate); err != nil {
+		return err
 	}
-	for part := range strings.SplitSeq(replicas, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		n, err := strconv.Atoi(part)
-		if err != nil || n < 1 {
-			return &exitError{code: 2, msg: fmt.Sprintf("--replicas: %q is not a replica count", part)}
-		}
-		plan.Replicas = append(plan.Replicas, n)
+	if plan.Replicas, err = parseReplicas(replicas); err != nil {
+		return err
 	}
 	if partitions < 1 {
 		return &exitError{code: 2, msg: "--partitions must be at least 1"}
@@ -169,29 +153,71 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if rep == nil {
 		return runErr
 	}
+	if err := writeBenchReports(rep, stdout, stderr, jsonFile, outDir); err != nil {
+		return err
+	}
+	return runErr
+}
+
+// parseLoad reads --rate: auto, 0 (the closed loop only) or an open-loop
+// rate in requests/s.
+func parseLoad(rate string) (string, float64, error) {
+	if rate == bench.LoadAuto {
+		return bench.LoadAuto, 0, nil
+	}
+	r, err := strconv.ParseFloat(rate, 64)
+	if err != nil || r < 0 {
+		return "", 0, &exitError{code: 2, msg: fmt.Sprintf("--rate %q: want a number of requests/s, 0, or auto", rate)}
+	}
+	if r == 0 {
+		return bench.LoadClosed, 0, nil
+	}
+	return bench.LoadOpen, r, nil
+}
+
+// parseReplicas reads --replicas, a comma-separated list of counts.
+func parseReplicas(list string) ([]int, error) {
+	var out []int
+	for part := range strings.SplitSeq(list, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 1 {
+			return nil, &exitError{code: 2, msg: fmt.Sprintf("--replicas: %q is not a replica count", part)}
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// writeBenchReports writes the report as Markdown to stdout, as JSON to
+// jsonFile, and with its plots into outDir (each when named).
+func writeBenchReports(rep *bench.Report, stdout, stderr io.Writer, jsonFile, outDir string) error {
 	bench.WriteMarkdown(stdout, rep)
 	if jsonFile != "" {
 		if err := writeReport(jsonFile, func(w io.Writer) error { return bench.WriteJSON(w, rep) }); err != nil {
 			return err
 		}
 	}
-	if outDir != "" {
-		if err := os.MkdirAll(outDir, 0o755); err != nil {
-			return err
-		}
-		if err := writeReport(filepath.Join(outDir, "report.json"), func(w io.Writer) error { return bench.WriteJSON(w, rep) }); err != nil {
-			return err
-		}
-		if err := writeReport(filepath.Join(outDir, "summary.md"), func(w io.Writer) error { bench.WriteMarkdown(w, rep); return nil }); err != nil {
-			return err
-		}
-		files, err := bench.WritePlots(rep, outDir)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "wrote %s: report.json, summary.md and %d plots\n", outDir, len(files))
+	if outDir == "" {
+		return nil
 	}
-	return runErr
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	if err := writeReport(filepath.Join(outDir, "report.json"), func(w io.Writer) error { return bench.WriteJSON(w, rep) }); err != nil {
+		return err
+	}
+	if err := writeReport(filepath.Join(outDir, "summary.md"), func(w io.Writer) error { bench.WriteMarkdown(w, rep); return nil }); err != nil {
+		return err
+	}
+	files, err := bench.WritePlots(rep, outDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "wrote %s: report.json, summary.md and %d plots\n", outDir, len(files))
+	return nil
 }
 
 func writeReport(path string, write func(io.Writer) error) error {
