@@ -481,43 +481,16 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	end := t0.Add(cfg.Duration)
 	stopProgress := r.progress(sc.Name+" "+systemName, tr, t0)
 	n := 0
-	next := func() string { n++; return "r-" + strconv.Itoa(n) }
+	startNext := func(at time.Time) {
+		n++
+		start("r-"+strconv.Itoa(n), sc.Input(n), at, true)
+	}
 	if load.Rate > 0 {
 		run.Mode, run.Rate = "open", load.Rate
-		interval := time.Duration(float64(time.Second) / load.Rate)
-		tick := time.NewTicker(time.Millisecond)
-		sched := t0
-		for now := t0; now.Before(end); now = time.Now() {
-			for !sched.After(now) && sched.Before(end) {
-				start(next(), sc.Input(n), sched, true)
-				sched = sched.Add(interval)
-			}
-			select {
-			case <-ctx.Done():
-			case <-tick.C:
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		tick.Stop()
+		openLoop(ctx, load.Rate, t0, end, startNext)
 	} else {
 		run.Mode, run.Concurrency = "closed", load.Concurrency
-		timer := time.NewTimer(time.Until(end))
-	loop:
-		for {
-			for inflight := tr.inFlight(); inflight < load.Concurrency; inflight++ {
-				start(next(), sc.Input(n), time.Now(), true)
-			}
-			select {
-			case <-tr.done:
-			case <-timer.C:
-				break loop
-			case <-ctx.Done():
-				break loop
-			}
-		}
-		timer.Stop()
+		closedLoop(ctx, tr, load.Concurrency, end, startNext)
 	}
 	window := time.Since(t0)
 	u1 := sumUsage(systems)
@@ -534,28 +507,7 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	run.Unfinished = len(tr.mu.live)
 	tr.mu.Unlock()
 	run.Started = n
-	run.WindowS = window.Seconds()
-	lats := make([]time.Duration, 0, len(samples))
-	overs := make([]time.Duration, 0, len(samples))
-	inWindow, stepsInWindow, steps := 0, 0, 0
-	for _, s := range samples {
-		lats = append(lats, s.latency)
-		overs = append(overs, s.overhead)
-		steps += s.steps
-		if !s.at.After(t0.Add(window)) {
-			inWindow++
-			stepsInWindow += s.steps
-		}
-	}
-	run.Completed = len(samples)
-	run.RequestsPerS = float64(inWindow) / window.Seconds()
-	run.StepsPerS = float64(stepsInWindow) / window.Seconds()
-	if len(samples) > 0 {
-		run.StepsPerReq = float64(steps) / float64(len(samples))
-	}
-	run.Latency = Summarize(lats)
-	run.Overhead = Summarize(overs)
-	run.latencies = lats
+	summarizeSamples(run, samples, t0, window)
 	run.CPUSeconds = (u1.cpu - u0.cpu).Seconds()
 	run.CPUCores = run.CPUSeconds / window.Seconds()
 	run.CPUShared = u1.shared
@@ -580,6 +532,72 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		return run, fmt.Errorf("%s %s: %w", sc.Name, systemName, drainErr)
 	}
 	return run, nil
+}
+
+// openLoop starts a request at rate per second from t0 until end, each at
+// its scheduled time however long the system takes (startNext(at)).
+func openLoop(ctx context.Context, rate float64, t0, end time.Time, startNext func(at time.Time)) {
+	interval := time.Duration(float64(time.Second) / rate)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	sched := t0
+	for now := t0; now.Before(end) && ctx.Err() == nil; now = time.Now() {
+		for !sched.After(now) && sched.Before(end) {
+			startNext(sched)
+			sched = sched.Add(interval)
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+}
+
+// closedLoop keeps concurrency requests in flight until end: a new one
+// starts as soon as one completes.
+func closedLoop(ctx context.Context, tr *tracker, concurrency int, end time.Time, startNext func(at time.Time)) {
+	timer := time.NewTimer(time.Until(end))
+	defer timer.Stop()
+	for {
+		for inflight := tr.inFlight(); inflight < concurrency; inflight++ {
+			startNext(time.Now())
+		}
+		select {
+		case <-tr.done:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// summarizeSamples fills run's throughput and latency figures from the
+// completed requests' samples: throughput counts those completed within
+// the measured window (from t0), latencies every one.
+func summarizeSamples(run *Run, samples []sample, t0 time.Time, window time.Duration) {
+	run.WindowS = window.Seconds()
+	lats := make([]time.Duration, 0, len(samples))
+	overs := make([]time.Duration, 0, len(samples))
+	inWindow, stepsInWindow, steps := 0, 0, 0
+	for _, s := range samples {
+		lats = append(lats, s.latency)
+		overs = append(overs, s.overhead)
+		steps += s.steps
+		if !s.at.After(t0.Add(window)) {
+			inWindow++
+			stepsInWindow += s.steps
+		}
+	}
+	run.Completed = len(samples)
+	run.RequestsPerS = float64(inWindow) / window.Seconds()
+	run.StepsPerS = float64(stepsInWindow) / window.Seconds()
+	if len(samples) > 0 {
+		run.StepsPerReq = float64(steps) / float64(len(samples))
+	}
+	run.Latency = Summarize(lats)
+	run.Overhead = Summarize(overs)
+	run.latencies = lats
 }
 
 // waitIdle waits until every started request completed.
