@@ -185,3 +185,28 @@ func TestAttemptsNameTheirWorker(t *testing.T) {
 		t.Fatalf("earlier attempts %+v, want attempt 1 by host-a/17", ss.Earlier)
 	}
 }
+
+// TestRetryOfAFanOutOverNotAList: a fan-out that failed because its input
+// was not a list fails again on a retry (the input has not changed); it is
+// never marked succeeded without running.
+func TestRetryOfAFanOutOverNotAList(t *testing.T) {
+	h := newHarness(t, wordCounts())
+	h.start("r", "book-word-counts", `{}`)
+	h.ok(h.dispatched("store-title"), `{}`)
+	h.ok(h.dispatched("book-split"), `{"sections": 5}`)
+	root := h.store["r"]
+	if root.Status != schemas.StatusFailed {
+		t.Fatalf("fan-out over 5: request %s, want failed", root.Status)
+	}
+	h.retry("r", root.Run(), "")
+	root = h.store["r"]
+	if ss := root.Steps["section-counts"]; ss != nil && ss.Status == schemas.StepSucceeded {
+		t.Fatalf("the fan-out over 5 is marked succeeded after a retry: %+v", ss)
+	}
+	if root.Status != schemas.StatusFailed {
+		t.Fatalf("after the retry the request is %s, want failed again (the list is still not a list)", root.Status)
+	}
+	if root.Steps["sum-splits"] != nil {
+		t.Fatalf("the join ran after a fan-out over 5: %+v", root.Steps["sum-splits"])
+	}
+}

@@ -171,6 +171,12 @@ func (t *transition) resume(inst *schemas.Record, g *topology.Graph) {
 			}
 			continue
 		}
+		if ss.Children == 0 {
+			// The fan-out failed as it began (its list was not a list, its
+			// input too large): it begins again, on the same input.
+			inst.Steps[step.Name] = &schemas.StepState{Status: schemas.StepPending}
+			continue
+		}
 		ss.Status, ss.Ended = schemas.StepRunning, time.Time{}
 		var fields map[string]json.RawMessage
 		var elems []json.RawMessage
