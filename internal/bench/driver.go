@@ -349,28 +349,11 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	if systemName == SystemRelay {
 		handlers = sc.RelayHandlers
 	}
-	w, err := worker.New(worker.WithConn(r.conn(p)), worker.WithLogger(cfg.Logger),
-		worker.WithKafkaOpts(kgo.FetchMaxWait(10*time.Millisecond), kgo.ProducerLinger(0)))
+	stopWorkers, err := r.startWorkers(ctx, p, handlers, tr, noteSize)
 	if err != nil {
 		return nil, err
 	}
-	for q, h := range handlers {
-		sized := func(ctx context.Context, t *worker.Task) (json.RawMessage, error) {
-			noteSize(len(t.Input))
-			out, err := h(ctx, t)
-			noteSize(len(out))
-			return out, err
-		}
-		w.Handle(q, tr.wrap(sized), worker.Concurrency(cfg.WorkerConcurrency))
-	}
-	wctx, wcancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := w.Run(wctx); err != nil {
-			cfg.Logger.Error("bench workers", logkey.Error, err)
-		}
-	})
-	defer func() { wcancel(); wg.Wait() }()
+	defer stopWorkers()
 
 	// The system under test.
 	var systems []system
@@ -402,24 +385,11 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 	}
 
 	// Completions: one read_committed consumer for every request.
-	comp, err := r.client(p, kgo.ConsumeTopics(p.Completions()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxWait(10*time.Millisecond), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ccancel, err := r.followCompletions(ctx, p, tr, noteSize)
 	if err != nil {
 		return nil, err
 	}
-	defer comp.Close()
-	cctx, ccancel := context.WithCancel(ctx)
 	defer ccancel()
-	go func() {
-		for cctx.Err() == nil {
-			fs := comp.PollFetches(cctx)
-			now := time.Now()
-			fs.EachRecord(func(rec *kgo.Record) {
-				noteSize(len(rec.Value))
-				tr.completed(string(rec.Key), now, bytes.Contains(rec.Value, []byte(`"status":"succeeded"`)))
-			})
-		}
-	}()
 
 	prod, err := r.client(p, kgo.ProducerLinger(0))
 	if err != nil {
@@ -532,6 +502,60 @@ func (r *runner) runOne(ctx context.Context, sc *Scenario, systemName string, re
 		return run, fmt.Errorf("%s %s: %w", sc.Name, systemName, drainErr)
 	}
 	return run, nil
+}
+
+// startWorkers runs handlers in this process with the Go SDK, each timed
+// by tr and its input and output sizes noted; the function returned stops
+// them.
+func (r *runner) startWorkers(ctx context.Context, p topology.Prefix, handlers map[string]worker.Handler, tr *tracker, noteSize func(int)) (stop func(), err error) {
+	cfg := r.cfg
+	w, err := worker.New(worker.WithConn(r.conn(p)), worker.WithLogger(cfg.Logger),
+		worker.WithKafkaOpts(kgo.FetchMaxWait(10*time.Millisecond), kgo.ProducerLinger(0)))
+	if err != nil {
+		return nil, err
+	}
+	for q, h := range handlers {
+		sized := func(ctx context.Context, t *worker.Task) (json.RawMessage, error) {
+			noteSize(len(t.Input))
+			out, err := h(ctx, t)
+			noteSize(len(out))
+			return out, err
+		}
+		w.Handle(q, tr.wrap(sized), worker.Concurrency(cfg.WorkerConcurrency))
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := w.Run(wctx); err != nil {
+			cfg.Logger.Error("bench workers", logkey.Error, err)
+		}
+	})
+	return func() { wcancel(); wg.Wait() }, nil
+}
+
+// followCompletions reads the completions topic (read_committed) into tr
+// until the function returned is called.
+func (r *runner) followCompletions(ctx context.Context, p topology.Prefix, tr *tracker, noteSize func(int)) (stop func(), err error) {
+	comp, err := r.client(p, kgo.ConsumeTopics(p.Completions()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(10*time.Millisecond), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	cctx, ccancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for cctx.Err() == nil {
+			fs := comp.PollFetches(cctx)
+			now := time.Now()
+			fs.EachRecord(func(rec *kgo.Record) {
+				noteSize(len(rec.Value))
+				tr.completed(string(rec.Key), now, bytes.Contains(rec.Value, []byte(`"status":"succeeded"`)))
+			})
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { ccancel(); <-done; comp.Close() }) }, nil
 }
 
 // openLoop starts a request at rate per second from t0 until end, each at
