@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stepwise-run/stepwise/schemas"
+	"github.com/stepwise-run/stepwise/topology"
 )
 
 // FuzzApply feeds arbitrary event sequences, payloads included, to the
@@ -15,9 +17,10 @@ func FuzzApply(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 2, 1, 3, 0}, `{"sections":[1,2],"documents":[{"n":1}],"pages":[1]}`)
 	f.Add([]byte{0, 1, 4, 4, 4, 5, 6, 2}, `{}`)
 	f.Add([]byte{0, 2, 1, 1, 1, 1, 7, 7, 7}, `not json`)
+	f.Add([]byte{0, 4, 1, 0, 8, 4, 9, 0, 9, 0, 4, 0, 8, 4}, `{"ok":true}`)
 	f.Fuzz(func(t *testing.T, ops []byte, payload string) {
-		h := newHarness(t, linear3(), wordCounts(), nestedIDP())
-		workflows := []string{"linear3", "book-word-counts", "idp", "unknown"}
+		h := newHarness(t, linear3(), wordCounts(), nestedIDP(), approval())
+		workflows := []string{"linear3", "book-word-counts", "idp", "unknown", "approval"}
 		done := map[string]int{}
 		apply := func(ev Event) {
 			eff := h.apply(ev)
@@ -34,7 +37,7 @@ func FuzzApply(f *testing.F) {
 
 		}
 		for i := 0; i+1 < len(ops); i += 2 {
-			op, arg := ops[i]%8, int(ops[i+1])
+			op, arg := ops[i]%10, int(ops[i+1])
 			req := fmt.Sprintf("r%d", arg%3)
 			pick := func() (Dispatch, bool) {
 				if len(h.dispatches) == 0 {
@@ -65,10 +68,31 @@ func FuzzApply(f *testing.F) {
 			case 6:
 				apply(Event{Kind: EventResult, Request: req, Step: payload, Attempt: arg, Output: json.RawMessage(`{}`)})
 			case 7:
-				apply(Event{Kind: EventTimer, Request: req, Step: payload, Attempt: arg % 4, Timer: TimerKind(arg % 5)})
+				apply(Event{Kind: EventTimer, Request: req, Step: payload, Attempt: arg % 4, Timer: TimerKind(arg % 8)})
+			case 8:
+				step := ""
+				if arg%2 == 1 {
+					step = "approve"
+				}
+				apply(Event{Kind: EventSignal, Request: req, Signal: []string{"approve", "other"}[arg%4/2], Step: step, Output: json.RawMessage(payload)})
+			case 9:
+				if d, ok := pick(); ok {
+					apply(Event{Kind: EventHeartbeat, Request: d.Request, Step: d.Step, Attempt: d.Attempt, Output: json.RawMessage(payload)})
+				}
 			}
 		}
 	})
+}
+
+// approval is a workflow with the steps that are not dispatched or that
+// beat: "work" with a heartbeat timeout, then "approve" waiting for a
+// signal (with a timeout to a default), then "after".
+func approval() *topology.Workflow {
+	g := graph(nil, fastRetry, "work", "approve<-work", "after<-approve")
+	g.ByName["work"].HeartbeatTimeout = 3 * time.Second
+	g.ByName["approve"].Queue = ""
+	g.ByName["approve"].Wait = &topology.Wait{Signal: "approve", Timeout: time.Minute, OnTimeout: json.RawMessage(`{"approved":false}`)}
+	return &topology.Workflow{Name: "approval", Graph: g}
 }
 
 // FuzzDecode: any bytes read back from the state topic decode or fail with
