@@ -205,6 +205,22 @@ func TestClassify(t *testing.T) {
 			t.Errorf("Classify(%q) = %s, want %s", text, got, want)
 		}
 	}
+	// The confidence: the winning class's share of the keywords (the
+	// TypeScript worker's test has the same table).
+	for _, c := range []struct {
+		text, class string
+		confidence  float64
+	}{
+		{"INVOICE no. 7, total due: 3.00", "invoice", 1},
+		{"Dear party, the invoice: sincerely yours", "letter", 0.6},
+		{"agreement invoice", "invoice", 0.5},
+		{"Dear Al, the term: sincerely", "letter", 0.67},
+		{"determined termite", ClassOther, 1},
+	} {
+		if class, conf := ClassifyConfidence(c.text); class != c.class || conf != c.confidence {
+			t.Errorf("ClassifyConfidence(%q) = %s %v, want %s %v", c.text, class, conf, c.class, c.confidence)
+		}
+	}
 	for _, c := range classNames() {
 		if _, ok := fieldPatterns[c]; !ok && c != ClassOther {
 			t.Errorf("class %s has no field patterns", c)
