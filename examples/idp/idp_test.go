@@ -112,6 +112,25 @@ func TestDefinitionsMatchHandlers(t *testing.T) {
 	if pages == nil || pages.Task == nil || pages.Task.ItemListKey != "pages" || pages.Task.ItemKey != "page" {
 		t.Fatal("process-document has no fan-out pages over pages")
 	}
+	// The failure handling and the review of unsure documents.
+	if pages.Tolerate == nil {
+		t.Error("the pages fan-out tolerates no failed page")
+	}
+	if st := wf.Graph.OnFailure; st == nil || st.Queue != QueueNotify {
+		t.Errorf("onFailure %+v, want the notify queue", st)
+	}
+	review := docs.Task.Graph.ByName["review"]
+	if review == nil || review.Wait == nil || review.Wait.Signal != "review" || review.When == nil ||
+		review.Wait.Timeout <= 0 || string(review.Wait.OnTimeout) == "" {
+		t.Fatalf("process-document has no review step waiting for the review signal with a timeout: %+v", review)
+	}
+	if extract := docs.Task.Graph.ByName["extract"]; !slices.Contains(extract.Depends, "review") {
+		t.Errorf("extract depends on %v, not on review", extract.Depends)
+	}
+	ocr := pages.Task.Graph.ByName["ocr"]
+	if ocr.HeartbeatTimeout <= 0 || ocr.HeartbeatTimeout >= ocr.Timeout {
+		t.Errorf("ocr: heartbeat timeout %v, timeout %v; want heartbeats that notice a silent worker before the timeout", ocr.HeartbeatTimeout, ocr.Timeout)
+	}
 }
 
 func TestDefaultBundle(t *testing.T) {
