@@ -16,8 +16,9 @@ import (
 //     none End, none repeated; the graph is acyclic;
 //   - Successors and Terminal are what Depends implies, in declaration
 //     order;
-//   - a step has either a Queue (dispatched) or a Task (fan-out), not both;
-//     a dispatched step has a retry policy with MaxAttempts >= 1,
+//   - a step has either a Queue (dispatched), a Task (fan-out), or a Wait
+//     or Sleep (never dispatched, no Queue), never two of them;
+//     a dispatched or waiting step has a retry policy with MaxAttempts >= 1,
 //     Initial > 0, Max > 0, Multiplier >= 1, and Timeout >= 0;
 //   - every task has an ItemListKey and a graph; task nesting is finite.
 //
@@ -99,14 +100,19 @@ func checkGraph(g *Graph, where string, active, checked map[*Task]bool, fail fun
 		if len(wantSucc[st.Name]) == 0 {
 			wantTerminal = append(wantTerminal, st)
 		}
+		timer := st.Wait != nil || st.Sleep > 0 // never dispatched: no queue
 		switch {
 		case st.Task != nil && st.Queue != "":
 			fail("%s: both a queue and a task", at)
-		case st.Task == nil && st.Queue == "":
+		case st.Task != nil && timer:
+			fail("%s: a fan-out that waits or sleeps", at)
+		case timer && st.Queue != "":
+			fail("%s: a wait or sleep step with a queue", at)
+		case st.Task == nil && st.Queue == "" && !timer:
 			fail("%s: neither a queue nor a task", at)
 		case st.Task == nil:
 			r := st.Retry
-			if r.MaxAttempts < 1 || r.Initial <= 0 || r.Max <= 0 || !(r.Multiplier >= 1) {
+			if st.Sleep == 0 && (r.MaxAttempts < 1 || r.Initial <= 0 || r.Max <= 0 || !(r.Multiplier >= 1)) {
 				fail("%s: invalid retry policy %+v", at, r)
 			}
 			if st.Timeout < 0 {

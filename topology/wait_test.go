@@ -182,3 +182,38 @@ func TestWaitOnTimeoutEmpty(t *testing.T) {
 		}
 	}
 }
+
+// A compiled set with wait and sleep steps (no queue: never dispatched)
+// keeps Validate's invariants, top level and inside a task, as a merge of
+// sets checks them; a wait step given a queue breaks them.
+func TestWaitAndSleepValidate(t *testing.T) {
+	set, err := Parse("w.yaml", []byte(`workflows:
+  - name: w
+    steps:
+      - name: a
+      - name: nap
+        depends: [a]
+        sleep: 1s
+      - name: docs
+        task: doc
+        depends: [nap]
+    tasks:
+      - name: doc
+        itemListKey: docs
+        steps:
+          - name: b
+          - name: review
+            depends: [b]
+            wait: {signal: review, timeout: 1h, onTimeout: {output: {ok: false}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	set.Lookup("w").Tasks["doc"].Graph.ByName["review"].Queue = "review"
+	if err := set.Validate(); err == nil || !strings.Contains(err.Error(), "review: a wait or sleep step with a queue") {
+		t.Errorf("a wait step with a queue: %v", err)
+	}
+}

@@ -35,11 +35,11 @@ func TestSelectQueues(t *testing.T) {
 		only, skip string
 		want       string // sorted queues, or the error's text
 	}{
-		{[]string{"idp"}, "", "", "assemble,classify,extract,layout,ocr,render,split"},
-		{[]string{"idp"}, "", "ocr,classify", "assemble,extract,layout,render,split"},
+		{[]string{"idp"}, "", "", "assemble,classify,extract,layout,notify,ocr,render,split"},
+		{[]string{"idp"}, "", "ocr,classify", "assemble,extract,layout,notify,render,split"},
 		{[]string{"idp"}, "ocr", "", "ocr"},
 		{[]string{"idp"}, "ocr,layout", "layout", "ocr"},
-		{[]string{"idp", "word-counts"}, "", "ocr,book-split", "assemble,classify,extract,layout,render,segment-word-counts,split,store-title,sum-splits"},
+		{[]string{"idp", "word-counts"}, "", "ocr,book-split", "assemble,classify,extract,layout,notify,render,segment-word-counts,split,store-title,sum-splits"},
 		{[]string{"idp"}, "", "ocr,book-split", `no queue "book-split" in the examples idp`},
 		{[]string{"idp"}, "orc", "", `no queue "orc"`},
 		{[]string{"idp"}, "ocr", "ocr", "leave no queue"},

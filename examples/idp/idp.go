@@ -22,6 +22,7 @@ const (
 	QueueClassify = "classify"
 	QueueExtract  = "extract"
 	QueueAssemble = "assemble"
+	QueueNotify   = "notify" // the workflow's onFailure handler
 )
 
 // WorkflowsYAML is workflows.yaml, the definition of the idp workflow.
@@ -100,6 +101,7 @@ func Handlers(opts ...Option) map[string]worker.Handler {
 		QueueClassify: c.slow(1, classify),
 		QueueExtract:  c.slow(1, extract),
 		QueueAssemble: c.slow(1, assemble),
+		QueueNotify:   notify,
 	}
 }
 

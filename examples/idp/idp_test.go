@@ -112,6 +112,25 @@ func TestDefinitionsMatchHandlers(t *testing.T) {
 	if pages == nil || pages.Task == nil || pages.Task.ItemListKey != "pages" || pages.Task.ItemKey != "page" {
 		t.Fatal("process-document has no fan-out pages over pages")
 	}
+	// The failure handling and the review of unsure documents.
+	if pages.Tolerate == nil {
+		t.Error("the pages fan-out tolerates no failed page")
+	}
+	if st := wf.Graph.OnFailure; st == nil || st.Queue != QueueNotify {
+		t.Errorf("onFailure %+v, want the notify queue", st)
+	}
+	review := docs.Task.Graph.ByName["review"]
+	if review == nil || review.Wait == nil || review.Wait.Signal != "review" || review.When == nil ||
+		review.Wait.Timeout <= 0 || string(review.Wait.OnTimeout) == "" {
+		t.Fatalf("process-document has no review step waiting for the review signal with a timeout: %+v", review)
+	}
+	if extract := docs.Task.Graph.ByName["extract"]; !slices.Contains(extract.Depends, "review") {
+		t.Errorf("extract depends on %v, not on review", extract.Depends)
+	}
+	ocr := pages.Task.Graph.ByName["ocr"]
+	if ocr.HeartbeatTimeout <= 0 || ocr.HeartbeatTimeout >= ocr.Timeout {
+		t.Errorf("ocr: heartbeat timeout %v, timeout %v; want heartbeats that notice a silent worker before the timeout", ocr.HeartbeatTimeout, ocr.Timeout)
+	}
 }
 
 func TestDefaultBundle(t *testing.T) {
@@ -203,6 +222,22 @@ func TestClassify(t *testing.T) {
 	for text, want := range cases {
 		if got := Classify(text); got != want {
 			t.Errorf("Classify(%q) = %s, want %s", text, got, want)
+		}
+	}
+	// The confidence: the winning class's share of the keywords (the
+	// TypeScript worker's test has the same table).
+	for _, c := range []struct {
+		text, class string
+		confidence  float64
+	}{
+		{"INVOICE no. 7, total due: 3.00", "invoice", 1},
+		{"Dear party, the invoice: sincerely yours", "letter", 0.6},
+		{"agreement invoice", "invoice", 0.5},
+		{"Dear Al, the term: sincerely", "letter", 0.67},
+		{"determined termite", ClassOther, 1},
+	} {
+		if class, conf := ClassifyConfidence(c.text); class != c.class || conf != c.confidence {
+			t.Errorf("ClassifyConfidence(%q) = %s %v, want %s %v", c.text, class, conf, c.class, c.confidence)
 		}
 	}
 	for _, c := range classNames() {

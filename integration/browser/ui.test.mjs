@@ -134,7 +134,7 @@ test("the UI asks for a token and signs in with it", async () => {
 
 test("workflows page draws every workflow's DAG", async () => {
   const want = await idpDAG();
-  assert.equal(want.nodes, 13, "idp: start, end, split, assemble, 2×(for each, collect), render, classify, extract, ocr, layout");
+  assert.equal(want.nodes, 14, "idp: start, end, split, assemble, 2×(for each, collect), render, classify, review, extract, ocr, layout");
   await page.goto(base + "/");
   const card = page.locator('section[data-workflow="idp"]');
   await card.locator("svg g.node").first().waitFor();

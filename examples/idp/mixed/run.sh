@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The idp example with workers in three languages: OCR in Python
 # (examples/idp/python/ocr.py), classification in TypeScript
-# (sdk/typescript/examples/idp-classify.ts), split, render, layout, extract
-# and assemble in Go (`stepwise workers --skip-queues ocr,classify`).
+# (sdk/typescript/examples/idp-classify.ts), split, render, layout, extract,
+# assemble and notify in Go (`stepwise workers --skip-queues ocr,classify`).
 #
 #   examples/idp/mixed/run.sh            # starts `stepwise dev` (embedded broker)
 #   KAFKA_BROKERS=127.0.0.1:9092 examples/idp/mixed/run.sh
@@ -197,8 +197,8 @@ start ocr-python "$py" examples/idp/python/ocr.py --brokers "$brokers" --prefix 
 start classify-ts node "$classify_js" --brokers "$brokers" --prefix "$prefix"
 start go-workers "$bin" workers --example idp --skip-queues ocr,classify --brokers "$brokers" --prefix "$prefix" --client-id idp-go
 wait_line go-workers "example workers registered" 30
-grep -q 'queues=assemble,extract,layout,render,split' "$work/go-workers.log" ||
-	die "the Go workers did not register exactly assemble, extract, layout, render, split: $(grep 'workers registered' "$work/go-workers.log")"
+grep -q 'queues=assemble,extract,layout,notify,render,split' "$work/go-workers.log" ||
+	die "the Go workers did not register exactly assemble, extract, layout, notify, render, split: $(grep 'workers registered' "$work/go-workers.log")"
 
 log "$requests requests of the default bundle and one of bundle.json, at once"
 t0=$(date +%s.%N)

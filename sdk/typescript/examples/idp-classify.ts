@@ -5,7 +5,7 @@
 // the queue can share the work:
 //
 //   in:  {"name": "a.pdf", "pages": [{"number", "text", "confidence", "blocks", "lines", "words"}, ...]}
-//   out: {"name": "a.pdf", "class": "invoice" | "contract" | "letter" | "other", "pages": [...the pages...]}
+//   out: {"name": "a.pdf", "class": "invoice" | "contract" | "letter" | "other", "confidence": 0.6, "pages": [...the pages...]}
 //
 // Run it after `npm run build`:
 //
@@ -45,17 +45,28 @@ export interface Page {
 
 /** Returns the class whose keywords occur most often in text. */
 export function classify(text: string): string {
+  return classifyConfidence(text).cls;
+}
+
+/**
+ * Returns classify's class and how sure it is, as the Go worker computes
+ * it: the share of the keyword occurrences that belong to that class,
+ * rounded to two decimals; 1 when no keyword occurs.
+ */
+export function classifyConfidence(text: string): { cls: string; confidence: number } {
   const lower = text.toLowerCase();
   let best = CLASS_OTHER;
   let bestScore = 0;
+  let total = 0;
   for (const { cls, keywords } of classKeywords) {
     const score = keywords.reduce((n, k) => n + countWord(lower, k), 0);
+    total += score;
     if (score > bestScore) {
       best = cls;
       bestScore = score;
     }
   }
-  return best;
+  return { cls: best, confidence: total === 0 ? 1 : Math.round((bestScore / total) * 100) / 100 };
 }
 
 /** Counts the occurrences of phrase in text that are not inside a longer word ("term" does not count in "determined"). */
@@ -101,7 +112,7 @@ function decodePage(v: unknown, i: number, doc: string): Page {
   return page;
 }
 
-/** The classify handler: {name, pages} in, {name, class, pages} out. */
+/** The classify handler: {name, pages} in, {name, class, confidence, pages} out. */
 export function classifyHandler(t: Task): JsonObject {
   const name = t.input.name ?? "";
   if (typeof name !== "string") throw bad(`"name" is not a string`);
@@ -109,8 +120,9 @@ export function classifyHandler(t: Task): JsonObject {
   if (raw !== null && !Array.isArray(raw)) throw bad(`document ${name}: "pages" is not a list`);
   const pages = raw === null ? null : raw.map((p, i) => decodePage(p, i, name));
   const text = (pages ?? []).map((p) => p.text + "\n").join("");
+  const { cls, confidence } = classifyConfidence(text);
   // A document without "pages" answers "pages": null, as the Go worker does.
-  return { name, class: classify(text), pages };
+  return { name, class: cls, confidence, pages };
 }
 
 /** The idp example's default simulated latency of a step. */

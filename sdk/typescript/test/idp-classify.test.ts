@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { classify, classifyHandler, latencyFromEnv, parseGoDuration, slow } from "../examples/idp-classify.js";
+import { classify, classifyConfidence, classifyHandler, latencyFromEnv, parseGoDuration, slow } from "../examples/idp-classify.js";
 import { runTask, type TaskRecord } from "../src/index.js";
 
 function record(input: unknown): TaskRecord {
@@ -46,6 +46,17 @@ test("classes are scored by whole-word keywords, as the Go worker scores them", 
   for (const [text, want] of Object.entries(cases)) assert.equal(classify(text), want, text);
 });
 
+test("the confidence is the winning class's share of the keywords, as the Go worker computes it", () => {
+  const cases: Array<[string, string, number]> = [
+    ["INVOICE no. 7, total due: 3.00", "invoice", 1],
+    ["Dear party, the invoice: sincerely yours", "letter", 0.6],
+    ["agreement invoice", "invoice", 0.5],
+    ["Dear Al, the term: sincerely", "letter", 0.67],
+    ["determined termite", "other", 1],
+  ];
+  for (const [text, cls, confidence] of cases) assert.deepEqual(classifyConfidence(text), { cls, confidence }, text);
+});
+
 test("the output carries name, class and the pages with zero counts left out", async () => {
   const r = await call({
     name: "a.pdf",
@@ -59,6 +70,7 @@ test("the output carries name, class and the pages with zero counts left out", a
   assert.deepEqual(r.value, {
     name: "a.pdf",
     class: "invoice",
+    confidence: 1,
     pages: [
       { number: 1, text: "Invoice No. 7", confidence: 0.93, blocks: 1, lines: 1, words: 3 },
       { number: 2, text: "Total due: EUR 1.00", confidence: 0.9 },
@@ -68,7 +80,7 @@ test("the output carries name, class and the pages with zero counts left out", a
 
 test("a document without pages is other, with pages null", async () => {
   const r = await call({});
-  assert.deepEqual(r.value, { name: "", class: "other", pages: null });
+  assert.deepEqual(r.value, { name: "", class: "other", confidence: 1, pages: null });
 });
 
 test("bad inputs fail permanently", async () => {
