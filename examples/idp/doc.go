@@ -27,7 +27,7 @@
 //
 // The pages fan-out tolerates up to 10% failed children: the join then
 // lists them under "pagesFailed" and the document goes on with the pages
-// read. OCR has a heartbeat timeout (20s); the SDKs beat on their own.
+// read.
 //
 // # The computations
 //

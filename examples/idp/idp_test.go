@@ -127,9 +127,11 @@ func TestDefinitionsMatchHandlers(t *testing.T) {
 	if extract := docs.Task.Graph.ByName["extract"]; !slices.Contains(extract.Depends, "review") {
 		t.Errorf("extract depends on %v, not on review", extract.Depends)
 	}
-	ocr := pages.Task.Graph.ByName["ocr"]
-	if ocr.HeartbeatTimeout <= 0 || ocr.HeartbeatTimeout >= ocr.Timeout {
-		t.Errorf("ocr: heartbeat timeout %v, timeout %v; want heartbeats that notice a silent worker before the timeout", ocr.HeartbeatTimeout, ocr.Timeout)
+	// No heartbeat timeout on OCR: its clock starts at dispatch, so it
+	// would count a backlog's queue wait and a broker restart against a
+	// worker that is fine (docs/yaml-reference.md).
+	if ocr := pages.Task.Graph.ByName["ocr"]; ocr.HeartbeatTimeout != 0 {
+		t.Errorf("ocr: heartbeat timeout %v; the example sets none", ocr.HeartbeatTimeout)
 	}
 }
 
